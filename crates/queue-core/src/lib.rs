@@ -1,0 +1,42 @@
+//! The instruction queue of local-mcp, for the server and for embedders.
+//!
+//! A person queues instructions; an agent takes them one at a time, oldest first,
+//! each exactly once. This crate holds the domain: the types ([`Instruction`],
+//! [`AgentId`], [`Settings`], ...) with their invariants checked at construction,
+//! the [`Store`] port that persistence implements (with [`MemoryStore`] here and a
+//! SQLite store in `queue-store`), and — with the default `runtime` feature — the
+//! async [`Service`] that waits for instructions, wakes on change and fans out
+//! events.
+//!
+//! The pure part does no I/O and reads no clock: times and ids come in as
+//! arguments. Build with `--no-default-features` for it alone, without tokio.
+#![deny(missing_docs)]
+
+mod error;
+mod memory;
+mod settings;
+mod store;
+mod types;
+
+#[cfg(feature = "runtime")]
+mod service;
+
+pub use error::{Conflict, QueueError, StoreError, ValidationError};
+pub use memory::{EVENT_RETENTION, MemoryStore};
+pub use settings::{
+    DEFAULT_EMPTY_RESPONSE, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS,
+    Settings, SettingsPatch, StoredSettings,
+};
+pub use store::{
+    CallTicket, Change, Claim, Counts, Event, Listing, Page, StatusFilter, Store, check_reorder,
+};
+pub use types::{
+    Agent, AgentId, AgentState, Content, Instruction, InstructionId, ResultType, Status,
+    Timestamp,
+};
+
+#[cfg(feature = "runtime")]
+pub use service::{
+    Clock, EndReason, Fetch, FetchOutcome, IdSource, Inline, Offload, RandomIds, Service,
+    ServiceBuilder, ServiceOptions, SystemClock,
+};

@@ -1,0 +1,631 @@
+//! The async queue service: every operation of the product on top of a [`Store`],
+//! the waiting `next_instruction` call, and the fan-out of change events.
+//!
+//! Waiters sleep on a [`Notify`] that every local change fires at once; changes made
+//! by other processes are found by [`Service::watch`], which polls the store's cheap
+//! change token and republishes the new events. Store calls go through an
+//! [`Offload`] so a blocking store (SQLite) never stalls the async threads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::error::{QueueError, StoreError};
+use crate::settings::{Settings, SettingsPatch};
+use crate::store::{Claim, Counts, Event, Listing, Page, StatusFilter, Store};
+use crate::types::{Agent, AgentId, Content, Instruction, InstructionId, ResultType, Timestamp};
+
+/// Where the time comes from.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp::from_micros(micros)
+    }
+}
+
+/// Where new instruction ids come from.
+pub trait IdSource: Send + Sync {
+    /// A fresh, never used id.
+    fn next_id(&self) -> InstructionId;
+}
+
+/// Random time-ordered ids (UUID v7).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn next_id(&self) -> InstructionId {
+        InstructionId::from_uuid(uuid::Uuid::now_v7())
+    }
+}
+
+/// Runs a blocking job somewhere it may block. The job must run exactly once.
+pub trait Offload: Send + Sync {
+    /// Runs `job`, now or on another thread.
+    fn run(&self, job: Box<dyn FnOnce() + Send>);
+}
+
+/// Runs jobs on the calling thread: right for a store that never blocks, such as
+/// [`MemoryStore`](crate::MemoryStore).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inline;
+
+impl Offload for Inline {
+    fn run(&self, job: Box<dyn FnOnce() + Send>) {
+        job()
+    }
+}
+
+/// What one `get_user_request` call produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// The oldest pending instruction, now consumed.
+    Instruction(Instruction),
+    /// Nothing came; the default response is the empty string.
+    Empty,
+    /// Nothing came; here is the default response.
+    DefaultResponse(String),
+}
+
+impl FetchOutcome {
+    /// The result type the tool reports.
+    pub fn result_type(&self) -> ResultType {
+        match self {
+            FetchOutcome::Instruction(_) => ResultType::Instruction,
+            FetchOutcome::Empty => ResultType::Empty,
+            FetchOutcome::DefaultResponse(_) => ResultType::DefaultResponse,
+        }
+    }
+}
+
+/// Why a call that delivered nothing ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// It delivered an instruction.
+    Delivered,
+    /// The wait ran out.
+    TimedOut,
+    /// A newer call of the same agent started.
+    Superseded,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// The result of [`Service::next_instruction`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetch {
+    /// The agent the call was made for.
+    pub agent: AgentId,
+    /// What it produced.
+    pub outcome: FetchOutcome,
+    /// Why it ended.
+    pub reason: EndReason,
+    /// Pending instructions left after this call.
+    pub remaining_pending: u64,
+    /// How long the call waited.
+    pub waited: Duration,
+}
+
+/// Tuning for a [`Service`]; the defaults suit a desktop server.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    /// Settings in force where the store has none saved.
+    pub defaults: Settings,
+    /// How often [`Service::watch`] checks for changes made by other processes.
+    pub poll_interval: Duration,
+    /// How many events a slow subscriber may fall behind before it is told it lagged.
+    pub event_buffer: usize,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            defaults: Settings::default(),
+            poll_interval: Duration::from_millis(5),
+            event_buffer: 4_096,
+        }
+    }
+}
+
+/// The queue service. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    offload: Arc<dyn Offload>,
+    options: ServiceOptions,
+    /// Fired on every change seen (local at once, foreign through `watch`).
+    changed: Notify,
+    /// Wakes `watch` to publish events right after a local change.
+    kick: Notify,
+    events: broadcast::Sender<Arc<Event>>,
+    published_seq: AtomicU64,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("options", &self.shared.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Service`]; everything but the store has a default.
+pub struct ServiceBuilder {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    offload: Arc<dyn Offload>,
+    options: ServiceOptions,
+}
+
+impl ServiceBuilder {
+    /// Uses `clock` instead of the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `ids` instead of random UUIDs.
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Runs store calls through `offload` (default: inline).
+    pub fn offload(mut self, offload: Arc<dyn Offload>) -> Self {
+        self.offload = offload;
+        self
+    }
+
+    /// Replaces the options.
+    pub fn options(mut self, options: ServiceOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Builds the service. Events from before this moment are not republished.
+    pub fn build(self) -> Result<Service, QueueError> {
+        let start_seq = self.store.last_event_seq()?;
+        let (events, _) = broadcast::channel(self.options.event_buffer.max(16));
+        let (shutdown, _) = watch::channel(false);
+        Ok(Service {
+            shared: Arc::new(Shared {
+                store: self.store,
+                clock: self.clock,
+                ids: self.ids,
+                offload: self.offload,
+                options: self.options,
+                changed: Notify::new(),
+                kick: Notify::new(),
+                events,
+                published_seq: AtomicU64::new(start_seq),
+                shutdown,
+            }),
+        })
+    }
+}
+
+impl Service {
+    /// Starts building a service over `store`.
+    pub fn builder(store: Arc<dyn Store>) -> ServiceBuilder {
+        ServiceBuilder {
+            store,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+            offload: Arc::new(Inline),
+            options: ServiceOptions::default(),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// The current time by the service's clock.
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// Runs `f` against the store through the offload.
+    async fn call<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let store = Arc::clone(&self.shared.store);
+        self.shared.offload.run(Box::new(move || {
+            let _ = tx.send(f(&*store));
+        }));
+        rx.await
+            .map_err(|_| StoreError::Other(String::from("store job was dropped")).into())
+            .and_then(|r| r)
+    }
+
+    /// Marks a local change: waiters re-check at once and `watch` publishes.
+    fn changed(&self) {
+        self.shared.changed.notify_waiters();
+        self.shared.kick.notify_one();
+    }
+
+    async fn mutate<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
+    {
+        let out = self.call(f).await;
+        if out.is_ok() {
+            self.changed();
+        }
+        out
+    }
+
+    /// Queues an instruction at the end. The text is trimmed and checked.
+    pub async fn add(&self, text: &str) -> Result<Instruction, QueueError> {
+        let content = Content::parse(text)?;
+        let id = self.shared.ids.next_id();
+        let now = self.now();
+        self.mutate(move |s| s.add(id, content, now)).await
+    }
+
+    /// One instruction.
+    pub async fn get(&self, id: InstructionId) -> Result<Instruction, QueueError> {
+        self.call(move |s| s.get(id)?.ok_or(QueueError::NotFound(id)))
+            .await
+    }
+
+    /// Rewords a pending instruction.
+    pub async fn edit(&self, id: InstructionId, text: &str) -> Result<Instruction, QueueError> {
+        let content = Content::parse(text)?;
+        let now = self.now();
+        self.mutate(move |s| s.edit(id, content, now)).await
+    }
+
+    /// Deletes a pending instruction, returning it as it was.
+    pub async fn delete(&self, id: InstructionId) -> Result<Instruction, QueueError> {
+        let now = self.now();
+        self.mutate(move |s| s.delete(id, now)).await
+    }
+
+    /// Queues a copy of a consumed instruction at the end.
+    pub async fn requeue(&self, id: InstructionId) -> Result<Instruction, QueueError> {
+        let new_id = self.shared.ids.next_id();
+        let now = self.now();
+        self.mutate(move |s| s.requeue(id, new_id, now)).await
+    }
+
+    /// Puts the pending instructions in the given order.
+    pub async fn reorder(&self, ids: Vec<InstructionId>) -> Result<Vec<Instruction>, QueueError> {
+        let now = self.now();
+        self.mutate(move |s| s.reorder(&ids, now)).await
+    }
+
+    /// Returns a delivered instruction whose result could not be written to the head
+    /// of the queue, pending again.
+    pub async fn return_to_queue(&self, id: InstructionId) -> Result<Instruction, QueueError> {
+        let now = self.now();
+        self.mutate(move |s| s.unclaim(id, now)).await
+    }
+
+    /// A page of instructions.
+    pub async fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
+        self.call(move |s| s.list(filter, page)).await
+    }
+
+    /// Pending and consumed counts.
+    pub async fn counts(&self) -> Result<Counts, QueueError> {
+        self.call(|s| s.counts()).await
+    }
+
+    /// Every agent seen, most recent first.
+    pub async fn agents(&self) -> Result<Vec<Agent>, QueueError> {
+        self.call(|s| s.agents()).await
+    }
+
+    /// The settings in force.
+    pub async fn settings(&self) -> Result<Settings, QueueError> {
+        let stored = self.call(|s| s.settings()).await?;
+        Ok(Settings::effective(&self.shared.options.defaults, &stored))
+    }
+
+    /// Saves settings and returns those in force afterwards.
+    pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings, QueueError> {
+        let now = self.now();
+        let stored = self.mutate(move |s| s.update_settings(&patch, now)).await?;
+        Ok(Settings::effective(&self.shared.options.defaults, &stored))
+    }
+
+    /// The settings in force given the stored values in `change` (for event payloads).
+    pub fn effective_settings(&self, stored: &crate::StoredSettings) -> Settings {
+        Settings::effective(&self.shared.options.defaults, stored)
+    }
+
+    /// Stored events after `seq`, for replaying to a reconnecting client.
+    pub async fn events_after(&self, seq: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
+        self.call(move |s| s.events_after(seq, limit)).await
+    }
+
+    /// The newest event published to subscribers so far.
+    pub fn published_seq(&self) -> u64 {
+        self.shared.published_seq.load(Ordering::Acquire)
+    }
+
+    /// Live events, local and (while [`Service::watch`] runs) from other processes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.shared.events.subscribe()
+    }
+
+    /// Makes every waiting call return at once with nothing consumed, refuses new
+    /// waits, and stops [`Service::watch`].
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        self.shared.changed.notify_waiters();
+    }
+
+    /// Whether [`Service::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shared.shutdown.borrow()
+    }
+
+    async fn shutdown_signal(&self) {
+        let mut rx = self.shared.shutdown.subscribe();
+        // The sender lives in `self`, so `wait_for` only returns once it is true.
+        let _ = rx.wait_for(|down| *down).await;
+    }
+
+    /// Publishes local changes as soon as they are made and polls for changes from
+    /// other processes; runs until [`Service::shutdown`]. Spawn it once per process.
+    pub async fn watch(&self) {
+        let mut token = self.shared.store.change_token().ok();
+        let mut tick = tokio::time::interval(self.shared.options.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let polled = tokio::select! {
+                _ = self.shutdown_signal() => return,
+                _ = self.shared.kick.notified() => false,
+                _ = tick.tick() => true,
+            };
+            if polled {
+                let store = Arc::clone(&self.shared.store);
+                let now = self.call(move |_| Ok(store.change_token())).await;
+                let now = match now {
+                    Ok(Ok(t)) => Some(t),
+                    _ => None,
+                };
+                if now.is_some() && now == token {
+                    continue;
+                }
+                token = now;
+            }
+            let foreign = self.publish_new_events().await;
+            if polled && foreign {
+                self.shared.changed.notify_waiters();
+            }
+        }
+    }
+
+    /// Sends every stored event newer than the last published one to subscribers.
+    /// Returns whether there were any.
+    async fn publish_new_events(&self) -> bool {
+        let mut any = false;
+        loop {
+            let after = self.published_seq();
+            let Ok(batch) = self.events_after(after, 512).await else {
+                return any;
+            };
+            let Some(last) = batch.last().map(|e| e.seq) else {
+                return any;
+            };
+            any = true;
+            for event in batch {
+                let _ = self.shared.events.send(Arc::new(event));
+            }
+            self.shared.published_seq.store(last, Ordering::Release);
+        }
+    }
+
+    /// The `get_user_request` call: delivers the oldest pending instruction, waiting
+    /// up to the `default_wait_seconds` setting for one to arrive.
+    ///
+    /// Cancel-safe: dropping the returned future at any point consumes nothing; a
+    /// claim that completes after the drop is returned to the head of the queue.
+    /// A newer call for the same agent makes this one return at once, empty.
+    pub async fn next_instruction(&self, agent: AgentId) -> Result<Fetch, QueueError> {
+        let started = Instant::now();
+        let settings = self.settings().await?;
+        let wait = Duration::from_secs(u64::from(settings.default_wait_seconds));
+        let deadline = started + wait;
+        let empty = if settings.default_empty_response.is_empty() {
+            FetchOutcome::Empty
+        } else {
+            FetchOutcome::DefaultResponse(settings.default_empty_response.clone())
+        };
+
+        let now = self.now();
+        let until = now.plus_micros(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX));
+        let a = agent.clone();
+        let ticket = self.mutate(move |s| s.begin_call(&a, now, until)).await?;
+        let mut guard = CallGuard {
+            service: self.clone(),
+            agent: agent.clone(),
+            generation: ticket.generation,
+            result: empty.result_type(),
+            claimed: None,
+            armed: true,
+        };
+
+        let mut shutdown = self.shared.shutdown.subscribe();
+        let (outcome, reason) = loop {
+            // Register for wake-ups before looking, so a change between the look and
+            // the wait is not missed.
+            let notified = self.shared.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            if *shutdown.borrow_and_update() {
+                break (empty.clone(), EndReason::ShuttingDown);
+            }
+            match self.claim(&agent, ticket.generation).await? {
+                Claim::Claimed(item) => {
+                    // From here until the caller has the result, dropping this future
+                    // puts the instruction back (see `CallGuard`).
+                    guard.claimed = Some(item.id);
+                    guard.result = ResultType::Instruction;
+                    break (FetchOutcome::Instruction(item), EndReason::Delivered);
+                }
+                Claim::Superseded => break (empty.clone(), EndReason::Superseded),
+                Claim::Empty => {}
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => break (empty.clone(), EndReason::TimedOut),
+                _ = shutdown.changed() => {}
+            }
+        };
+
+        let remaining_pending = self.counts().await?.pending;
+        let (a, generation, result, now) =
+            (agent.clone(), ticket.generation, outcome.result_type(), self.now());
+        self.mutate(move |s| s.end_call(&a, generation, result, now))
+            .await?;
+        guard.armed = false;
+        Ok(Fetch {
+            agent,
+            outcome,
+            reason,
+            remaining_pending,
+            waited: started.elapsed(),
+        })
+    }
+
+    /// Claims through the offload such that a claim finishing after the caller gave
+    /// up is undone instead of lost.
+    async fn claim(&self, agent: &AgentId, generation: u64) -> Result<Claim, QueueError> {
+        let (tx, rx) = oneshot::channel();
+        let store = Arc::clone(&self.shared.store);
+        let clock = Arc::clone(&self.shared.clock);
+        let agent = agent.clone();
+        let now = self.now();
+        let service = self.clone();
+        self.shared.offload.run(Box::new(move || {
+            let result = store.claim(&agent, generation, now);
+            if let Err(Ok(Claim::Claimed(item))) = tx.send(result) {
+                // Nobody is waiting for this instruction any more: put it back first
+                // in line, and let waiters know.
+                if store.unclaim(item.id, clock.now()).is_ok() {
+                    service.changed();
+                }
+            }
+        }));
+        let mut pending = ClaimReceiver {
+            rx,
+            answered: false,
+            service: self.clone(),
+        };
+        let out = (&mut pending.rx).await;
+        pending.answered = true;
+        let out = out
+            .map_err(|_| QueueError::from(StoreError::Other(String::from("claim job dropped"))))?;
+        if matches!(out, Ok(Claim::Claimed(_))) {
+            self.changed();
+        }
+        out
+    }
+}
+
+/// The pending answer of a claim. If the waiting future is dropped after the store
+/// answered but before the answer was read, the instruction would be consumed and
+/// lost; dropping this puts it back instead.
+struct ClaimReceiver {
+    rx: oneshot::Receiver<Result<Claim, QueueError>>,
+    answered: bool,
+    service: Service,
+}
+
+impl Drop for ClaimReceiver {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        // After `close`, a job that has not answered yet sees the send fail and puts
+        // the instruction back itself; one that already answered left it here.
+        self.rx.close();
+        if let Ok(Ok(Claim::Claimed(item))) = self.rx.try_recv() {
+            self.service.unclaim_in_background(item.id);
+        }
+    }
+}
+
+impl Service {
+    fn unclaim_in_background(&self, id: InstructionId) {
+        let store = Arc::clone(&self.shared.store);
+        let service = self.clone();
+        let now = self.now();
+        self.shared.offload.run(Box::new(move || {
+            if store.unclaim(id, now).is_ok() {
+                service.changed();
+            }
+        }));
+    }
+}
+
+/// Cleans up after a call whose future was dropped: puts back an instruction it had
+/// claimed but not handed over, and records the end of the call so the agent does
+/// not look like it is waiting until the deadline passes.
+struct CallGuard {
+    service: Service,
+    agent: AgentId,
+    generation: u64,
+    result: ResultType,
+    claimed: Option<InstructionId>,
+    armed: bool,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(id) = self.claimed {
+            self.service.unclaim_in_background(id);
+        }
+        let store = Arc::clone(&self.service.shared.store);
+        let service = self.service.clone();
+        let (agent, generation) = (self.agent.clone(), self.generation);
+        // A dropped call delivered nothing, whatever it had claimed.
+        let result = if self.result == ResultType::Instruction {
+            ResultType::Empty
+        } else {
+            self.result
+        };
+        let now = service.now();
+        self.service.shared.offload.run(Box::new(move || {
+            if store.end_call(&agent, generation, result, now).is_ok() {
+                service.changed();
+            }
+        }));
+    }
+}

@@ -1,0 +1,247 @@
+//! The `Store` port: the few operations the queue needs from persistence, each
+//! atomic, plus the change events every mutation records.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Conflict, QueueError, StoreError};
+use crate::settings::{SettingsPatch, StoredSettings};
+use crate::types::{Agent, AgentId, Content, Instruction, InstructionId, ResultType, Timestamp};
+
+/// Which instructions a listing returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StatusFilter {
+    /// Pending ones, in queue order.
+    Pending,
+    /// Consumed ones, by consumption time.
+    Consumed,
+    /// Consumed ones first (by consumption time), then pending ones (queue order).
+    #[default]
+    All,
+}
+
+/// A window into a listing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Page {
+    /// Items to skip.
+    pub offset: u64,
+    /// Most items to return; `None` returns all.
+    pub limit: Option<u64>,
+}
+
+/// One page of a listing and the size of the whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing {
+    /// The items in the window.
+    pub items: Vec<Instruction>,
+    /// How many items the filter matches in all.
+    pub total: u64,
+}
+
+/// Instruction counts by status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Waiting for an agent.
+    pub pending: u64,
+    /// Delivered.
+    pub consumed: u64,
+}
+
+/// The outcome of a claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The oldest pending instruction, now consumed by the caller.
+    Claimed(Instruction),
+    /// Nothing is pending.
+    Empty,
+    /// A newer call of the same agent has started; this call may not claim.
+    Superseded,
+}
+
+/// What changed, as recorded in the same transaction as the change itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Change {
+    /// A new pending instruction (added or requeued).
+    InstructionCreated(Instruction),
+    /// A pending instruction's content changed, or a claimed one went back to the
+    /// head of the queue because its delivery failed.
+    InstructionUpdated(Instruction),
+    /// A pending instruction was deleted; the item as it was.
+    InstructionDeleted(Instruction),
+    /// An agent took an instruction.
+    InstructionConsumed(Instruction),
+    /// The pending instructions' new order.
+    InstructionReordered(Vec<InstructionId>),
+    /// A person saved settings; the stored values after the change.
+    ConfigUpdated(StoredSettings),
+    /// An agent's record changed (a call started or returned).
+    AgentUpdated(Agent),
+}
+
+impl Change {
+    /// The event type as the HTTP API names it, e.g. `instruction.created`.
+    pub const fn event_type(&self) -> &'static str {
+        match self {
+            Change::InstructionCreated(_) => "instruction.created",
+            Change::InstructionUpdated(_) => "instruction.updated",
+            Change::InstructionDeleted(_) => "instruction.deleted",
+            Change::InstructionConsumed(_) => "instruction.consumed",
+            Change::InstructionReordered(_) => "instruction.reordered",
+            Change::ConfigUpdated(_) => "config.updated",
+            Change::AgentUpdated(_) => "agent.updated",
+        }
+    }
+}
+
+/// A recorded change with its place in the database-wide sequence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Strictly increasing across all processes sharing the store.
+    pub seq: u64,
+    /// When the change was made.
+    pub at: Timestamp,
+    /// What changed.
+    pub change: Change,
+}
+
+/// The start of an agent's call: its generation and its record afterwards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallTicket {
+    /// Only a claim carrying this generation can succeed, until a newer call starts.
+    pub generation: u64,
+    /// The agent's record with this call in flight.
+    pub agent: Agent,
+}
+
+/// Persistence for the queue.
+///
+/// # Contract
+///
+/// Every method is atomic: it happens entirely or not at all, and concurrent
+/// callers — threads or other processes sharing the same store — observe some
+/// serial order of them. Every successful mutation appends its [`Change`]s to the
+/// event log in that same atomic step, so a reader of [`Store::events_after`] sees
+/// a change if and only if it happened. A mutation that returns `Ok` is durable.
+///
+/// Queue order is ascending `position`, then `created_at`, then `id`. Pending
+/// instructions may be edited, deleted and reordered; consumed ones are read-only
+/// except for [`Store::unclaim`]. [`Store::claim`] consumes the first pending
+/// instruction only if `generation` is still the agent's newest — checking the
+/// generation, picking the head and marking it consumed are one step, so no
+/// instruction is ever delivered twice or lost to a race.
+///
+/// Methods take the time as an argument and never read a clock, so the same calls
+/// give the same results in every implementation.
+pub trait Store: Send + Sync {
+    /// Queues a new pending instruction at the end of the queue.
+    fn add(&self, id: InstructionId, content: Content, now: Timestamp)
+    -> Result<Instruction, QueueError>;
+
+    /// One instruction, if it exists.
+    fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError>;
+
+    /// Replaces a pending instruction's content. `NotFound`, or `Conflict` if consumed.
+    fn edit(
+        &self,
+        id: InstructionId,
+        content: Content,
+        now: Timestamp,
+    ) -> Result<Instruction, QueueError>;
+
+    /// Deletes a pending instruction and returns it as it was. `NotFound`, or
+    /// `Conflict` if consumed.
+    fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError>;
+
+    /// Queues a pending copy (with id `new_id`) of a consumed instruction at the end.
+    /// `NotFound`, or `Conflict` if it is still pending.
+    fn requeue(
+        &self,
+        id: InstructionId,
+        new_id: InstructionId,
+        now: Timestamp,
+    ) -> Result<Instruction, QueueError>;
+
+    /// Puts the pending instructions in the order of `ids`, which must name each
+    /// pending instruction exactly once (else `Conflict`). Returns them in order.
+    fn reorder(
+        &self,
+        ids: &[InstructionId],
+        now: Timestamp,
+    ) -> Result<Vec<Instruction>, QueueError>;
+
+    /// A page of instructions (see [`StatusFilter`] for the order).
+    fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError>;
+
+    /// Pending and consumed counts.
+    fn counts(&self) -> Result<Counts, QueueError>;
+
+    /// Starts a call of `agent`: creates the agent if new, bumps its generation,
+    /// sets `last_seen_at = now` and `waiting_until = until`.
+    fn begin_call(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<CallTicket, QueueError>;
+
+    /// Consumes the head of the queue for `agent` if `generation` is its newest.
+    fn claim(
+        &self,
+        agent: &AgentId,
+        generation: u64,
+        now: Timestamp,
+    ) -> Result<Claim, QueueError>;
+
+    /// Ends a call: records `last_fetch_at = now` and `last_result_type`, and, if
+    /// `generation` is still the newest, clears `waiting_until`.
+    fn end_call(
+        &self,
+        agent: &AgentId,
+        generation: u64,
+        result: ResultType,
+        now: Timestamp,
+    ) -> Result<Agent, QueueError>;
+
+    /// Returns a consumed instruction whose delivery failed to the head of the
+    /// queue, pending again. `NotFound`, or `Conflict` if it is pending.
+    fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError>;
+
+    /// Every agent seen, most recently seen first.
+    fn agents(&self) -> Result<Vec<Agent>, QueueError>;
+
+    /// The settings a person saved.
+    fn settings(&self) -> Result<StoredSettings, QueueError>;
+
+    /// Saves the given settings and returns all saved values afterwards.
+    fn update_settings(
+        &self,
+        patch: &SettingsPatch,
+        now: Timestamp,
+    ) -> Result<StoredSettings, QueueError>;
+
+    /// Up to `limit` events with `seq > after`, oldest first. Old events may have been
+    /// pruned; the first returned `seq` then exceeds `after + 1`.
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, QueueError>;
+
+    /// The newest event's `seq`, 0 when there is none.
+    fn last_event_seq(&self) -> Result<u64, QueueError>;
+
+    /// A cheap value that changes whenever a change may have been committed by any
+    /// process; pollers compare it before reading events.
+    fn change_token(&self) -> Result<u64, StoreError>;
+}
+
+/// Checks a reorder request against the current pending ids (in queue order).
+/// Shared by every [`Store`] so they refuse exactly the same requests.
+pub fn check_reorder(pending: &[InstructionId], requested: &[InstructionId]) -> Result<(), QueueError> {
+    let mut want: Vec<_> = requested.to_vec();
+    want.sort_unstable();
+    let before = want.len();
+    want.dedup();
+    let mut have: Vec<_> = pending.to_vec();
+    have.sort_unstable();
+    if want.len() != before || want != have {
+        return Err(QueueError::Conflict(Conflict::PendingSetChanged));
+    }
+    Ok(())
+}

@@ -1,0 +1,441 @@
+//! The domain's value types, each checked once at construction so the rest of the code
+//! takes proven values.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::ValidationError;
+
+/// A point in time: microseconds since the Unix epoch, UTC.
+///
+/// Kept as an integer so both stores order and compare it exactly; it is only turned
+/// into RFC 3339 text at the edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The Unix epoch.
+    pub const EPOCH: Timestamp = Timestamp(0);
+
+    /// A timestamp from microseconds since the Unix epoch.
+    pub const fn from_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// This timestamp moved forward by `micros` (saturating).
+    pub const fn plus_micros(self, micros: i64) -> Self {
+        Timestamp(self.0.saturating_add(micros))
+    }
+
+    /// This timestamp moved forward by whole seconds (saturating).
+    pub const fn plus_secs(self, secs: i64) -> Self {
+        self.plus_micros(secs.saturating_mul(1_000_000))
+    }
+
+    /// Microseconds from `earlier` to `self`, zero when `earlier` is later.
+    pub fn micros_since(self, earlier: Timestamp) -> i64 {
+        self.0.saturating_sub(earlier.0).max(0)
+    }
+
+    /// RFC 3339 text in UTC with microsecond precision, e.g. `2026-11-21T06:09:22.123456Z`.
+    pub fn to_rfc3339(self) -> String {
+        let nanos = i128::from(self.0) * 1_000;
+        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => t
+                .format(&time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+                ))
+                .unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000000Z")),
+            // Only reachable for values beyond year 9999, which no clock produces.
+            Err(_) => String::from("9999-12-31T23:59:59.999999Z"),
+        }
+    }
+
+    /// Parses RFC 3339 text (any offset) into a UTC timestamp.
+    pub fn parse_rfc3339(text: &str) -> Result<Self, ValidationError> {
+        let t = OffsetDateTime::parse(text, &Rfc3339)
+            .map_err(|_| ValidationError::new("timestamp", "is not an RFC 3339 date-time"))?;
+        let micros = t.unix_timestamp_nanos() / 1_000;
+        i64::try_from(micros)
+            .map(Timestamp)
+            .map_err(|_| ValidationError::new("timestamp", "is out of range"))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// The identity of an instruction: a UUID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstructionId(uuid::Uuid);
+
+impl InstructionId {
+    /// Wraps a UUID.
+    pub const fn from_uuid(uuid: uuid::Uuid) -> Self {
+        InstructionId(uuid)
+    }
+
+    /// Builds an id from 128 bits; tests and deterministic id sources use it.
+    pub const fn from_u128(bits: u128) -> Self {
+        InstructionId(uuid::Uuid::from_u128(bits))
+    }
+
+    /// The UUID inside.
+    pub const fn as_uuid(&self) -> &uuid::Uuid {
+        &self.0
+    }
+
+    /// Parses the hyphenated (or any standard) UUID form.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        uuid::Uuid::try_parse(text)
+            .map(InstructionId)
+            .map_err(|_| ValidationError::new("id", "is not a UUID"))
+    }
+}
+
+impl fmt::Display for InstructionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+/// The name an agent goes by: 1..=128 characters of `[A-Za-z0-9._:@-]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AgentId(String);
+
+impl AgentId {
+    /// The longest agent id accepted, in characters.
+    pub const MAX_LEN: usize = 128;
+
+    /// Checks `text` and wraps it.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        if text.is_empty() {
+            return Err(ValidationError::new("agent_id", "must not be empty"));
+        }
+        if text.len() > Self::MAX_LEN {
+            return Err(ValidationError::new(
+                "agent_id",
+                format!("must be at most {} characters", Self::MAX_LEN),
+            ));
+        }
+        if let Some(bad) = text.chars().find(|c| !Self::is_allowed(*c)) {
+            return Err(ValidationError::new(
+                "agent_id",
+                format!("may only contain letters, digits and . _ : @ - (found {bad:?})"),
+            ));
+        }
+        Ok(AgentId(text.to_owned()))
+    }
+
+    /// Turns any client-supplied name (for example an MCP client's `clientInfo.name`)
+    /// into a valid agent id by replacing disallowed characters with `-` and
+    /// truncating; `None` when nothing usable remains.
+    pub fn sanitize(text: &str) -> Option<Self> {
+        let cleaned: String = text
+            .trim()
+            .chars()
+            .map(|c| if Self::is_allowed(c) { c } else { '-' })
+            .take(Self::MAX_LEN)
+            .collect();
+        let cleaned = cleaned.trim_matches('-');
+        if cleaned.is_empty() {
+            None
+        } else {
+            Some(AgentId(cleaned.to_owned()))
+        }
+    }
+
+    /// The id used when a call names no agent and the client is unknown.
+    pub fn default_agent() -> Self {
+        AgentId(String::from("default"))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn is_allowed(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-')
+    }
+}
+
+impl<'de> Deserialize<'de> for AgentId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        AgentId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The text of an instruction: trimmed, 1..=32,768 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Content(String);
+
+impl Content {
+    /// The longest content accepted, in characters (Unicode scalar values).
+    pub const MAX_CHARS: usize = 32_768;
+
+    /// Trims `text` and checks its length.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(ValidationError::new("content", "must not be empty"));
+        }
+        let n = trimmed.chars().count();
+        if n > Self::MAX_CHARS {
+            return Err(ValidationError::new(
+                "content",
+                format!(
+                    "must be at most {} characters (got {n})",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        Ok(Content(trimmed.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Content::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where an instruction is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Queued, waiting for an agent; may be edited, reordered or deleted.
+    Pending,
+    /// Delivered to an agent; read-only from then on.
+    Consumed,
+}
+
+impl Status {
+    /// `"pending"` or `"consumed"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Consumed => "consumed",
+        }
+    }
+
+    /// The inverse of [`Status::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Status::Pending),
+            "consumed" => Some(Status::Consumed),
+            _ => None,
+        }
+    }
+}
+
+/// One queued or delivered instruction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instruction {
+    /// Its identity.
+    pub id: InstructionId,
+    /// What the person asked.
+    pub content: Content,
+    /// Pending or consumed.
+    pub status: Status,
+    /// When it was queued.
+    pub created_at: Timestamp,
+    /// When it last changed (creation, edit, reorder, consumption).
+    pub updated_at: Timestamp,
+    /// When an agent took it; `Some` exactly when consumed.
+    pub consumed_at: Option<Timestamp>,
+    /// Which agent took it; `Some` exactly when consumed.
+    pub consumed_by: Option<AgentId>,
+    /// Queue order: pending instructions are delivered by ascending position.
+    pub position: i64,
+}
+
+/// What a finished `get_user_request` call returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultType {
+    /// An instruction was delivered.
+    Instruction,
+    /// Nothing was delivered and the default response is empty.
+    Empty,
+    /// Nothing was delivered; the default response text was returned.
+    DefaultResponse,
+}
+
+impl ResultType {
+    /// `"instruction"`, `"empty"` or `"default_response"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ResultType::Instruction => "instruction",
+            ResultType::Empty => "empty",
+            ResultType::DefaultResponse => "default_response",
+        }
+    }
+
+    /// The inverse of [`ResultType::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "instruction" => Some(ResultType::Instruction),
+            "empty" => Some(ResultType::Empty),
+            "default_response" => Some(ResultType::DefaultResponse),
+            _ => None,
+        }
+    }
+}
+
+/// What the server knows of one agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// Its name.
+    pub id: AgentId,
+    /// When any call of it last started.
+    pub last_seen_at: Timestamp,
+    /// When a call of it last returned; `None` before the first one did.
+    pub last_fetch_at: Option<Timestamp>,
+    /// What that call returned.
+    pub last_result_type: Option<ResultType>,
+    /// The generation of its newest call; only that call may claim.
+    pub generation: u64,
+    /// While the newest call is in flight: the moment its wait ends. A call whose
+    /// process died leaves this behind, so it counts only until that moment passes.
+    pub waiting_until: Option<Timestamp>,
+}
+
+/// How an agent looks from outside, derived from its record, the time and the
+/// stale threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// A call is in flight right now: the agent is waiting for the person.
+    Waiting,
+    /// Recently took an instruction and has not called again yet.
+    Working,
+    /// Recently called, got nothing, and has not called again yet.
+    Idle,
+    /// Not seen within the stale threshold.
+    Gone,
+}
+
+impl Agent {
+    /// Grace added to `waiting_until` before an unfinished call is assumed dead: it
+    /// covers the time a call takes to record its end after its deadline.
+    pub const IN_FLIGHT_GRACE_MICROS: i64 = 5_000_000;
+
+    /// Whether a call of this agent is in flight at `now`.
+    pub fn is_waiting(&self, now: Timestamp) -> bool {
+        self.waiting_until
+            .is_some_and(|until| now <= until.plus_micros(Self::IN_FLIGHT_GRACE_MICROS))
+    }
+
+    /// Connected: a call is in flight, or the agent was seen within `stale_after_secs`.
+    pub fn is_connected(&self, now: Timestamp, stale_after_secs: u32) -> bool {
+        self.is_waiting(now)
+            || now.micros_since(self.last_seen_at) <= i64::from(stale_after_secs) * 1_000_000
+    }
+
+    /// The agent's state at `now`.
+    pub fn state(&self, now: Timestamp, stale_after_secs: u32) -> AgentState {
+        if self.is_waiting(now) {
+            AgentState::Waiting
+        } else if !self.is_connected(now, stale_after_secs) {
+            AgentState::Gone
+        } else if self.last_result_type == Some(ResultType::Instruction) {
+            AgentState::Working
+        } else {
+            AgentState::Idle
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_id_rules() {
+        assert!(AgentId::parse("claude-code@host:1.2_x").is_ok());
+        assert_eq!(
+            AgentId::parse("").unwrap_err().to_string(),
+            "agent_id must not be empty"
+        );
+        assert!(AgentId::parse(&"a".repeat(128)).is_ok());
+        assert!(AgentId::parse(&"a".repeat(129)).is_err());
+        assert!(AgentId::parse("has space").is_err());
+        assert!(AgentId::parse("é").is_err());
+        assert_eq!(
+            AgentId::sanitize("Claude Code").map(|a| a.0),
+            Some("Claude-Code".into())
+        );
+        assert_eq!(AgentId::sanitize("  ✨ "), None);
+    }
+
+    #[test]
+    fn content_rules() {
+        assert_eq!(Content::parse("  hi \n").unwrap().as_str(), "hi");
+        assert!(Content::parse(" \n\t ").is_err());
+        assert!(Content::parse(&"é".repeat(32_768)).is_ok());
+        let err = Content::parse(&"x".repeat(32_769)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "content must be at most 32768 characters (got 32769)"
+        );
+    }
+
+    #[test]
+    fn timestamps_round_trip_as_rfc3339() {
+        let t = Timestamp::from_micros(1_795_000_000_123_456);
+        let text = t.to_rfc3339();
+        assert_eq!(text, "2026-11-18T09:46:40.123456Z");
+        assert_eq!(Timestamp::parse_rfc3339(&text).unwrap(), t);
+        assert_eq!(Timestamp::EPOCH.to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn agent_states() {
+        let seen = Timestamp::from_micros(1_000_000_000);
+        let mut a = Agent {
+            id: AgentId::default_agent(),
+            last_seen_at: seen,
+            last_fetch_at: None,
+            last_result_type: None,
+            generation: 1,
+            waiting_until: Some(seen.plus_secs(10)),
+        };
+        assert_eq!(a.state(seen.plus_secs(9), 30), AgentState::Waiting);
+        // A call whose process died stops counting once its deadline and grace pass.
+        assert_eq!(a.state(seen.plus_secs(16), 30), AgentState::Idle);
+        assert_eq!(a.state(seen.plus_secs(60), 30), AgentState::Gone);
+        a.waiting_until = None;
+        a.last_result_type = Some(ResultType::Instruction);
+        assert_eq!(a.state(seen.plus_secs(30), 30), AgentState::Working);
+        assert_eq!(a.state(seen.plus_secs(31), 30), AgentState::Gone);
+    }
+}
