@@ -31,8 +31,7 @@ pub use store::{
     CallTicket, Change, Claim, Counts, Event, Listing, Page, StatusFilter, Store, check_reorder,
 };
 pub use types::{
-    Agent, AgentId, AgentState, Content, Instruction, InstructionId, ResultType, Status,
-    Timestamp,
+    Agent, AgentId, AgentState, Content, Instruction, InstructionId, ResultType, Status, Timestamp,
 };
 
 #[cfg(feature = "runtime")]

@@ -73,9 +73,7 @@ impl Inner {
             .values()
             .filter(|i| i.status == Status::Consumed)
             .collect();
-        v.sort_by(|a, b| {
-            (a.consumed_at, a.position, a.id).cmp(&(b.consumed_at, b.position, b.id))
-        });
+        v.sort_by(|a, b| (a.consumed_at, a.position, a.id).cmp(&(b.consumed_at, b.position, b.id)));
         v
     }
 
@@ -118,7 +116,9 @@ pub(crate) fn queue_order(a: &Instruction, b: &Instruction) -> std::cmp::Orderin
 }
 
 fn window<T: Clone>(items: &[T], page: Page) -> Vec<T> {
-    let start = usize::try_from(page.offset).unwrap_or(usize::MAX).min(items.len());
+    let start = usize::try_from(page.offset)
+        .unwrap_or(usize::MAX)
+        .min(items.len());
     let end = match page.limit {
         Some(limit) => start.saturating_add(usize::try_from(limit).unwrap_or(usize::MAX)),
         None => items.len(),
@@ -351,8 +351,7 @@ impl Store for MemoryStore {
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
         let g = self.lock();
-        Ok(g
-            .events
+        Ok(g.events
             .iter()
             .filter(|e| e.seq > after)
             .take(limit)

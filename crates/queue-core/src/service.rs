@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::error::{QueueError, StoreError};
 use crate::settings::{Settings, SettingsPatch};
-use crate::store::{Claim, Counts, Event, Listing, Page, StatusFilter, Store};
+use crate::store::{CallTicket, Claim, Counts, Event, Listing, Page, StatusFilter, Store};
 use crate::types::{Agent, AgentId, Content, Instruction, InstructionId, ResultType, Timestamp};
 
 /// Where the time comes from.
@@ -399,7 +399,9 @@ impl Service {
     /// Publishes local changes as soon as they are made and polls for changes from
     /// other processes; runs until [`Service::shutdown`]. Spawn it once per process.
     pub async fn watch(&self) {
-        let mut token = self.shared.store.change_token().ok();
+        // None: the first poll counts as a change, so a commit made before the watcher
+        // started still wakes the waiters.
+        let mut token = None;
         let mut tick = tokio::time::interval(self.shared.options.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -420,8 +422,12 @@ impl Service {
                 }
                 token = now;
             }
-            let foreign = self.publish_new_events().await;
-            if polled && foreign {
+            let published = self.publish_new_events().await;
+            // A moved token means something was committed since the last poll, maybe
+            // by another process. Its events may already have gone out after a kick
+            // for a local change, which wakes nobody, so `published` alone would miss
+            // it: wake the waiters whenever the token moved.
+            if polled && (published || token.is_some()) {
                 self.shared.changed.notify_waiters();
             }
         }
@@ -467,7 +473,18 @@ impl Service {
         let now = self.now();
         let until = now.plus_micros(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX));
         let a = agent.clone();
-        let ticket = self.mutate(move |s| s.begin_call(&a, now, until)).await?;
+        let (undo_agent, empty_type) = (agent.clone(), empty.result_type());
+        // A call dropped while its start is being recorded must still record its end,
+        // or the agent would look like it is waiting until the deadline passes.
+        let ticket = self
+            .call_undoable(
+                move |s| s.begin_call(&a, now, until),
+                move |service: &Service, ticket: CallTicket| {
+                    service.end_call_in_background(&undo_agent, ticket.generation, empty_type);
+                },
+            )
+            .await?;
+        self.changed();
         let mut guard = CallGuard {
             service: self.clone(),
             agent: agent.clone(),
@@ -493,7 +510,6 @@ impl Service {
                     // From here until the caller has the result, dropping this future
                     // puts the instruction back (see `CallGuard`).
                     guard.claimed = Some(item.id);
-                    guard.result = ResultType::Instruction;
                     break (FetchOutcome::Instruction(item), EndReason::Delivered);
                 }
                 Claim::Superseded => break (empty.clone(), EndReason::Superseded),
@@ -507,8 +523,12 @@ impl Service {
         };
 
         let remaining_pending = self.counts().await?.pending;
-        let (a, generation, result, now) =
-            (agent.clone(), ticket.generation, outcome.result_type(), self.now());
+        let (a, generation, result, now) = (
+            agent.clone(),
+            ticket.generation,
+            outcome.result_type(),
+            self.now(),
+        );
         self.mutate(move |s| s.end_call(&a, generation, result, now))
             .await?;
         guard.armed = false;
@@ -524,62 +544,56 @@ impl Service {
     /// Claims through the offload such that a claim finishing after the caller gave
     /// up is undone instead of lost.
     async fn claim(&self, agent: &AgentId, generation: u64) -> Result<Claim, QueueError> {
-        let (tx, rx) = oneshot::channel();
-        let store = Arc::clone(&self.shared.store);
-        let clock = Arc::clone(&self.shared.clock);
         let agent = agent.clone();
         let now = self.now();
-        let service = self.clone();
+        let out = self
+            .call_undoable(
+                move |s| s.claim(&agent, generation, now),
+                |service: &Service, claim: Claim| {
+                    if let Claim::Claimed(item) = claim {
+                        // Nobody is waiting for this instruction any more: put it back
+                        // first in line.
+                        service.unclaim_in_background(item.id);
+                    }
+                },
+            )
+            .await?;
+        if matches!(out, Claim::Claimed(_)) {
+            self.changed();
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` through the offload. If the caller stops waiting before it has read
+    /// the value `f` produced — whether the job finishes after the caller left or the
+    /// answer sits unread when the caller is dropped — `undo` gets that value instead,
+    /// exactly once.
+    async fn call_undoable<T, F, U>(&self, f: F, undo: U) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
+        U: Fn(&Service, T) + Send + Sync + 'static,
+    {
+        let undo: Arc<dyn Fn(&Service, T) + Send + Sync> = Arc::new(undo);
+        let (tx, rx) = oneshot::channel();
+        let store = Arc::clone(&self.shared.store);
+        let (service, job_undo) = (self.clone(), Arc::clone(&undo));
         self.shared.offload.run(Box::new(move || {
-            let result = store.claim(&agent, generation, now);
-            if let Err(Ok(Claim::Claimed(item))) = tx.send(result) {
-                // Nobody is waiting for this instruction any more: put it back first
-                // in line, and let waiters know.
-                if store.unclaim(item.id, clock.now()).is_ok() {
-                    service.changed();
-                }
+            if let Err(Ok(value)) = tx.send(f(&*store)) {
+                job_undo(&service, value);
             }
         }));
-        let mut pending = ClaimReceiver {
+        let mut answer = Answer {
             rx,
             answered: false,
             service: self.clone(),
+            undo,
         };
-        let out = (&mut pending.rx).await;
-        pending.answered = true;
-        let out = out
-            .map_err(|_| QueueError::from(StoreError::Other(String::from("claim job dropped"))))?;
-        if matches!(out, Ok(Claim::Claimed(_))) {
-            self.changed();
-        }
-        out
+        let out = (&mut answer.rx).await;
+        answer.answered = true;
+        out.map_err(|_| QueueError::from(StoreError::Other(String::from("store job was dropped"))))?
     }
-}
 
-/// The pending answer of a claim. If the waiting future is dropped after the store
-/// answered but before the answer was read, the instruction would be consumed and
-/// lost; dropping this puts it back instead.
-struct ClaimReceiver {
-    rx: oneshot::Receiver<Result<Claim, QueueError>>,
-    answered: bool,
-    service: Service,
-}
-
-impl Drop for ClaimReceiver {
-    fn drop(&mut self) {
-        if self.answered {
-            return;
-        }
-        // After `close`, a job that has not answered yet sees the send fail and puts
-        // the instruction back itself; one that already answered left it here.
-        self.rx.close();
-        if let Ok(Ok(Claim::Claimed(item))) = self.rx.try_recv() {
-            self.service.unclaim_in_background(item.id);
-        }
-    }
-}
-
-impl Service {
     fn unclaim_in_background(&self, id: InstructionId) {
         let store = Arc::clone(&self.shared.store);
         let service = self.clone();
@@ -590,6 +604,40 @@ impl Service {
             }
         }));
     }
+
+    fn end_call_in_background(&self, agent: &AgentId, generation: u64, result: ResultType) {
+        let store = Arc::clone(&self.shared.store);
+        let service = self.clone();
+        let agent = agent.clone();
+        let now = self.now();
+        self.shared.offload.run(Box::new(move || {
+            if store.end_call(&agent, generation, result, now).is_ok() {
+                service.changed();
+            }
+        }));
+    }
+}
+
+/// The unread answer of an undoable store call. After `close`, a job that has not
+/// answered yet sees its send fail and undoes its value itself; one that already
+/// answered left the value here, and dropping this undoes it.
+struct Answer<T> {
+    rx: oneshot::Receiver<Result<T, QueueError>>,
+    answered: bool,
+    service: Service,
+    undo: Arc<dyn Fn(&Service, T) + Send + Sync>,
+}
+
+impl<T> Drop for Answer<T> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        self.rx.close();
+        if let Ok(Ok(value)) = self.rx.try_recv() {
+            (self.undo)(&self.service, value);
+        }
+    }
 }
 
 /// Cleans up after a call whose future was dropped: puts back an instruction it had
@@ -599,6 +647,8 @@ struct CallGuard {
     service: Service,
     agent: AgentId,
     generation: u64,
+    /// What the call returns when it delivers nothing: `DefaultResponse` unless the
+    /// default response is the empty string. A dropped call delivered nothing.
     result: ResultType,
     claimed: Option<InstructionId>,
     armed: bool,
@@ -612,20 +662,7 @@ impl Drop for CallGuard {
         if let Some(id) = self.claimed {
             self.service.unclaim_in_background(id);
         }
-        let store = Arc::clone(&self.service.shared.store);
-        let service = self.service.clone();
-        let (agent, generation) = (self.agent.clone(), self.generation);
-        // A dropped call delivered nothing, whatever it had claimed.
-        let result = if self.result == ResultType::Instruction {
-            ResultType::Empty
-        } else {
-            self.result
-        };
-        let now = service.now();
-        self.service.shared.offload.run(Box::new(move || {
-            if store.end_call(&agent, generation, result, now).is_ok() {
-                service.changed();
-            }
-        }));
+        self.service
+            .end_call_in_background(&self.agent, self.generation, self.result);
     }
 }

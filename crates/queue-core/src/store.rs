@@ -134,8 +134,12 @@ pub struct CallTicket {
 /// give the same results in every implementation.
 pub trait Store: Send + Sync {
     /// Queues a new pending instruction at the end of the queue.
-    fn add(&self, id: InstructionId, content: Content, now: Timestamp)
-    -> Result<Instruction, QueueError>;
+    fn add(
+        &self,
+        id: InstructionId,
+        content: Content,
+        now: Timestamp,
+    ) -> Result<Instruction, QueueError>;
 
     /// One instruction, if it exists.
     fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError>;
@@ -185,12 +189,7 @@ pub trait Store: Send + Sync {
     ) -> Result<CallTicket, QueueError>;
 
     /// Consumes the head of the queue for `agent` if `generation` is its newest.
-    fn claim(
-        &self,
-        agent: &AgentId,
-        generation: u64,
-        now: Timestamp,
-    ) -> Result<Claim, QueueError>;
+    fn claim(&self, agent: &AgentId, generation: u64, now: Timestamp) -> Result<Claim, QueueError>;
 
     /// Ends a call: records `last_fetch_at = now` and `last_result_type`, and, if
     /// `generation` is still the newest, clears `waiting_until`.
@@ -233,7 +232,10 @@ pub trait Store: Send + Sync {
 
 /// Checks a reorder request against the current pending ids (in queue order).
 /// Shared by every [`Store`] so they refuse exactly the same requests.
-pub fn check_reorder(pending: &[InstructionId], requested: &[InstructionId]) -> Result<(), QueueError> {
+pub fn check_reorder(
+    pending: &[InstructionId],
+    requested: &[InstructionId],
+) -> Result<(), QueueError> {
     let mut want: Vec<_> = requested.to_vec();
     want.sort_unstable();
     let before = want.len();

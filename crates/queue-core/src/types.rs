@@ -206,10 +206,7 @@ impl Content {
         if n > Self::MAX_CHARS {
             return Err(ValidationError::new(
                 "content",
-                format!(
-                    "must be at most {} characters (got {n})",
-                    Self::MAX_CHARS
-                ),
+                format!("must be at most {} characters (got {n})", Self::MAX_CHARS),
             ));
         }
         Ok(Content(trimmed.to_owned()))
@@ -413,7 +410,7 @@ mod tests {
     fn timestamps_round_trip_as_rfc3339() {
         let t = Timestamp::from_micros(1_795_000_000_123_456);
         let text = t.to_rfc3339();
-        assert_eq!(text, "2026-11-18T09:46:40.123456Z");
+        assert_eq!(text, "2026-11-18T11:06:40.123456Z");
         assert_eq!(Timestamp::parse_rfc3339(&text).unwrap(), t);
         assert_eq!(Timestamp::EPOCH.to_rfc3339(), "1970-01-01T00:00:00.000000Z");
     }

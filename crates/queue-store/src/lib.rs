@@ -1,1 +1,390 @@
-//! placeholder
+//! The SQLite implementation of queue-core's [`Store`] port.
+//!
+//! One file holds the queue for every process that opens it. Writes go to one
+//! writer thread per process, which commits whatever arrived together in a single
+//! `BEGIN IMMEDIATE` transaction (group commit: one fsync for many callers), each
+//! operation inside its own savepoint so a refused operation does not spoil the
+//! batch; a caller gets its answer only after the commit. Reads use a small pool of
+//! connections, which WAL lets run beside the writer. Every mutation appends to the
+//! `events` table in its transaction; other processes notice through
+//! `PRAGMA data_version` ([`Store::change_token`]) and read the new events.
+#![deny(missing_docs)]
+
+mod error;
+mod ops;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use queue_core::{
+    Agent, AgentId, CallTicket, Claim, Content, Counts, Event, Instruction, InstructionId, Listing,
+    Offload, Page, QueueError, ResultType, SettingsPatch, StatusFilter, Store, StoreError,
+    StoredSettings, Timestamp,
+};
+
+use crate::error::{OpError, classify, db_error};
+use crate::writer::Writer;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// How durable a commit is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Synchronous {
+    /// `synchronous=FULL`: a commit survives power loss (the default).
+    Full,
+    /// `synchronous=NORMAL`: a commit survives a process crash, not a power loss.
+    Normal,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// How long to wait for another process's lock before failing with
+    /// [`StoreError::Busy`].
+    pub busy_timeout: Duration,
+    /// Commit durability.
+    pub synchronous: Synchronous,
+    /// Most operations committed together in one transaction.
+    pub max_batch: usize,
+    /// Read connections kept open for reuse.
+    pub max_idle_readers: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::Full,
+            max_batch: 512,
+            max_idle_readers: 8,
+        }
+    }
+}
+
+/// The queue in one SQLite file, shared safely by threads and processes.
+pub struct SqliteStore {
+    path: PathBuf,
+    options: StoreOptions,
+    writer: Writer,
+    readers: Mutex<Vec<SqliteConnection>>,
+    /// A connection used only to read `PRAGMA data_version`, which changes when any
+    /// other connection — in this process or another — commits.
+    watcher: Mutex<SqliteConnection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to
+    /// date. A file written by a newer version is refused and left untouched.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                let msg = format!("cannot create the folder {}: {e}", dir.display());
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    StoreError::ReadOnly(msg)
+                } else {
+                    StoreError::Other(msg)
+                }
+            })?;
+        }
+        let mut conn = connect(&path, &options)?;
+        check_schema(&mut conn, &path)?;
+        let sync = match options.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.batch_execute(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+        ))
+        .map_err(db_error)?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map_err(|e| classify(&format!("migrating {}: {e}", path.display())))?;
+        let watcher = connect(&path, &options)?;
+        conn.batch_execute("PRAGMA busy_timeout = 0;")
+            .map_err(db_error)?;
+        let writer = Writer::start(conn, options.max_batch, options.busy_timeout)
+            .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path,
+            options,
+            writer,
+            readers: Mutex::new(Vec::new()),
+            watcher: Mutex::new(watcher),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(())` when the database is sound.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let rows: Vec<TextValue> = self
+            .read(|c| Ok(diesel::sql_query("PRAGMA integrity_check").load::<TextValue>(c)?))
+            .map_err(store_error)?;
+        match rows.as_slice() {
+            [one] if one.integrity_check == "ok" => Ok(()),
+            _ => Err(StoreError::Corrupt(
+                rows.into_iter()
+                    .map(|r| r.integrity_check)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, OpError>,
+    ) -> Result<T, QueueError> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path, &self.options)?,
+        };
+        // A read transaction gives multi-statement reads (a page and its total) one
+        // consistent snapshot.
+        let out = conn.transaction(f);
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.options.max_idle_readers {
+            idle.push(conn);
+        }
+        out.map_err(QueueError::from)
+    }
+
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, OpError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        self.writer.submit(f)
+    }
+}
+
+fn store_error(e: QueueError) -> StoreError {
+    match e {
+        QueueError::Store(s) => s,
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+#[derive(QueryableByName)]
+struct TextValue {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    integrity_check: String,
+}
+
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+fn connect(path: &Path, options: &StoreOptions) -> Result<SqliteConnection, StoreError> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| StoreError::Other(format!("the path {} is not UTF-8", path.display())))?;
+    let mut conn = SqliteConnection::establish(text)
+        .map_err(|e| classify(&format!("opening {}: {e}", path.display())))?;
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {};",
+        options.busy_timeout.as_millis()
+    ))
+    .map_err(db_error)?;
+    Ok(conn)
+}
+
+/// Refuses a database whose applied migrations include one this build does not know,
+/// before anything writes to the file.
+fn check_schema(conn: &mut SqliteConnection, path: &Path) -> Result<(), StoreError> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let has_table = diesel::sql_query(
+        "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+    )
+    .get_result::<Count>(conn)
+    .map_err(|e| match db_error(e) {
+        StoreError::Corrupt(m) => StoreError::Corrupt(format!("{}: {m}", path.display())),
+        other => other,
+    })?;
+    if has_table.n == 0 {
+        return Ok(());
+    }
+    let applied: Vec<VersionRow> =
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load(conn)
+            .map_err(db_error)?;
+    let known: Vec<String> =
+        diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+            .map_err(|e| StoreError::Other(e.to_string()))?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+    let newest_known = known.iter().max().cloned().unwrap_or_default();
+    if let Some(unknown) = applied
+        .iter()
+        .map(|r| r.version.clone())
+        .filter(|v| !known.contains(v))
+        .max()
+    {
+        return Err(StoreError::NewerSchema {
+            path: path.display().to_string(),
+            found: unknown,
+            known: newest_known,
+        });
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn add(
+        &self,
+        id: InstructionId,
+        content: Content,
+        now: Timestamp,
+    ) -> Result<Instruction, QueueError> {
+        self.write(move |c| ops::add(c, id, content, now))
+    }
+
+    fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
+        self.read(|c| ops::get(c, id))
+    }
+
+    fn edit(
+        &self,
+        id: InstructionId,
+        content: Content,
+        now: Timestamp,
+    ) -> Result<Instruction, QueueError> {
+        self.write(move |c| ops::edit(c, id, content, now))
+    }
+
+    fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
+        self.write(move |c| ops::delete(c, id, now))
+    }
+
+    fn requeue(
+        &self,
+        id: InstructionId,
+        new_id: InstructionId,
+        now: Timestamp,
+    ) -> Result<Instruction, QueueError> {
+        self.write(move |c| ops::requeue(c, id, new_id, now))
+    }
+
+    fn reorder(
+        &self,
+        ids: &[InstructionId],
+        now: Timestamp,
+    ) -> Result<Vec<Instruction>, QueueError> {
+        let ids = ids.to_vec();
+        self.write(move |c| ops::reorder(c, &ids, now))
+    }
+
+    fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
+        self.read(|c| ops::list(c, filter, page))
+    }
+
+    fn counts(&self) -> Result<Counts, QueueError> {
+        self.read(ops::counts)
+    }
+
+    fn begin_call(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<CallTicket, QueueError> {
+        let agent = agent.clone();
+        self.write(move |c| ops::begin_call(c, &agent, now, until))
+    }
+
+    fn claim(&self, agent: &AgentId, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
+        let agent = agent.clone();
+        self.write(move |c| ops::claim(c, &agent, generation, now))
+    }
+
+    fn end_call(
+        &self,
+        agent: &AgentId,
+        generation: u64,
+        result: ResultType,
+        now: Timestamp,
+    ) -> Result<Agent, QueueError> {
+        let agent = agent.clone();
+        self.write(move |c| ops::end_call(c, &agent, generation, result, now))
+    }
+
+    fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
+        self.write(move |c| ops::unclaim(c, id, now))
+    }
+
+    fn agents(&self) -> Result<Vec<Agent>, QueueError> {
+        self.read(ops::agents)
+    }
+
+    fn settings(&self) -> Result<StoredSettings, QueueError> {
+        self.read(ops::stored_settings)
+    }
+
+    fn update_settings(
+        &self,
+        patch: &SettingsPatch,
+        now: Timestamp,
+    ) -> Result<StoredSettings, QueueError> {
+        let patch = patch.clone();
+        self.write(move |c| ops::update_settings(c, &patch, now))
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
+        self.read(|c| ops::events_after(c, after, limit))
+    }
+
+    fn last_event_seq(&self) -> Result<u64, QueueError> {
+        self.read(ops::last_event_seq)
+    }
+
+    fn change_token(&self) -> Result<u64, StoreError> {
+        let mut conn = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        diesel::sql_query("SELECT data_version AS value FROM pragma_data_version")
+            .get_result::<ops::BigIntValue>(&mut *conn)
+            .map(|v| u64::try_from(v.value).unwrap_or(0))
+            .map_err(db_error)
+    }
+}
+
+/// Runs the service's store calls on tokio's blocking pool, so SQLite never blocks
+/// an async worker thread. Outside a tokio runtime it runs them inline.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlockingPool;
+
+impl Offload for BlockingPool {
+    fn run(&self, job: Box<dyn FnOnce() + Send>) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(job);
+            }
+            Err(_) => job(),
+        }
+    }
+}

@@ -1,0 +1,1059 @@
+//! Deterministic tests of the async `Service` over a `MemoryStore`: delivery order,
+//! waiting and waking, superseding, cancellation safety, shutdown, events, agent
+//! records and settings — all on tokio's paused clock except one real-runtime check.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use queue_core::{
+    Agent, AgentId, AgentState, CallTicket, Change, Claim, Clock, Content, Counts,
+    DEFAULT_EMPTY_RESPONSE, EndReason, Event, Fetch, FetchOutcome, IdSource, Inline, Instruction,
+    InstructionId, Listing, MemoryStore, Offload, Page, QueueError, ResultType, Service,
+    ServiceOptions, Settings, SettingsPatch, Status, StatusFilter, Store, StoreError,
+    StoredSettings, Timestamp,
+};
+use tokio::task::JoinHandle;
+use tokio::time::{self, Instant};
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+/// The service time at the moment a test builds its service.
+const T0: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
+
+/// The wait of the built-in default settings.
+const WAIT: Duration = Duration::from_secs(10);
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn t0_plus(seconds: i64) -> Timestamp {
+    T0.plus_secs(seconds)
+}
+
+/// Service time that follows tokio's paused clock from a fixed start, so every
+/// timestamp is exact: `T0` plus the paused time since the service was built.
+struct PausedClock {
+    start: Instant,
+}
+
+impl Clock for PausedClock {
+    fn now(&self) -> Timestamp {
+        T0.plus_micros(i64::try_from(self.start.elapsed().as_micros()).unwrap())
+    }
+}
+
+/// Instruction ids 1, 2, 3, ... in order of creation.
+#[derive(Default)]
+struct SeqIds(AtomicU64);
+
+impl IdSource for SeqIds {
+    fn next_id(&self) -> InstructionId {
+        id(self.0.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
+fn id(n: u64) -> InstructionId {
+    InstructionId::from_u128(u128::from(n))
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// An offload that holds store jobs until the test runs them, so a call can be
+/// stopped between any two of its store steps.
+#[derive(Default)]
+struct ManualOffload {
+    jobs: Mutex<VecDeque<Job>>,
+}
+
+impl ManualOffload {
+    fn queued(&self) -> usize {
+        self.jobs.lock().unwrap().len()
+    }
+
+    /// Runs the oldest queued job; whether there was one.
+    fn run_next(&self) -> bool {
+        // Take the job out first: it must not run under our lock.
+        let job = self.jobs.lock().unwrap().pop_front();
+        job.map(|job| job()).is_some()
+    }
+
+    /// Runs queued jobs until none is left; how many ran.
+    fn run_all(&self) -> usize {
+        let mut n = 0;
+        while self.run_next() {
+            n += 1;
+        }
+        n
+    }
+}
+
+impl Offload for ManualOffload {
+    fn run(&self, job: Job) {
+        self.jobs.lock().unwrap().push_back(job);
+    }
+}
+
+/// A `MemoryStore` shared with "another process", which commits one instruction
+/// right after the first claim that finds the queue empty: the moment a waiting
+/// call has looked and not yet gone to sleep. Nothing in this process is told.
+struct RacingStore {
+    inner: MemoryStore,
+    foreign: Mutex<Option<Content>>,
+}
+
+impl RacingStore {
+    fn new(text: &str) -> Self {
+        RacingStore {
+            inner: MemoryStore::new(),
+            foreign: Mutex::new(Some(Content::parse(text).unwrap())),
+        }
+    }
+}
+
+impl Store for RacingStore {
+    fn claim(&self, agent: &AgentId, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
+        let claim = self.inner.claim(agent, generation, now)?;
+        if claim == Claim::Empty
+            && let Some(content) = self.foreign.lock().unwrap().take()
+        {
+            self.inner.add(id(1_000), content, now)?;
+        }
+        Ok(claim)
+    }
+
+    // Everything else goes straight through.
+    fn add(
+        &self,
+        id: InstructionId,
+        c: Content,
+        now: Timestamp,
+    ) -> Result<Instruction, QueueError> {
+        self.inner.add(id, c, now)
+    }
+    fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
+        self.inner.get(id)
+    }
+    fn edit(
+        &self,
+        id: InstructionId,
+        c: Content,
+        now: Timestamp,
+    ) -> Result<Instruction, QueueError> {
+        self.inner.edit(id, c, now)
+    }
+    fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
+        self.inner.delete(id, now)
+    }
+    fn requeue(
+        &self,
+        id: InstructionId,
+        new_id: InstructionId,
+        now: Timestamp,
+    ) -> Result<Instruction, QueueError> {
+        self.inner.requeue(id, new_id, now)
+    }
+    fn reorder(
+        &self,
+        ids: &[InstructionId],
+        now: Timestamp,
+    ) -> Result<Vec<Instruction>, QueueError> {
+        self.inner.reorder(ids, now)
+    }
+    fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
+        self.inner.list(filter, page)
+    }
+    fn counts(&self) -> Result<Counts, QueueError> {
+        self.inner.counts()
+    }
+    fn begin_call(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<CallTicket, QueueError> {
+        self.inner.begin_call(agent, now, until)
+    }
+    fn end_call(
+        &self,
+        agent: &AgentId,
+        generation: u64,
+        result: ResultType,
+        now: Timestamp,
+    ) -> Result<Agent, QueueError> {
+        self.inner.end_call(agent, generation, result, now)
+    }
+    fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
+        self.inner.unclaim(id, now)
+    }
+    fn agents(&self) -> Result<Vec<Agent>, QueueError> {
+        self.inner.agents()
+    }
+    fn settings(&self) -> Result<StoredSettings, QueueError> {
+        self.inner.settings()
+    }
+    fn update_settings(
+        &self,
+        patch: &SettingsPatch,
+        now: Timestamp,
+    ) -> Result<StoredSettings, QueueError> {
+        self.inner.update_settings(patch, now)
+    }
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
+        self.inner.events_after(after, limit)
+    }
+    fn last_event_seq(&self) -> Result<u64, QueueError> {
+        self.inner.last_event_seq()
+    }
+    fn change_token(&self) -> Result<u64, StoreError> {
+        self.inner.change_token()
+    }
+}
+
+fn agent(name: &str) -> AgentId {
+    AgentId::parse(name).unwrap()
+}
+
+fn options(wait_seconds: u32, empty_response: &str) -> ServiceOptions {
+    ServiceOptions {
+        defaults: Settings {
+            default_wait_seconds: wait_seconds,
+            default_empty_response: empty_response.to_owned(),
+            agent_stale_after_seconds: 30,
+        },
+        ..ServiceOptions::default()
+    }
+}
+
+/// A service over a fresh `MemoryStore` with the paused clock and sequential ids.
+fn build(options: ServiceOptions, offload: Arc<dyn Offload>) -> Service {
+    build_on(Arc::new(MemoryStore::new()), options, offload)
+}
+
+fn build_on(store: Arc<dyn Store>, options: ServiceOptions, offload: Arc<dyn Offload>) -> Service {
+    Service::builder(store)
+        .clock(Arc::new(PausedClock {
+            start: Instant::now(),
+        }))
+        .ids(Arc::new(SeqIds::default()))
+        .offload(offload)
+        .options(options)
+        .build()
+        .unwrap()
+}
+
+/// The built-in defaults: a 10 s wait and the built-in default response.
+fn service() -> Service {
+    build(ServiceOptions::default(), Arc::new(Inline))
+}
+
+fn service_with(wait_seconds: u32, empty_response: &str) -> Service {
+    build(options(wait_seconds, empty_response), Arc::new(Inline))
+}
+
+// ---------------------------------------------------------------------------
+// Driving calls
+// ---------------------------------------------------------------------------
+
+async fn next(service: &Service, name: &str) -> Fetch {
+    service.next_instruction(agent(name)).await.unwrap()
+}
+
+fn spawn_next(service: &Service, name: &str) -> JoinHandle<Fetch> {
+    let (service, agent) = (service.clone(), agent(name));
+    tokio::spawn(async move { service.next_instruction(agent).await.unwrap() })
+}
+
+fn spawn_watch(service: &Service) -> JoinHandle<()> {
+    let service = service.clone();
+    tokio::spawn(async move { service.watch().await })
+}
+
+/// Lets the other tasks run until `cond` holds. On the current-thread runtime with
+/// the inline offload a few turns suffice, and no paused time passes.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if cond() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// Lets every other task run until it blocks.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Waits until call number `generation` of `name` is in flight.
+async fn until_waiting(service: &Service, name: &str, generation: u64) {
+    until(&format!("call {generation} of {name} in flight"), || {
+        service.store().agents().unwrap().iter().any(|a| {
+            a.id.as_str() == name && a.generation == generation && a.waiting_until.is_some()
+        })
+    })
+    .await;
+}
+
+/// Polls `fut` once, as its own step.
+async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    // A fresh scheduler turn for every step, so tokio's cooperative budget never
+    // makes a ready store answer look pending.
+    tokio::task::yield_now().await;
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *fut).poll(cx))).await
+}
+
+/// Drives `fut` to the end, running held store jobs whenever it waits for one.
+async fn drive<F: Future + Unpin>(offload: &ManualOffload, mut fut: F) -> F::Output {
+    loop {
+        if let Poll::Ready(out) = poll_once(&mut fut).await {
+            return out;
+        }
+        assert!(
+            offload.run_all() > 0,
+            "the future waits for something other than the store"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading state (synchronously, straight from the store)
+// ---------------------------------------------------------------------------
+
+fn record(service: &Service, name: &str) -> Agent {
+    service
+        .store()
+        .agents()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.id.as_str() == name)
+        .unwrap_or_else(|| panic!("no record of agent {name}"))
+}
+
+fn counts(service: &Service) -> Counts {
+    service.store().counts().unwrap()
+}
+
+fn counts_of(pending: u64, consumed: u64) -> Counts {
+    Counts { pending, consumed }
+}
+
+/// The pending instructions in queue order.
+fn pending(service: &Service) -> Vec<Instruction> {
+    service
+        .store()
+        .list(StatusFilter::Pending, Page::default())
+        .unwrap()
+        .items
+}
+
+fn delivered(fetch: &Fetch) -> &Instruction {
+    match &fetch.outcome {
+        FetchOutcome::Instruction(item) => item,
+        other => panic!("expected an instruction, got {other:?}"),
+    }
+}
+
+/// `added` as it looks once `name` took it at `at`.
+fn consumed(added: &Instruction, name: &str, at: Timestamp) -> Instruction {
+    Instruction {
+        status: Status::Consumed,
+        consumed_at: Some(at),
+        consumed_by: Some(agent(name)),
+        updated_at: at,
+        ..added.clone()
+    }
+}
+
+fn default_response() -> FetchOutcome {
+    FetchOutcome::DefaultResponse(DEFAULT_EMPTY_RESPONSE.to_owned())
+}
+
+fn kinds(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.change.event_type()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Delivery order
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn delivers_oldest_first_one_per_call() {
+    let service = service_with(0, "none left");
+    for text in ["one", "two", "three"] {
+        service.add(text).await.unwrap();
+    }
+
+    for (n, text, remaining) in [(1, "one", 2), (2, "two", 1), (3, "three", 0)] {
+        let fetch = next(&service, "x").await;
+        let item = delivered(&fetch);
+        assert_eq!((item.id, item.content.as_str()), (id(n), text));
+        assert_eq!(item.status, Status::Consumed);
+        assert_eq!(item.consumed_by, Some(agent("x")));
+        assert_eq!(item.consumed_at, Some(T0));
+        assert_eq!(fetch.reason, EndReason::Delivered);
+        assert_eq!(fetch.remaining_pending, remaining);
+        assert_eq!(fetch.agent, agent("x"));
+        assert_eq!(fetch.waited, Duration::ZERO);
+    }
+
+    let fetch = next(&service, "x").await;
+    assert_eq!(
+        fetch.outcome,
+        FetchOutcome::DefaultResponse("none left".into())
+    );
+    assert_eq!(fetch.remaining_pending, 0);
+    assert_eq!(counts(&service), counts_of(0, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn delivers_in_queue_order_after_a_reorder() {
+    let service = service_with(0, "none left");
+    for text in ["a", "b", "c"] {
+        service.add(text).await.unwrap();
+    }
+    service.reorder(vec![id(3), id(1), id(2)]).await.unwrap();
+
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(
+            delivered(&next(&service, "x").await)
+                .content
+                .as_str()
+                .to_owned(),
+        );
+    }
+    assert_eq!(got, ["c", "a", "b"]);
+}
+
+// ---------------------------------------------------------------------------
+// Empty queue
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn empty_queue_without_wait_returns_the_default_response_at_once() {
+    let service = service_with(0, "come back later");
+    let fetch = next(&service, "x").await;
+    assert_eq!(
+        fetch.outcome,
+        FetchOutcome::DefaultResponse("come back later".into())
+    );
+    assert_eq!(fetch.outcome.result_type(), ResultType::DefaultResponse);
+    assert_eq!(fetch.reason, EndReason::TimedOut);
+    assert_eq!(fetch.remaining_pending, 0);
+    assert_eq!(fetch.waited, Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn empty_default_response_gives_empty() {
+    let service = service_with(0, "");
+    let fetch = next(&service, "x").await;
+    assert_eq!(fetch.outcome, FetchOutcome::Empty);
+    assert_eq!(fetch.outcome.result_type(), ResultType::Empty);
+    assert_eq!(fetch.reason, EndReason::TimedOut);
+    assert_eq!(fetch.waited, Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn empty_queue_times_out_after_the_wait() {
+    let service = service();
+    let started = Instant::now();
+    let fetch = next(&service, "x").await;
+    assert_eq!(fetch.outcome, default_response());
+    assert_eq!(fetch.reason, EndReason::TimedOut);
+    assert_eq!(fetch.remaining_pending, 0);
+    assert_eq!(fetch.waited, WAIT);
+    assert_eq!(started.elapsed(), WAIT);
+    assert_eq!(counts(&service), counts_of(0, 0));
+}
+
+// ---------------------------------------------------------------------------
+// Waking
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn add_wakes_a_waiting_call_at_once() {
+    for after in [0, 3] {
+        let service = service();
+        let call = spawn_next(&service, "x");
+        until_waiting(&service, "x", 1).await;
+        time::advance(secs(after)).await;
+        assert!(!call.is_finished(), "still waiting after {after} s");
+
+        let added = service.add("wake up").await.unwrap();
+        let fetch = call.await.unwrap();
+        let at = t0_plus(after as i64);
+        assert_eq!(
+            fetch.outcome,
+            FetchOutcome::Instruction(consumed(&added, "x", at))
+        );
+        assert_eq!(fetch.reason, EndReason::Delivered);
+        assert_eq!(fetch.remaining_pending, 0);
+        assert_eq!(fetch.waited, secs(after));
+    }
+}
+
+/// SPEC §3 rule 3: an add by another process wakes the call within 100 ms, even
+/// when it lands just after the call looked, while a local change of this process
+/// has the watcher publishing already.
+#[tokio::test(start_paused = true)]
+async fn add_by_another_process_wakes_a_call_that_just_looked() {
+    let service = build_on(
+        Arc::new(RacingStore::new("from another process")),
+        ServiceOptions::default(),
+        Arc::new(Inline),
+    );
+    let watcher = spawn_watch(&service);
+    settle().await;
+
+    // The call's own start is a local change; the other process adds right after
+    // the call found the queue empty.
+    let fetch = next(&service, "x").await;
+    assert_eq!(fetch.reason, EndReason::Delivered);
+    assert_eq!(delivered(&fetch).id, id(1_000));
+    assert!(
+        fetch.waited <= ServiceOptions::default().poll_interval,
+        "woken by the watcher's next poll, not the deadline: waited {:?}",
+        fetch.waited
+    );
+
+    service.shutdown();
+    watcher.await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Superseding (SPEC §3 rule 4)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn newer_call_of_the_same_agent_supersedes_the_waiting_one() {
+    let service = service();
+    let older = spawn_next(&service, "x");
+    until_waiting(&service, "x", 1).await;
+    time::advance(secs(2)).await;
+
+    let newer = spawn_next(&service, "x");
+    until("the older call returned", || older.is_finished()).await;
+    let older = older.await.unwrap();
+    assert_eq!(older.outcome, default_response());
+    assert_eq!(older.reason, EndReason::Superseded);
+    assert_eq!(older.waited, secs(2));
+    assert_eq!(older.remaining_pending, 0);
+
+    // The newer call is the one in flight.
+    let x = record(&service, "x");
+    assert_eq!(x.generation, 2);
+    assert_eq!(x.waiting_until, Some(t0_plus(2 + 10)));
+    assert!(!newer.is_finished());
+
+    time::advance(secs(1)).await;
+    let added = service.add("for the newer call").await.unwrap();
+    let newer = newer.await.unwrap();
+    assert_eq!(
+        newer.outcome,
+        FetchOutcome::Instruction(consumed(&added, "x", t0_plus(3)))
+    );
+    assert_eq!(newer.reason, EndReason::Delivered);
+    assert_eq!(newer.waited, secs(1));
+    assert_eq!(counts(&service), counts_of(0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn different_agents_do_not_supersede_each_other() {
+    let service = service();
+    let x = spawn_next(&service, "x");
+    until_waiting(&service, "x", 1).await;
+    let y = spawn_next(&service, "y");
+    until_waiting(&service, "y", 1).await;
+    settle().await;
+    assert!(!x.is_finished() && !y.is_finished(), "y's call ended x's");
+
+    service.add("only one").await.unwrap();
+    until("one call took it", || x.is_finished() || y.is_finished()).await;
+    let ((winner, winner_call), (loser, loser_call)) = if x.is_finished() {
+        (("x", x), ("y", y))
+    } else {
+        (("y", y), ("x", x))
+    };
+    settle().await;
+    assert!(!loser_call.is_finished(), "{loser} kept waiting");
+
+    let won = winner_call.await.unwrap();
+    assert_eq!(delivered(&won).id, id(1));
+    assert_eq!(delivered(&won).consumed_by, Some(agent(winner)));
+    assert_eq!(won.reason, EndReason::Delivered);
+    assert!(record(&service, loser).waiting_until.is_some());
+
+    time::advance(secs(4)).await;
+    service.add("the second").await.unwrap();
+    let lost = loser_call.await.unwrap();
+    assert_eq!(delivered(&lost).id, id(2));
+    assert_eq!(delivered(&lost).consumed_by, Some(agent(loser)));
+    assert_eq!(lost.waited, secs(4));
+    assert_eq!(counts(&service), counts_of(0, 2));
+}
+
+// ---------------------------------------------------------------------------
+// Cancellation (SPEC §3 rule 5)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn dropped_waiting_call_consumes_nothing() {
+    let service = service_with(5, "nothing yet");
+    let gave_up = time::timeout(secs(1), service.next_instruction(agent("x"))).await;
+    assert!(gave_up.is_err(), "the client's time limit ended the call");
+
+    // The call's guard recorded its end: no longer waiting.
+    let x = record(&service, "x");
+    assert_eq!(x.waiting_until, None);
+    assert_eq!(x.last_fetch_at, Some(t0_plus(1)));
+    assert_eq!(x.last_result_type, Some(ResultType::DefaultResponse));
+    assert!(!x.is_waiting(service.now()));
+
+    let added = service.add("for a live call").await.unwrap();
+    assert_eq!(counts(&service), counts_of(1, 0));
+    assert_eq!(pending(&service), std::slice::from_ref(&added));
+
+    let fetch = next(&service, "x").await;
+    assert_eq!(
+        fetch.outcome,
+        FetchOutcome::Instruction(consumed(&added, "x", t0_plus(1)))
+    );
+    assert_eq!(fetch.remaining_pending, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_dropped_just_as_an_add_wakes_it_consumes_nothing() {
+    let service = service();
+    let added = tokio::select! {
+        biased;
+        fetch = service.next_instruction(agent("x")) => panic!("the call ended: {fetch:?}"),
+        added = async {
+            time::sleep(secs(2)).await;
+            service.add("raced").await.unwrap()
+        } => added,
+    };
+    // The add woke the call, but the select dropped it before it could look.
+    assert_eq!(counts(&service), counts_of(1, 0));
+    assert_eq!(pending(&service), std::slice::from_ref(&added));
+    assert_eq!(record(&service, "x").waiting_until, None);
+
+    let fetch = next(&service, "x").await;
+    assert_eq!(delivered(&fetch).id, added.id);
+}
+
+/// Where a call with a claim in progress is dropped.
+#[derive(Clone, Copy, Debug)]
+enum DropPoint {
+    /// The claim job is queued but has not run.
+    BeforeClaimRuns,
+    /// The store claimed and answered; the call has not read the answer.
+    AfterClaimAnswered,
+    /// The call read the claim and is counting what is left.
+    AfterClaimRead,
+    /// The call is recording its end.
+    DuringEndCall,
+}
+
+/// Stops a call of `x` at `point`, drops it, and checks the claimed instruction
+/// went back to the head of the queue.
+async fn drop_call_at(point: DropPoint) {
+    let offload = Arc::new(ManualOffload::default());
+    let service = build(options(10, "nothing yet"), offload.clone());
+    let first = drive(&offload, Box::pin(service.add("first")))
+        .await
+        .unwrap();
+    let second = drive(&offload, Box::pin(service.add("second")))
+        .await
+        .unwrap();
+    let seq_before = service.store().last_event_seq().unwrap();
+
+    let mut call = Box::pin(service.next_instruction(agent("x")));
+    let step = |what: &str| {
+        assert_eq!(offload.queued(), 1, "{point:?}: one job for {what}");
+        assert!(offload.run_next());
+    };
+    // Each store step of the call is one job: settings, begin_call, claim, counts,
+    // end_call.
+    assert!(poll_once(&mut call).await.is_pending());
+    step("settings");
+    assert!(poll_once(&mut call).await.is_pending());
+    step("begin_call");
+    assert!(poll_once(&mut call).await.is_pending());
+    match point {
+        DropPoint::BeforeClaimRuns => assert_eq!(offload.queued(), 1, "the claim is queued"),
+        DropPoint::AfterClaimAnswered => {
+            step("claim");
+            assert_eq!(counts(&service), counts_of(1, 1), "the store claimed");
+        }
+        DropPoint::AfterClaimRead => {
+            step("claim");
+            assert!(poll_once(&mut call).await.is_pending());
+            assert_eq!(offload.queued(), 1, "counting what is left");
+        }
+        DropPoint::DuringEndCall => {
+            step("claim");
+            assert!(poll_once(&mut call).await.is_pending());
+            step("counts");
+            assert!(poll_once(&mut call).await.is_pending());
+            assert_eq!(offload.queued(), 1, "recording the end");
+        }
+    }
+    drop(call);
+    offload.run_all();
+
+    // Nothing lost: "first" is pending again, ahead of "second".
+    assert_eq!(counts(&service), counts_of(2, 0), "{point:?}");
+    let queue = pending(&service);
+    let ids: Vec<_> = queue.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [first.id, second.id], "{point:?}");
+    assert!(queue[0].position < queue[1].position, "{point:?}");
+    assert_eq!((queue[0].consumed_at, &queue[0].consumed_by), (None, &None));
+
+    // The store recorded the claim and the return to the queue.
+    let events = service.store().events_after(seq_before, 100).unwrap();
+    let item_events: Vec<_> = events
+        .iter()
+        .filter(|e| !matches!(e.change, Change::AgentUpdated(_)))
+        .map(|e| &e.change)
+        .collect();
+    assert_eq!(
+        item_events,
+        [
+            &Change::InstructionConsumed(consumed(&first, "x", T0)),
+            &Change::InstructionUpdated(queue[0].clone()),
+        ],
+        "{point:?}"
+    );
+
+    // The dropped call's end is recorded like any call that delivered nothing.
+    let x = record(&service, "x");
+    assert_eq!(x.waiting_until, None, "{point:?}");
+    assert_eq!(
+        x.last_result_type,
+        Some(ResultType::DefaultResponse),
+        "{point:?}"
+    );
+
+    // The next call gets it.
+    let fetch = drive(&offload, Box::pin(service.next_instruction(agent("x"))))
+        .await
+        .unwrap();
+    assert_eq!(delivered(&fetch).id, first.id, "{point:?}");
+    assert_eq!(fetch.remaining_pending, 1, "{point:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_before_the_claim_runs_loses_nothing() {
+    drop_call_at(DropPoint::BeforeClaimRuns).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_after_the_store_claimed_loses_nothing() {
+    drop_call_at(DropPoint::AfterClaimAnswered).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_after_reading_the_claim_loses_nothing() {
+    drop_call_at(DropPoint::AfterClaimRead).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_while_recording_the_end_loses_nothing() {
+    drop_call_at(DropPoint::DuringEndCall).await;
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown (SPEC §3 rule 8)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_ends_waiting_calls_at_once_and_consumes_nothing() {
+    let service = service();
+    let watcher = spawn_watch(&service);
+    let call = spawn_next(&service, "x");
+    until_waiting(&service, "x", 1).await;
+    time::advance(secs(1)).await;
+
+    service.shutdown();
+    assert!(service.is_shutting_down());
+    let fetch = call.await.unwrap();
+    assert_eq!(fetch.outcome, default_response());
+    assert_eq!(fetch.reason, EndReason::ShuttingDown);
+    assert_eq!(fetch.waited, secs(1));
+    assert_eq!(record(&service, "x").waiting_until, None);
+
+    // Added during shutdown: stays pending, even for a call started now.
+    let added = service.add("after shutdown").await.unwrap();
+    let late = next(&service, "y").await;
+    assert_eq!(late.outcome, default_response());
+    assert_eq!(late.reason, EndReason::ShuttingDown);
+    assert_eq!(late.waited, Duration::ZERO);
+    assert_eq!(late.remaining_pending, 1);
+    assert_eq!(pending(&service), [added]);
+    assert_eq!(counts(&service), counts_of(1, 0));
+
+    time::timeout(secs(1), watcher)
+        .await
+        .expect("watch returns after shutdown")
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn events_arrive_in_order_and_replay() {
+    let service = service_with(0, "none left");
+    let mut events = service.subscribe();
+    let watcher = spawn_watch(&service);
+
+    let added = service.add("hello").await.unwrap();
+    let fetch = next(&service, "x").await;
+    assert_eq!(fetch.reason, EndReason::Delivered);
+
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let event = time::timeout(secs(1), events.recv())
+            .await
+            .expect("the watcher publishes")
+            .unwrap();
+        seen.push(Event::clone(&event));
+    }
+    assert_eq!(
+        kinds(&seen),
+        [
+            "instruction.created",
+            "agent.updated",
+            "instruction.consumed",
+            "agent.updated"
+        ]
+    );
+    assert_eq!(seen.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(seen[0].change, Change::InstructionCreated(added.clone()));
+    assert_eq!(
+        seen[2].change,
+        Change::InstructionConsumed(consumed(&added, "x", T0))
+    );
+    let Change::AgentUpdated(began) = &seen[1].change else {
+        panic!("{:?}", seen[1])
+    };
+    assert_eq!((began.generation, began.waiting_until), (1, Some(T0)));
+    let Change::AgentUpdated(ended) = &seen[3].change else {
+        panic!("{:?}", seen[3])
+    };
+    assert_eq!(ended.waiting_until, None);
+    assert_eq!(ended.last_result_type, Some(ResultType::Instruction));
+
+    assert_eq!(service.published_seq(), 4);
+    assert_eq!(service.events_after(0, 100).await.unwrap(), seen);
+    assert_eq!(service.events_after(2, 100).await.unwrap(), seen[2..]);
+    assert_eq!(service.events_after(0, 1).await.unwrap(), seen[..1]);
+
+    service.shutdown();
+    time::timeout(secs(1), watcher).await.unwrap().unwrap();
+    assert!(events.try_recv().is_err(), "nothing more was published");
+}
+
+// ---------------------------------------------------------------------------
+// Agent records (SPEC §3 rule 7)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn calls_record_agent_activity() {
+    let service = service();
+    time::advance(secs(5)).await;
+
+    let call = spawn_next(&service, "x");
+    until_waiting(&service, "x", 1).await;
+    let during = record(&service, "x");
+    assert_eq!(
+        during,
+        Agent {
+            id: agent("x"),
+            last_seen_at: t0_plus(5),
+            last_fetch_at: None,
+            last_result_type: None,
+            generation: 1,
+            waiting_until: Some(t0_plus(5 + 10)),
+        }
+    );
+    assert_eq!(during.state(service.now(), 30), AgentState::Waiting);
+
+    assert_eq!(call.await.unwrap().reason, EndReason::TimedOut);
+    let after = record(&service, "x");
+    assert_eq!(
+        after,
+        Agent {
+            last_fetch_at: Some(t0_plus(15)),
+            last_result_type: Some(ResultType::DefaultResponse),
+            waiting_until: None,
+            ..during
+        }
+    );
+    assert_eq!(after.state(service.now(), 30), AgentState::Idle);
+
+    service.add("work").await.unwrap();
+    time::advance(secs(2)).await;
+    assert_eq!(next(&service, "x").await.reason, EndReason::Delivered);
+    let working = record(&service, "x");
+    assert_eq!(
+        working,
+        Agent {
+            id: agent("x"),
+            last_seen_at: t0_plus(17),
+            last_fetch_at: Some(t0_plus(17)),
+            last_result_type: Some(ResultType::Instruction),
+            generation: 2,
+            waiting_until: None,
+        }
+    );
+    assert_eq!(working.state(service.now(), 30), AgentState::Working);
+    assert_eq!(working.state(t0_plus(17 + 31), 30), AgentState::Gone);
+
+    let patch = SettingsPatch::new(Some(0), Some(String::new()), None).unwrap();
+    service.update_settings(patch).await.unwrap();
+    assert_eq!(next(&service, "x").await.outcome, FetchOutcome::Empty);
+    assert_eq!(
+        record(&service, "x").last_result_type,
+        Some(ResultType::Empty)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn stored_settings_override_the_defaults() {
+    let defaults = Settings {
+        default_wait_seconds: 7,
+        default_empty_response: "from the defaults".into(),
+        agent_stale_after_seconds: 45,
+    };
+    let service = build(
+        ServiceOptions {
+            defaults: defaults.clone(),
+            ..ServiceOptions::default()
+        },
+        Arc::new(Inline),
+    );
+    assert_eq!(service.settings().await.unwrap(), defaults);
+    assert_eq!(
+        service.store().settings().unwrap(),
+        StoredSettings::default()
+    );
+    let fetch = next(&service, "x").await;
+    assert_eq!(fetch.waited, secs(7));
+    assert_eq!(
+        fetch.outcome,
+        FetchOutcome::DefaultResponse("from the defaults".into())
+    );
+
+    let wait_3 = SettingsPatch::new(Some(3), None, None).unwrap();
+    let expected = Settings {
+        default_wait_seconds: 3,
+        ..defaults.clone()
+    };
+    assert_eq!(service.update_settings(wait_3).await.unwrap(), expected);
+    assert_eq!(service.settings().await.unwrap(), expected);
+    assert_eq!(
+        service.store().settings().unwrap(),
+        StoredSettings {
+            default_wait_seconds: Some(3),
+            ..StoredSettings::default()
+        }
+    );
+    assert_eq!(next(&service, "x").await.waited, secs(3));
+
+    let quiet = SettingsPatch::new(None, Some(String::new()), Some(60)).unwrap();
+    let expected = Settings {
+        default_wait_seconds: 3,
+        default_empty_response: String::new(),
+        agent_stale_after_seconds: 60,
+    };
+    assert_eq!(service.update_settings(quiet).await.unwrap(), expected);
+    let fetch = next(&service, "x").await;
+    assert_eq!(fetch.outcome, FetchOutcome::Empty);
+    assert_eq!(fetch.waited, secs(3));
+}
+
+// ---------------------------------------------------------------------------
+// Real runtime
+// ---------------------------------------------------------------------------
+
+/// Same-process waking on a real multi-thread runtime. Only correctness is
+/// asserted; the wake latency is a benchmark's business, not a test's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_calls_are_woken_on_a_real_runtime() {
+    const TRIALS: u64 = 200;
+    let service = Service::builder(Arc::new(MemoryStore::new()))
+        .ids(Arc::new(SeqIds::default()))
+        .build()
+        .unwrap();
+    let mut events = service.subscribe();
+    let watcher = spawn_watch(&service);
+
+    for trial in 0..TRIALS {
+        let call = spawn_next(&service, "x");
+        // Wait for this call to begin, from its own event, before adding.
+        loop {
+            let event = time::timeout(secs(10), events.recv())
+                .await
+                .expect("the call begins")
+                .unwrap();
+            if let Change::AgentUpdated(a) = &event.change
+                && a.generation == trial + 1
+                && a.waiting_until.is_some()
+            {
+                break;
+            }
+        }
+        let added = service.add(&format!("trial {trial}")).await.unwrap();
+        let fetch = call.await.unwrap();
+        assert_eq!(fetch.reason, EndReason::Delivered, "trial {trial}");
+        assert_eq!(delivered(&fetch).id, added.id, "trial {trial}");
+        assert_eq!(delivered(&fetch).content, added.content, "trial {trial}");
+        assert_eq!(fetch.remaining_pending, 0, "trial {trial}");
+    }
+    assert_eq!(counts(&service), counts_of(0, TRIALS));
+
+    service.shutdown();
+    watcher.await.unwrap();
+}
+
+/// A call dropped while its start is being recorded still records its end, whether
+/// the store had answered yet or not: the agent must not look like it is waiting.
+#[tokio::test(start_paused = true)]
+async fn dropped_while_starting_leaves_no_call_in_flight() {
+    for answered in [false, true] {
+        let offload = Arc::new(ManualOffload::default());
+        let service = build(options(10, "nothing yet"), offload.clone());
+        let mut call = Box::pin(service.next_instruction(agent("x")));
+        assert!(poll_once(&mut call).await.is_pending());
+        assert!(offload.run_next(), "settings");
+        assert!(poll_once(&mut call).await.is_pending());
+        assert_eq!(offload.queued(), 1, "begin_call is queued");
+        if answered {
+            assert!(offload.run_next(), "begin_call");
+            assert!(record(&service, "x").waiting_until.is_some());
+        }
+        drop(call);
+        offload.run_all();
+        let after = record(&service, "x");
+        assert_eq!(after.waiting_until, None, "answered: {answered}");
+        assert_eq!(after.generation, 1, "answered: {answered}");
+        assert_eq!(counts(&service), counts_of(0, 0));
+    }
+}

@@ -1,0 +1,4 @@
+DROP TABLE events;
+DROP TABLE settings;
+DROP TABLE agents;
+DROP TABLE instructions;

@@ -1,0 +1,614 @@
+//! The queue's operations as SQL, each run inside a transaction it is handed, and the
+//! conversions between rows and domain types.
+
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use queue_core::{
+    Agent, AgentId, CallTicket, Change, Claim, Conflict, Content, Counts, Event, Instruction,
+    InstructionId, Listing, Page, QueueError, ResultType, SettingsPatch, Status, StatusFilter,
+    StoreError, StoredSettings, Timestamp, check_reorder,
+};
+
+use crate::error::OpError;
+use crate::schema::{agents, events, instructions, settings};
+
+type Result<T> = std::result::Result<T, OpError>;
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = instructions)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+struct InstructionRow {
+    id: String,
+    content: String,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+    consumed_at: Option<i64>,
+    consumed_by: Option<String>,
+    position: i64,
+}
+
+impl InstructionRow {
+    fn from_domain(i: &Instruction) -> Self {
+        InstructionRow {
+            id: i.id.to_string(),
+            content: i.content.as_str().to_owned(),
+            status: i.status.as_str().to_owned(),
+            created_at: i.created_at.as_micros(),
+            updated_at: i.updated_at.as_micros(),
+            consumed_at: i.consumed_at.map(Timestamp::as_micros),
+            consumed_by: i.consumed_by.as_ref().map(|a| a.as_str().to_owned()),
+            position: i.position,
+        }
+    }
+
+    fn into_domain(self) -> Result<Instruction> {
+        Ok(Instruction {
+            id: InstructionId::parse(&self.id).map_err(corrupt)?,
+            content: Content::parse(&self.content).map_err(corrupt)?,
+            status: Status::parse(&self.status)
+                .ok_or_else(|| corrupt(format!("unknown status {:?}", self.status)))?,
+            created_at: Timestamp::from_micros(self.created_at),
+            updated_at: Timestamp::from_micros(self.updated_at),
+            consumed_at: self.consumed_at.map(Timestamp::from_micros),
+            consumed_by: self
+                .consumed_by
+                .as_deref()
+                .map(AgentId::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            position: self.position,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = agents)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(treat_none_as_null = true)]
+struct AgentRow {
+    id: String,
+    last_seen_at: i64,
+    last_fetch_at: Option<i64>,
+    last_result_type: Option<String>,
+    generation: i64,
+    waiting_until: Option<i64>,
+}
+
+impl AgentRow {
+    fn from_domain(a: &Agent) -> Self {
+        AgentRow {
+            id: a.id.as_str().to_owned(),
+            last_seen_at: a.last_seen_at.as_micros(),
+            last_fetch_at: a.last_fetch_at.map(Timestamp::as_micros),
+            last_result_type: a.last_result_type.map(|r| r.as_str().to_owned()),
+            generation: i64::try_from(a.generation).unwrap_or(i64::MAX),
+            waiting_until: a.waiting_until.map(Timestamp::as_micros),
+        }
+    }
+
+    fn into_domain(self) -> Result<Agent> {
+        Ok(Agent {
+            id: AgentId::parse(&self.id).map_err(corrupt)?,
+            last_seen_at: Timestamp::from_micros(self.last_seen_at),
+            last_fetch_at: self.last_fetch_at.map(Timestamp::from_micros),
+            last_result_type: self
+                .last_result_type
+                .as_deref()
+                .map(|t| {
+                    ResultType::parse(t).ok_or_else(|| corrupt(format!("unknown result {t:?}")))
+                })
+                .transpose()?,
+            generation: u64::try_from(self.generation).unwrap_or(0),
+            waiting_until: self.waiting_until.map(Timestamp::from_micros),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = events)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+struct EventRow {
+    seq: i64,
+    at: i64,
+    #[allow(dead_code)]
+    kind: String,
+    payload: String,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> OpError {
+    OpError::Queue(StoreError::Corrupt(e.to_string()).into())
+}
+
+fn log_change(c: &mut SqliteConnection, now: Timestamp, change: &Change) -> Result<()> {
+    let payload = serde_json::to_string(change)
+        .map_err(|e| OpError::Queue(StoreError::Other(e.to_string()).into()))?;
+    diesel::insert_into(events::table)
+        .values((
+            events::at.eq(now.as_micros()),
+            events::kind.eq(change.event_type()),
+            events::payload.eq(payload),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+fn find(c: &mut SqliteConnection, id: InstructionId) -> Result<Option<Instruction>> {
+    instructions::table
+        .find(id.to_string())
+        .select(InstructionRow::as_select())
+        .first(c)
+        .optional()?
+        .map(InstructionRow::into_domain)
+        .transpose()
+}
+
+fn find_existing(c: &mut SqliteConnection, id: InstructionId) -> Result<Instruction> {
+    find(c, id)?.ok_or(OpError::Queue(QueueError::NotFound(id)))
+}
+
+fn save(c: &mut SqliteConnection, item: &Instruction) -> Result<()> {
+    let row = InstructionRow::from_domain(item);
+    diesel::update(instructions::table.find(&row.id))
+        .set((
+            instructions::content.eq(&row.content),
+            instructions::status.eq(&row.status),
+            instructions::updated_at.eq(row.updated_at),
+            instructions::consumed_at.eq(row.consumed_at),
+            instructions::consumed_by.eq(&row.consumed_by),
+            instructions::position.eq(row.position),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+fn next_position(c: &mut SqliteConnection) -> Result<i64> {
+    let max: Option<i64> = instructions::table
+        .select(diesel::dsl::max(instructions::position))
+        .first(c)?;
+    Ok(max.unwrap_or(0) + 1)
+}
+
+fn pending_ordered(c: &mut SqliteConnection) -> Result<Vec<Instruction>> {
+    instructions::table
+        .filter(instructions::status.eq(Status::Pending.as_str()))
+        .order((
+            instructions::position,
+            instructions::created_at,
+            instructions::id,
+        ))
+        .select(InstructionRow::as_select())
+        .load(c)?
+        .into_iter()
+        .map(InstructionRow::into_domain)
+        .collect()
+}
+
+fn insert_pending(
+    c: &mut SqliteConnection,
+    id: InstructionId,
+    content: Content,
+    now: Timestamp,
+) -> Result<Instruction> {
+    let item = Instruction {
+        id,
+        content,
+        status: Status::Pending,
+        created_at: now,
+        updated_at: now,
+        consumed_at: None,
+        consumed_by: None,
+        position: next_position(c)?,
+    };
+    diesel::insert_into(instructions::table)
+        .values(InstructionRow::from_domain(&item))
+        .execute(c)?;
+    log_change(c, now, &Change::InstructionCreated(item.clone()))?;
+    Ok(item)
+}
+
+pub(crate) fn add(
+    c: &mut SqliteConnection,
+    id: InstructionId,
+    content: Content,
+    now: Timestamp,
+) -> Result<Instruction> {
+    insert_pending(c, id, content, now)
+}
+
+pub(crate) fn get(c: &mut SqliteConnection, id: InstructionId) -> Result<Option<Instruction>> {
+    find(c, id)
+}
+
+pub(crate) fn edit(
+    c: &mut SqliteConnection,
+    id: InstructionId,
+    content: Content,
+    now: Timestamp,
+) -> Result<Instruction> {
+    let mut item = find_existing(c, id)?;
+    if item.status != Status::Pending {
+        return Err(OpError::Queue(QueueError::Conflict(
+            Conflict::AlreadyConsumed,
+        )));
+    }
+    item.content = content;
+    item.updated_at = now;
+    save(c, &item)?;
+    log_change(c, now, &Change::InstructionUpdated(item.clone()))?;
+    Ok(item)
+}
+
+pub(crate) fn delete(
+    c: &mut SqliteConnection,
+    id: InstructionId,
+    now: Timestamp,
+) -> Result<Instruction> {
+    let item = find_existing(c, id)?;
+    if item.status != Status::Pending {
+        return Err(OpError::Queue(QueueError::Conflict(
+            Conflict::AlreadyConsumed,
+        )));
+    }
+    diesel::delete(instructions::table.find(id.to_string())).execute(c)?;
+    log_change(c, now, &Change::InstructionDeleted(item.clone()))?;
+    Ok(item)
+}
+
+pub(crate) fn requeue(
+    c: &mut SqliteConnection,
+    id: InstructionId,
+    new_id: InstructionId,
+    now: Timestamp,
+) -> Result<Instruction> {
+    let source = find_existing(c, id)?;
+    if source.status != Status::Consumed {
+        return Err(OpError::Queue(QueueError::Conflict(Conflict::NotConsumed)));
+    }
+    insert_pending(c, new_id, source.content, now)
+}
+
+pub(crate) fn reorder(
+    c: &mut SqliteConnection,
+    ids: &[InstructionId],
+    now: Timestamp,
+) -> Result<Vec<Instruction>> {
+    let pending = pending_ordered(c)?;
+    let current: Vec<_> = pending.iter().map(|i| i.id).collect();
+    check_reorder(&current, ids).map_err(OpError::Queue)?;
+    // Same rule as the in-memory store: the existing positions, reassigned in the new
+    // order, so positions stay unique and later adds still go to the end.
+    let mut by_id: std::collections::HashMap<_, _> =
+        pending.iter().map(|i| (i.id, i.clone())).collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for (id, position) in ids.iter().zip(pending.iter().map(|i| i.position)) {
+        let Some(mut item) = by_id.remove(id) else {
+            return Err(OpError::Queue(QueueError::Conflict(
+                Conflict::PendingSetChanged,
+            )));
+        };
+        if item.position != position {
+            item.position = position;
+            item.updated_at = now;
+            save(c, &item)?;
+        }
+        out.push(item);
+    }
+    log_change(c, now, &Change::InstructionReordered(ids.to_vec()))?;
+    Ok(out)
+}
+
+fn page_of(
+    c: &mut SqliteConnection,
+    status: Status,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<Instruction>> {
+    let query = instructions::table
+        .filter(instructions::status.eq(status.as_str()))
+        .select(InstructionRow::as_select())
+        .offset(offset)
+        .limit(limit);
+    let rows = match status {
+        Status::Pending => query
+            .order((
+                instructions::position,
+                instructions::created_at,
+                instructions::id,
+            ))
+            .load(c)?,
+        Status::Consumed => query
+            .order((
+                instructions::consumed_at,
+                instructions::position,
+                instructions::id,
+            ))
+            .load(c)?,
+    };
+    rows.into_iter().map(InstructionRow::into_domain).collect()
+}
+
+fn count(c: &mut SqliteConnection, status: Status) -> Result<u64> {
+    let n: i64 = instructions::table
+        .filter(instructions::status.eq(status.as_str()))
+        .count()
+        .get_result(c)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(crate) fn counts(c: &mut SqliteConnection) -> Result<Counts> {
+    Ok(Counts {
+        pending: count(c, Status::Pending)?,
+        consumed: count(c, Status::Consumed)?,
+    })
+}
+
+pub(crate) fn list(c: &mut SqliteConnection, filter: StatusFilter, page: Page) -> Result<Listing> {
+    // SQLite reads LIMIT -1 as "no limit".
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let offset = clamp(page.offset);
+    let limit = page.limit.map(clamp).unwrap_or(-1);
+    match filter {
+        StatusFilter::Pending | StatusFilter::Consumed => {
+            let status = if filter == StatusFilter::Pending {
+                Status::Pending
+            } else {
+                Status::Consumed
+            };
+            let total = count(c, status)?;
+            let items = page_of(c, status, offset, limit)?;
+            Ok(Listing { items, total })
+        }
+        StatusFilter::All => {
+            let Counts { pending, consumed } = counts(c)?;
+            let n_consumed = clamp(consumed);
+            let mut items = Vec::new();
+            if offset < n_consumed {
+                items = page_of(c, Status::Consumed, offset, limit)?;
+            }
+            let taken = i64::try_from(items.len()).unwrap_or(i64::MAX);
+            let rest = if limit < 0 { -1 } else { limit - taken };
+            if rest != 0 {
+                let pending_offset = (offset - n_consumed).max(0);
+                items.extend(page_of(c, Status::Pending, pending_offset, rest)?);
+            }
+            Ok(Listing {
+                items,
+                total: pending + consumed,
+            })
+        }
+    }
+}
+
+fn find_agent(c: &mut SqliteConnection, agent: &AgentId) -> Result<Option<Agent>> {
+    agents::table
+        .find(agent.as_str())
+        .select(AgentRow::as_select())
+        .first(c)
+        .optional()?
+        .map(AgentRow::into_domain)
+        .transpose()
+}
+
+fn save_agent(c: &mut SqliteConnection, agent: &Agent) -> Result<()> {
+    let row = AgentRow::from_domain(agent);
+    diesel::insert_into(agents::table)
+        .values(&row)
+        .on_conflict(agents::id)
+        .do_update()
+        .set(&row)
+        .execute(c)?;
+    Ok(())
+}
+
+pub(crate) fn begin_call(
+    c: &mut SqliteConnection,
+    agent: &AgentId,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<CallTicket> {
+    let mut agent_row = find_agent(c, agent)?.unwrap_or_else(|| Agent {
+        id: agent.clone(),
+        last_seen_at: now,
+        last_fetch_at: None,
+        last_result_type: None,
+        generation: 0,
+        waiting_until: None,
+    });
+    agent_row.generation += 1;
+    agent_row.last_seen_at = now;
+    agent_row.waiting_until = Some(until);
+    save_agent(c, &agent_row)?;
+    log_change(c, now, &Change::AgentUpdated(agent_row.clone()))?;
+    Ok(CallTicket {
+        generation: agent_row.generation,
+        agent: agent_row,
+    })
+}
+
+pub(crate) fn claim(
+    c: &mut SqliteConnection,
+    agent: &AgentId,
+    generation: u64,
+    now: Timestamp,
+) -> Result<Claim> {
+    let current: Option<i64> = agents::table
+        .find(agent.as_str())
+        .select(agents::generation)
+        .first(c)
+        .optional()?;
+    if current.and_then(|g| u64::try_from(g).ok()) != Some(generation) {
+        return Ok(Claim::Superseded);
+    }
+    let head = instructions::table
+        .filter(instructions::status.eq(Status::Pending.as_str()))
+        .order((
+            instructions::position,
+            instructions::created_at,
+            instructions::id,
+        ))
+        .select(InstructionRow::as_select())
+        .first(c)
+        .optional()?;
+    let Some(head) = head else {
+        return Ok(Claim::Empty);
+    };
+    let mut item = head.into_domain()?;
+    item.status = Status::Consumed;
+    item.consumed_at = Some(now);
+    item.consumed_by = Some(agent.clone());
+    item.updated_at = now;
+    // The status guard makes the claim safe even if this ever ran outside the
+    // writer's exclusive transaction.
+    let n = diesel::update(
+        instructions::table
+            .find(item.id.to_string())
+            .filter(instructions::status.eq(Status::Pending.as_str())),
+    )
+    .set((
+        instructions::status.eq(Status::Consumed.as_str()),
+        instructions::consumed_at.eq(now.as_micros()),
+        instructions::consumed_by.eq(agent.as_str()),
+        instructions::updated_at.eq(now.as_micros()),
+    ))
+    .execute(c)?;
+    if n != 1 {
+        return Ok(Claim::Empty);
+    }
+    log_change(c, now, &Change::InstructionConsumed(item.clone()))?;
+    Ok(Claim::Claimed(item))
+}
+
+pub(crate) fn end_call(
+    c: &mut SqliteConnection,
+    agent: &AgentId,
+    generation: u64,
+    result: ResultType,
+    now: Timestamp,
+) -> Result<Agent> {
+    let mut agent_row = find_agent(c, agent)?.ok_or_else(|| {
+        OpError::Queue(StoreError::Other(format!("end of a call of unknown agent {agent}")).into())
+    })?;
+    agent_row.last_fetch_at = Some(now);
+    agent_row.last_result_type = Some(result);
+    if agent_row.generation == generation {
+        agent_row.waiting_until = None;
+    }
+    save_agent(c, &agent_row)?;
+    log_change(c, now, &Change::AgentUpdated(agent_row.clone()))?;
+    Ok(agent_row)
+}
+
+pub(crate) fn unclaim(
+    c: &mut SqliteConnection,
+    id: InstructionId,
+    now: Timestamp,
+) -> Result<Instruction> {
+    let mut item = find_existing(c, id)?;
+    if item.status != Status::Consumed {
+        return Err(OpError::Queue(QueueError::Conflict(Conflict::NotConsumed)));
+    }
+    let head: Option<i64> = instructions::table
+        .filter(instructions::status.eq(Status::Pending.as_str()))
+        .select(diesel::dsl::min(instructions::position))
+        .first(c)?;
+    item.position = match head {
+        Some(first) => first - 1,
+        None => next_position(c)?,
+    };
+    item.status = Status::Pending;
+    item.consumed_at = None;
+    item.consumed_by = None;
+    item.updated_at = now;
+    save(c, &item)?;
+    log_change(c, now, &Change::InstructionUpdated(item.clone()))?;
+    Ok(item)
+}
+
+pub(crate) fn agents(c: &mut SqliteConnection) -> Result<Vec<Agent>> {
+    agents::table
+        .order((agents::last_seen_at.desc(), agents::id))
+        .select(AgentRow::as_select())
+        .load(c)?
+        .into_iter()
+        .map(AgentRow::into_domain)
+        .collect()
+}
+
+pub(crate) fn stored_settings(c: &mut SqliteConnection) -> Result<StoredSettings> {
+    let text: Option<String> = settings::table
+        .find(1)
+        .select(settings::stored)
+        .first(c)
+        .optional()?;
+    match text {
+        None => Ok(StoredSettings::default()),
+        Some(text) => serde_json::from_str(&text).map_err(corrupt),
+    }
+}
+
+pub(crate) fn update_settings(
+    c: &mut SqliteConnection,
+    patch: &SettingsPatch,
+    now: Timestamp,
+) -> Result<StoredSettings> {
+    let stored = stored_settings(c)?.patched(patch);
+    let text = serde_json::to_string(&stored).map_err(corrupt)?;
+    diesel::insert_into(settings::table)
+        .values((settings::id.eq(1), settings::stored.eq(&text)))
+        .on_conflict(settings::id)
+        .do_update()
+        .set(settings::stored.eq(&text))
+        .execute(c)?;
+    log_change(c, now, &Change::ConfigUpdated(stored.clone()))?;
+    Ok(stored)
+}
+
+pub(crate) fn events_after(
+    c: &mut SqliteConnection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    events::table
+        .filter(events::seq.gt(after))
+        .order(events::seq)
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(c)?
+        .into_iter()
+        .map(|row| {
+            Ok(Event {
+                seq: u64::try_from(row.seq).unwrap_or(0),
+                at: Timestamp::from_micros(row.at),
+                change: serde_json::from_str(&row.payload).map_err(corrupt)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn last_event_seq(c: &mut SqliteConnection) -> Result<u64> {
+    // The AUTOINCREMENT counter survives pruning, unlike max(seq) of an empty table.
+    let seq: Option<i64> =
+        diesel::sql_query("SELECT seq AS value FROM sqlite_sequence WHERE name = 'events'")
+            .get_result::<BigIntValue>(c)
+            .optional()?
+            .map(|v| v.value);
+    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+}
+
+/// Drops events beyond the replay window.
+pub(crate) fn prune_events(c: &mut SqliteConnection, keep: u64) -> Result<()> {
+    let last = i64::try_from(last_event_seq(c)?).unwrap_or(0);
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    diesel::delete(events::table.filter(events::seq.le(last.saturating_sub(keep)))).execute(c)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct BigIntValue {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) value: i64,
+}

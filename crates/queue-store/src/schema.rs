@@ -1,0 +1,41 @@
+//! Diesel's view of the tables created by `migrations/`.
+
+diesel::table! {
+    instructions (id) {
+        id -> Text,
+        content -> Text,
+        status -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+        consumed_by -> Nullable<Text>,
+        position -> BigInt,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> Text,
+        last_seen_at -> BigInt,
+        last_fetch_at -> Nullable<BigInt>,
+        last_result_type -> Nullable<Text>,
+        generation -> BigInt,
+        waiting_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    settings (id) {
+        id -> Integer,
+        stored -> Text,
+    }
+}
+
+diesel::table! {
+    events (seq) {
+        seq -> BigInt,
+        at -> BigInt,
+        kind -> Text,
+        payload -> Text,
+    }
+}

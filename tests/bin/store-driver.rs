@@ -1,0 +1,102 @@
+//! A helper process for the multi-process tests: claims, adds under load, or adds
+//! once, on a database file shared with the test process.
+//!
+//! Usage:
+//!   store-driver claim DB THREADS     after a line on stdin, claim until empty; print each claimed id
+//!   store-driver add-load DB THREADS  add forever; print each id once its add is durable
+//!   store-driver add DB TEXT          add one instruction; print its id
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, bail};
+use queue_core::{AgentId, Claim, Clock, Content, IdSource, RandomIds, Store, SystemClock};
+use queue_store::{SqliteStore, StoreOptions};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [mode, db, rest @ ..] = args.as_slice() else {
+        bail!("usage: store-driver claim|add-load|add DB ARG");
+    };
+    let store = Arc::new(
+        SqliteStore::open(db, StoreOptions::default()).with_context(|| format!("opening {db}"))?,
+    );
+    match (mode.as_str(), rest) {
+        ("claim", [threads]) => claim(store, threads.parse()?),
+        ("add-load", [threads]) => add_load(store, threads.parse()?),
+        ("add", [text]) => {
+            let item = store.add(
+                RandomIds.next_id(),
+                Content::parse(text)?,
+                SystemClock.now(),
+            )?;
+            println!("{}", item.id);
+            Ok(())
+        }
+        _ => bail!("unknown mode {mode:?} or wrong arguments"),
+    }
+}
+
+fn claim(store: Arc<SqliteStore>, threads: usize) -> anyhow::Result<()> {
+    // Start only when told, so that several claimer processes really compete.
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go)?;
+    let pid = std::process::id();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || -> anyhow::Result<Vec<String>> {
+                let agent = AgentId::parse(&format!("p{pid}-t{t}"))?;
+                let mut got = Vec::new();
+                loop {
+                    let now = SystemClock.now();
+                    let ticket = store.begin_call(&agent, now, now)?;
+                    match store.claim(&agent, ticket.generation, SystemClock.now())? {
+                        Claim::Claimed(item) => got.push(item.id.to_string()),
+                        Claim::Empty => return Ok(got),
+                        Claim::Superseded => bail!("a lone claimer was superseded"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for h in handles {
+        let ids = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("claimer thread panicked"))??;
+        for id in ids {
+            writeln!(out, "{id}")?;
+        }
+    }
+    Ok(())
+}
+
+fn add_load(store: Arc<SqliteStore>, threads: usize) -> anyhow::Result<()> {
+    let n = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (store, n) = (Arc::clone(&store), Arc::clone(&n));
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                loop {
+                    let i = n.fetch_add(1, Ordering::Relaxed);
+                    let item = store.add(
+                        RandomIds.next_id(),
+                        Content::parse(&format!("load {i}"))?,
+                        SystemClock.now(),
+                    )?;
+                    // Printed only after the add returned, i.e. after its commit.
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{}", item.id)?;
+                    out.flush()?;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("adder thread panicked"))??;
+    }
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! The `Store` contract, one suite run against every implementation: the in-memory
+//! model and SQLite.
+
+use integration::TempDb;
+use queue_core::{
+    AgentId, Change, Claim, Conflict, Content, Instruction, InstructionId, Page, QueueError,
+    ResultType, SettingsPatch, Status, StatusFilter, Store, Timestamp,
+};
+
+fn t(n: i64) -> Timestamp {
+    Timestamp::from_micros(1_800_000_000_000_000 + n)
+}
+
+fn id(n: u128) -> InstructionId {
+    InstructionId::from_u128(n)
+}
+
+fn text(s: &str) -> Content {
+    Content::parse(s).unwrap()
+}
+
+fn agent(s: &str) -> AgentId {
+    AgentId::parse(s).unwrap()
+}
+
+fn contents(items: &[Instruction]) -> Vec<&str> {
+    items.iter().map(|i| i.content.as_str()).collect()
+}
+
+fn all(s: &dyn Store, filter: StatusFilter) -> Vec<Instruction> {
+    s.list(filter, Page::default()).unwrap().items
+}
+
+/// Starts a call and claims once.
+fn take(s: &dyn Store, who: &str, now: Timestamp) -> Claim {
+    let who = agent(who);
+    let ticket = s.begin_call(&who, now, now.plus_secs(10)).unwrap();
+    s.claim(&who, ticket.generation, now).unwrap()
+}
+
+fn adds_go_to_the_end_and_are_listed_in_order(s: &dyn Store) {
+    for (n, c) in ["a", "b", "c"].iter().enumerate() {
+        let item = s.add(id(n as u128 + 1), text(c), t(n as i64)).unwrap();
+        assert_eq!(item.status, Status::Pending);
+        assert_eq!(item.created_at, t(n as i64));
+        assert_eq!(item.consumed_at, None);
+    }
+    assert_eq!(contents(&all(s, StatusFilter::Pending)), ["a", "b", "c"]);
+    assert_eq!(s.get(id(2)).unwrap().unwrap().content.as_str(), "b");
+    assert_eq!(s.get(id(99)).unwrap(), None);
+    let counts = s.counts().unwrap();
+    assert_eq!((counts.pending, counts.consumed), (3, 0));
+}
+
+fn claims_take_the_oldest_exactly_once(s: &dyn Store) {
+    s.add(id(1), text("first"), t(1)).unwrap();
+    s.add(id(2), text("second"), t(2)).unwrap();
+    let Claim::Claimed(got) = take(s, "x", t(3)) else {
+        panic!("expected a claim")
+    };
+    assert_eq!(got.id, id(1));
+    assert_eq!(got.status, Status::Consumed);
+    assert_eq!(got.consumed_at, Some(t(3)));
+    assert_eq!(got.consumed_by, Some(agent("x")));
+    let Claim::Claimed(got) = take(s, "x", t(4)) else {
+        panic!("expected a claim")
+    };
+    assert_eq!(got.id, id(2));
+    assert_eq!(take(s, "x", t(5)), Claim::Empty);
+    let counts = s.counts().unwrap();
+    assert_eq!((counts.pending, counts.consumed), (0, 2));
+}
+
+fn only_the_newest_call_of_an_agent_may_claim(s: &dyn Store) {
+    s.add(id(1), text("a"), t(1)).unwrap();
+    let x = agent("x");
+    let old = s.begin_call(&x, t(2), t(12)).unwrap();
+    let new = s.begin_call(&x, t(3), t(13)).unwrap();
+    assert_eq!(new.generation, old.generation + 1);
+    assert_eq!(
+        s.claim(&x, old.generation, t(4)).unwrap(),
+        Claim::Superseded
+    );
+    assert_eq!(
+        s.claim(&agent("never-seen"), 1, t(4)).unwrap(),
+        Claim::Superseded
+    );
+    // Another agent's calls do not supersede x's.
+    s.begin_call(&agent("y"), t(5), t(15)).unwrap();
+    assert!(matches!(
+        s.claim(&x, new.generation, t(6)).unwrap(),
+        Claim::Claimed(_)
+    ));
+}
+
+fn edit_and_delete_only_while_pending(s: &dyn Store) {
+    s.add(id(1), text("a"), t(1)).unwrap();
+    s.add(id(2), text("b"), t(2)).unwrap();
+    let edited = s.edit(id(2), text("b2"), t(3)).unwrap();
+    assert_eq!(edited.content.as_str(), "b2");
+    assert_eq!(edited.updated_at, t(3));
+    assert_eq!(edited.created_at, t(2));
+    take(s, "x", t(4));
+    assert_eq!(
+        s.edit(id(1), text("z"), t(5)),
+        Err(QueueError::Conflict(Conflict::AlreadyConsumed))
+    );
+    assert_eq!(
+        s.delete(id(1), t(5)),
+        Err(QueueError::Conflict(Conflict::AlreadyConsumed))
+    );
+    assert_eq!(
+        s.edit(id(9), text("z"), t(5)),
+        Err(QueueError::NotFound(id(9)))
+    );
+    assert_eq!(s.delete(id(9), t(5)), Err(QueueError::NotFound(id(9))));
+    let gone = s.delete(id(2), t(6)).unwrap();
+    assert_eq!(gone.content.as_str(), "b2");
+    assert_eq!(s.get(id(2)).unwrap(), None);
+    assert_eq!(s.counts().unwrap().pending, 0);
+}
+
+fn requeue_copies_a_consumed_one_to_the_end(s: &dyn Store) {
+    s.add(id(1), text("a"), t(1)).unwrap();
+    s.add(id(2), text("b"), t(2)).unwrap();
+    assert_eq!(
+        s.requeue(id(1), id(10), t(3)),
+        Err(QueueError::Conflict(Conflict::NotConsumed))
+    );
+    assert_eq!(
+        s.requeue(id(9), id(10), t(3)),
+        Err(QueueError::NotFound(id(9)))
+    );
+    take(s, "x", t(4));
+    let copy = s.requeue(id(1), id(10), t(5)).unwrap();
+    assert_eq!((copy.id, copy.status), (id(10), Status::Pending));
+    assert_eq!(copy.content.as_str(), "a");
+    assert_eq!(contents(&all(s, StatusFilter::Pending)), ["b", "a"]);
+    // The original stays in the history.
+    assert_eq!(s.get(id(1)).unwrap().unwrap().status, Status::Consumed);
+}
+
+fn reorder_needs_exactly_the_pending_set(s: &dyn Store) {
+    for n in 1..=4 {
+        s.add(id(n), text(&format!("i{n}")), t(n as i64)).unwrap();
+    }
+    take(s, "x", t(5)); // consumes i1
+    let conflict = Err(QueueError::Conflict(Conflict::PendingSetChanged));
+    assert_eq!(s.reorder(&[id(4), id(3)], t(6)), conflict); // missing one
+    assert_eq!(s.reorder(&[id(4), id(3), id(2), id(1)], t(6)), conflict); // consumed one
+    assert_eq!(s.reorder(&[id(4), id(4), id(3)], t(6)), conflict); // duplicate
+    assert_eq!(s.reorder(&[id(4), id(3), id(9)], t(6)), conflict); // unknown
+    let ordered = s.reorder(&[id(4), id(2), id(3)], t(6)).unwrap();
+    assert_eq!(contents(&ordered), ["i4", "i2", "i3"]);
+    assert_eq!(contents(&all(s, StatusFilter::Pending)), ["i4", "i2", "i3"]);
+    // New items still go to the end, and claims follow the new order.
+    s.add(id(5), text("i5"), t(7)).unwrap();
+    let Claim::Claimed(got) = take(s, "x", t(8)) else {
+        panic!("expected a claim")
+    };
+    assert_eq!(got.id, id(4));
+    assert_eq!(contents(&all(s, StatusFilter::Pending)), ["i2", "i3", "i5"]);
+}
+
+fn unclaim_puts_it_back_at_the_head(s: &dyn Store) {
+    s.add(id(1), text("a"), t(1)).unwrap();
+    s.add(id(2), text("b"), t(2)).unwrap();
+    take(s, "x", t(3));
+    assert_eq!(
+        s.unclaim(id(2), t(4)),
+        Err(QueueError::Conflict(Conflict::NotConsumed))
+    );
+    let back = s.unclaim(id(1), t(4)).unwrap();
+    assert_eq!(back.status, Status::Pending);
+    assert_eq!((back.consumed_at, back.consumed_by), (None, None));
+    assert_eq!(contents(&all(s, StatusFilter::Pending)), ["a", "b"]);
+    // With nothing else pending it still comes back.
+    take(s, "x", t(5));
+    take(s, "x", t(6));
+    s.unclaim(id(2), t(7)).unwrap();
+    assert_eq!(contents(&all(s, StatusFilter::Pending)), ["b"]);
+}
+
+fn listing_orders_and_pages(s: &dyn Store) {
+    for n in 1..=5 {
+        s.add(id(n), text(&format!("i{n}")), t(n as i64)).unwrap();
+    }
+    take(s, "x", t(10)); // i1
+    take(s, "x", t(11)); // i2
+    let names = |f, offset, limit| {
+        let page = s.list(f, Page { offset, limit }).unwrap();
+        (
+            page.items
+                .iter()
+                .map(|i| i.content.as_str().to_owned())
+                .collect::<Vec<_>>(),
+            page.total,
+        )
+    };
+    assert_eq!(
+        names(StatusFilter::All, 0, None),
+        (
+            vec![
+                "i1".into(),
+                "i2".into(),
+                "i3".into(),
+                "i4".into(),
+                "i5".into()
+            ],
+            5
+        )
+    );
+    assert_eq!(
+        names(StatusFilter::All, 1, Some(2)),
+        (vec!["i2".into(), "i3".into()], 5)
+    );
+    assert_eq!(
+        names(StatusFilter::All, 3, Some(10)),
+        (vec!["i4".into(), "i5".into()], 5)
+    );
+    assert_eq!(names(StatusFilter::All, 9, None), (vec![], 5));
+    assert_eq!(names(StatusFilter::All, 0, Some(0)), (vec![], 5));
+    assert_eq!(
+        names(StatusFilter::Consumed, 0, None),
+        (vec!["i1".into(), "i2".into()], 2)
+    );
+    assert_eq!(
+        names(StatusFilter::Pending, 1, Some(1)),
+        (vec!["i4".into()], 3)
+    );
+    assert_eq!(
+        names(StatusFilter::Pending, u64::MAX, Some(u64::MAX)),
+        (vec![], 3)
+    );
+}
+
+fn agents_record_calls(s: &dyn Store) {
+    let x = agent("x");
+    let ticket = s.begin_call(&x, t(1), t(11)).unwrap();
+    assert_eq!(ticket.agent.last_seen_at, t(1));
+    assert_eq!(ticket.agent.waiting_until, Some(t(11)));
+    assert_eq!(ticket.agent.last_fetch_at, None);
+    let after = s
+        .end_call(&x, ticket.generation, ResultType::Empty, t(2))
+        .unwrap();
+    assert_eq!(after.waiting_until, None);
+    assert_eq!(after.last_fetch_at, Some(t(2)));
+    assert_eq!(after.last_result_type, Some(ResultType::Empty));
+    // An outdated call's end does not clear the newer call's wait.
+    let old = s.begin_call(&x, t(3), t(13)).unwrap();
+    let new = s.begin_call(&x, t(4), t(14)).unwrap();
+    let after = s
+        .end_call(&x, old.generation, ResultType::DefaultResponse, t(5))
+        .unwrap();
+    assert_eq!(after.waiting_until, Some(t(14)));
+    assert_eq!(after.generation, new.generation);
+    s.begin_call(&agent("y"), t(6), t(16)).unwrap();
+    let ids: Vec<_> = s
+        .agents()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert_eq!(ids, ["y", "x"]);
+}
+
+fn settings_are_saved_by_key(s: &dyn Store) {
+    assert_eq!(s.settings().unwrap(), Default::default());
+    let p = SettingsPatch::new(Some(3), None, None).unwrap();
+    let stored = s.update_settings(&p, t(1)).unwrap();
+    assert_eq!(stored.default_wait_seconds, Some(3));
+    let p = SettingsPatch::new(None, Some(String::new()), Some(60)).unwrap();
+    let stored = s.update_settings(&p, t(2)).unwrap();
+    assert_eq!(stored.default_wait_seconds, Some(3));
+    assert_eq!(stored.default_empty_response.as_deref(), Some(""));
+    assert_eq!(stored.agent_stale_after_seconds, Some(60));
+    assert_eq!(s.settings().unwrap(), stored);
+}
+
+fn every_change_and_only_changes_are_events(s: &dyn Store) {
+    let start = s.last_event_seq().unwrap();
+    let token = s.change_token().unwrap();
+    s.add(id(1), text("a"), t(1)).unwrap();
+    s.edit(id(1), text("a2"), t(2)).unwrap();
+    // Refused changes record nothing.
+    let _ = s.edit(id(9), text("z"), t(3));
+    let _ = s.reorder(&[id(9)], t(3));
+    take(s, "x", t(4));
+    s.add(id(2), text("b"), t(5)).unwrap();
+    s.delete(id(2), t(6)).unwrap();
+    s.update_settings(&SettingsPatch::new(Some(1), None, None).unwrap(), t(7))
+        .unwrap();
+    let events = s.events_after(start, 100).unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.change.event_type()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "instruction.created",
+            "instruction.updated",
+            "agent.updated",
+            "instruction.consumed",
+            "instruction.created",
+            "instruction.deleted",
+            "config.updated"
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(events.last().unwrap().seq, s.last_event_seq().unwrap());
+    let Change::InstructionConsumed(item) = &events[3].change else {
+        panic!("expected the consumption")
+    };
+    assert_eq!(item.id, id(1));
+    assert_eq!(events[3].at, t(4));
+    // Paging through events.
+    let first_two = s.events_after(start, 2).unwrap();
+    assert_eq!(first_two, events[..2]);
+    assert_eq!(s.events_after(events[5].seq, 100).unwrap(), events[6..]);
+    assert_ne!(s.change_token().unwrap(), token);
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $name() { super::$name(&queue_core::MemoryStore::new()) })*
+        }
+        mod sqlite {
+            $(#[test] fn $name() {
+                let db = integration::TempDb::new();
+                super::$name(&*db.open_fast());
+            })*
+        }
+    };
+}
+
+contract!(
+    adds_go_to_the_end_and_are_listed_in_order,
+    claims_take_the_oldest_exactly_once,
+    only_the_newest_call_of_an_agent_may_claim,
+    edit_and_delete_only_while_pending,
+    requeue_copies_a_consumed_one_to_the_end,
+    reorder_needs_exactly_the_pending_set,
+    unclaim_puts_it_back_at_the_head,
+    listing_orders_and_pages,
+    agents_record_calls,
+    settings_are_saved_by_key,
+    every_change_and_only_changes_are_events,
+);
+
+/// SQLite keeps everything across a reopen; the in-memory model trivially does not
+/// need to.
+#[test]
+fn sqlite_data_survives_reopen() {
+    let db = TempDb::new();
+    {
+        let s = db.open();
+        s.add(id(1), text("kept"), t(1)).unwrap();
+        take(&*s, "x", t(2));
+        s.add(id(2), text("also kept"), t(3)).unwrap();
+    }
+    let s = db.open();
+    let items = all(&*s, StatusFilter::All);
+    assert_eq!(contents(&items), ["kept", "also kept"]);
+    assert_eq!(items[0].status, Status::Consumed);
+    s.integrity_check().unwrap();
+}
+
+/// A second connection's commit changes the token seen by the first process's
+/// watcher, which is what cross-process wake-up rests on.
+#[test]
+fn sqlite_change_token_sees_other_connections() {
+    let db = TempDb::new();
+    let a = db.open_fast();
+    let b = db.open_fast();
+    let before = a.change_token().unwrap();
+    assert_eq!(a.change_token().unwrap(), before);
+    b.add(id(1), text("from b"), t(1)).unwrap();
+    assert_ne!(a.change_token().unwrap(), before);
+    let seen = a.events_after(0, 10).unwrap();
+    assert_eq!(seen.len(), 1);
+}
