@@ -388,3 +388,146 @@ impl Offload for BlockingPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use queue_core::{Content, InstructionId};
+
+    fn fresh() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/folder/q.sqlite3");
+        (dir, path)
+    }
+
+    #[test]
+    fn migrates_an_empty_file_and_creates_missing_folders() {
+        let (_dir, path) = fresh();
+        let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        assert!(path.exists());
+        assert_eq!(store.counts().unwrap(), Counts::default());
+        store.integrity_check().unwrap();
+        #[derive(QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            journal_mode: String,
+        }
+        let mode = store
+            .read(|c| Ok(diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(c)?))
+            .unwrap();
+        assert_eq!(mode.journal_mode, "wal");
+        drop(store);
+        // Opening again applies nothing new and keeps working.
+        let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(store.last_event_seq().unwrap(), 0);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema_and_leaves_the_file_untouched() {
+        let (_dir, path) = fresh();
+        {
+            let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+            store
+                .add(
+                    InstructionId::from_u128(1),
+                    Content::parse("keep me").unwrap(),
+                    Timestamp::from_micros(1),
+                )
+                .unwrap();
+            store
+                .write(|c| {
+                    diesel::sql_query(
+                        "INSERT INTO __diesel_schema_migrations (version) VALUES ('29990101000000')",
+                    )
+                    .execute(c)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        // The last connection to close folded the WAL into the main file, so these
+        // bytes are the whole state.
+        assert!(!path.with_extension("sqlite3-wal").exists());
+        let before = std::fs::read(&path).unwrap();
+        let err = SqliteStore::open(&path, StoreOptions::default()).unwrap_err();
+        let StoreError::NewerSchema { found, known, .. } = &err else {
+            panic!("expected NewerSchema, got {err:?}")
+        };
+        assert_eq!(found, "29990101000000");
+        assert_eq!(known, "20261121000001");
+        let message = err.to_string();
+        assert!(message.contains("newer version of local-mcp"), "{message}");
+        assert!(message.contains("left untouched"), "{message}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_clearly() {
+        let (_dir, path) = fresh();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            b"this is a text file, not SQLite, and it is long enough",
+        )
+        .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = SqliteStore::open(&path, StoreOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        assert!(err.to_string().contains("not a database"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn sqlite_messages_map_to_actionable_errors() {
+        assert_eq!(classify("database is locked"), StoreError::Busy);
+        assert_eq!(classify("database or disk is full"), StoreError::Full);
+        assert!(matches!(
+            classify("attempt to write a readonly database"),
+            StoreError::ReadOnly(_)
+        ));
+        assert!(matches!(
+            classify("database disk image is malformed"),
+            StoreError::Corrupt(_)
+        ));
+        assert!(matches!(classify("no such table: x"), StoreError::Other(_)));
+    }
+
+    #[test]
+    fn group_commit_answers_every_caller_with_its_own_result() {
+        let (_dir, path) = fresh();
+        let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..16u128 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..50u128 {
+                        let id = InstructionId::from_u128(t * 1_000 + i + 1);
+                        let item = store
+                            .add(
+                                id,
+                                Content::parse(&format!("{t}-{i}")).unwrap(),
+                                Timestamp::from_micros(1),
+                            )
+                            .unwrap();
+                        assert_eq!(item.id, id);
+                        assert_eq!(item.content.as_str(), format!("{t}-{i}"));
+                        // A refused operation in the same batch does not spoil it.
+                        let missing = InstructionId::from_u128(u128::MAX - t);
+                        assert_eq!(
+                            store.delete(missing, Timestamp::from_micros(2)),
+                            Err(QueueError::NotFound(missing))
+                        );
+                    }
+                });
+            }
+        });
+        assert_eq!(store.counts().unwrap().pending, 800);
+        // Positions stay unique under concurrency.
+        let items = store
+            .list(StatusFilter::Pending, Page::default())
+            .unwrap()
+            .items;
+        let mut positions: Vec<_> = items.iter().map(|i| i.position).collect();
+        positions.dedup();
+        assert_eq!(positions.len(), 800);
+    }
+}
