@@ -185,10 +185,10 @@ async fn an_add_in_another_process_wakes_a_waiting_call() {
         // Wait until the call is registered as waiting before the other process adds.
         loop {
             let event = events.recv().await.unwrap();
-            if let queue_core::Change::AgentUpdated(a) = &event.change {
-                if a.waiting_until.is_some() {
-                    break;
-                }
+            if let queue_core::Change::AgentUpdated(a) = &event.change
+                && a.waiting_until.is_some()
+            {
+                break;
             }
         }
         let text = format!("from another process {round}");

@@ -5,6 +5,10 @@
 //!   store-driver claim DB THREADS     after a line on stdin, claim until empty; print each claimed id
 //!   store-driver add-load DB THREADS  add forever; print each id once its add is durable
 //!   store-driver add DB TEXT          add one instruction; print its id
+#![allow(
+    clippy::print_stdout,
+    reason = "printing results is this program's job"
+)]
 
 use std::io::Write;
 use std::sync::Arc;

@@ -2,6 +2,10 @@
 //! instructions, and an agent loop taking them oldest first.
 //!
 //! Run with `cargo run -p queue-core --example embed`.
+#![allow(
+    clippy::print_stdout,
+    reason = "printing results is this program's job"
+)]
 
 use std::sync::Arc;
 

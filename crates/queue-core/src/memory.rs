@@ -73,7 +73,7 @@ impl Inner {
             .values()
             .filter(|i| i.status == Status::Consumed)
             .collect();
-        v.sort_by(|a, b| (a.consumed_at, a.position, a.id).cmp(&(b.consumed_at, b.position, b.id)));
+        v.sort_by_key(|a| (a.consumed_at, a.position, a.id));
         v
     }
 

@@ -574,7 +574,7 @@ impl Service {
         F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
         U: Fn(&Service, T) + Send + Sync + 'static,
     {
-        let undo: Arc<dyn Fn(&Service, T) + Send + Sync> = Arc::new(undo);
+        let undo: Undo<T> = Arc::new(undo);
         let (tx, rx) = oneshot::channel();
         let store = Arc::clone(&self.shared.store);
         let (service, job_undo) = (self.clone(), Arc::clone(&undo));
@@ -618,6 +618,9 @@ impl Service {
     }
 }
 
+/// What to do with a value its caller no longer waits for.
+type Undo<T> = Arc<dyn Fn(&Service, T) + Send + Sync>;
+
 /// The unread answer of an undoable store call. After `close`, a job that has not
 /// answered yet sees its send fail and undoes its value itself; one that already
 /// answered left the value here, and dropping this undoes it.
@@ -625,7 +628,7 @@ struct Answer<T> {
     rx: oneshot::Receiver<Result<T, QueueError>>,
     answered: bool,
     service: Service,
-    undo: Arc<dyn Fn(&Service, T) + Send + Sync>,
+    undo: Undo<T>,
 }
 
 impl<T> Drop for Answer<T> {

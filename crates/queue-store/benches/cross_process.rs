@@ -4,17 +4,20 @@
 //! returns the instruction (the other process's durable commit included).
 //!
 //! Run with `cargo bench -p queue-store --bench cross_process`.
+#![allow(
+    clippy::print_stdout,
+    reason = "printing results is this program's job"
+)]
+
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use queue_core::{
-    AgentId, Clock, Content, FetchOutcome, IdSource, RandomIds, Service, ServiceOptions, Settings,
-    Store, SystemClock,
-};
-use queue_store::{BlockingPool, SqliteStore, StoreOptions};
+use queue_core::{AgentId, Clock, Content, FetchOutcome, IdSource, RandomIds, Store, SystemClock};
+use queue_store::{SqliteStore, StoreOptions};
 
 const TRIALS: usize = 200;
 const CHILD_ENV: &str = "QUEUE_STORE_BENCH_ADDER_DB";
@@ -44,17 +47,7 @@ fn main() {
     from_child.read_line(&mut ready).unwrap();
 
     let samples = rt.block_on(async {
-        let service = Service::builder(store)
-            .offload(Arc::new(BlockingPool))
-            .options(ServiceOptions {
-                defaults: Settings {
-                    default_wait_seconds: 60,
-                    ..Settings::default()
-                },
-                ..ServiceOptions::default()
-            })
-            .build()
-            .unwrap();
+        let service = common::waiting_service(store);
         tokio::spawn({
             let service = service.clone();
             async move { service.watch().await }
@@ -66,15 +59,7 @@ fn main() {
                 let (service, agent) = (service.clone(), agent.clone());
                 async move { service.next_instruction(agent).await }
             });
-            while !service
-                .agents()
-                .await
-                .unwrap()
-                .first()
-                .is_some_and(|a| a.waiting_until.is_some())
-            {
-                tokio::task::yield_now().await;
-            }
+            common::until_a_call_waits(&service).await;
             // Spread the adds over the watcher's polling phase.
             tokio::time::sleep(Duration::from_micros(
                 1_000 + (samples.len() as u64 * 37) % 5_000,

@@ -5,16 +5,15 @@
 //! Run with `cargo bench -p queue-store --bench store`; figures go in
 //! `docs/benchmarks.md`.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use queue_core::{
-    AgentId, Claim, Content, FetchOutcome, InstructionId, Service, ServiceOptions, Settings, Store,
-    Timestamp,
-};
-use queue_store::{BlockingPool, SqliteStore, StoreOptions};
+use queue_core::{AgentId, Claim, Content, FetchOutcome, InstructionId, Store, Timestamp};
+use queue_store::{SqliteStore, StoreOptions};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -112,19 +111,7 @@ fn wake(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let service = rt.block_on(async {
-        Service::builder(store)
-            .offload(Arc::new(BlockingPool))
-            .options(ServiceOptions {
-                defaults: Settings {
-                    default_wait_seconds: 60,
-                    ..Settings::default()
-                },
-                ..ServiceOptions::default()
-            })
-            .build()
-            .unwrap()
-    });
+    let service = rt.block_on(async { common::waiting_service(store) });
     let agent = AgentId::parse("waiter").unwrap();
     let mut group = c.benchmark_group("wake");
     group.sample_size(100);
@@ -138,15 +125,7 @@ fn wake(c: &mut Criterion) {
                         async move { service.next_instruction(agent).await }
                     });
                     // Let the call find the queue empty and start waiting.
-                    while !service
-                        .agents()
-                        .await
-                        .unwrap()
-                        .first()
-                        .is_some_and(|a| a.waiting_until.is_some())
-                    {
-                        tokio::task::yield_now().await;
-                    }
+                    common::until_a_call_waits(&service).await;
                     tokio::time::sleep(Duration::from_millis(2)).await;
                     service.add("wake up").await.unwrap();
                     // The add is durable now; the waiter was woken as it committed.

@@ -139,7 +139,7 @@ fn run(
             }
         }
         batches += 1;
-        let prune = batches % PRUNE_EVERY == 0;
+        let prune = batches.is_multiple_of(PRUNE_EVERY);
         let mut finishes: Vec<Box<dyn Finish>> = Vec::with_capacity(batch.len());
         let deadline = Instant::now() + busy_timeout;
         let commit = loop {
