@@ -58,6 +58,8 @@ impl fmt::Display for Conflict {
     }
 }
 
+impl std::error::Error for Conflict {}
+
 /// A failure of the storage underneath, in terms an operator can act on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -104,7 +106,7 @@ pub enum QueueError {
     NotFound(InstructionId),
     /// The change breaks a queue rule.
     #[error("{0}")]
-    Conflict(Conflict),
+    Conflict(#[from] Conflict),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -10,6 +10,23 @@
 //!
 //! The pure part does no I/O and reads no clock: times and ids come in as
 //! arguments. Build with `--no-default-features` for it alone, without tokio.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use queue_core::{AgentId, FetchOutcome, MemoryStore, Service};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), queue_core::QueueError> {
+//! let service = Service::builder(Arc::new(MemoryStore::new())).build()?;
+//! service.add("write the failing test").await?;
+//! let fetch = service.next_instruction(AgentId::parse("my-agent")?).await?;
+//! let FetchOutcome::Instruction(item) = fetch.outcome else {
+//!     panic!("the queued instruction comes first");
+//! };
+//! assert_eq!(item.content.as_str(), "write the failing test");
+//! assert_eq!(fetch.remaining_pending, 0);
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
 mod error;

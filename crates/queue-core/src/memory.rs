@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::error::{Conflict, QueueError, StoreError};
+use crate::error::{QueueError, StoreError};
 use crate::settings::{SettingsPatch, StoredSettings};
 use crate::store::{
     CallTicket, Change, Claim, Counts, Event, Listing, Page, StatusFilter, Store, check_reorder,
@@ -94,16 +94,7 @@ impl Inner {
         if self.items.contains_key(&id) {
             return Err(StoreError::Other(format!("duplicate instruction id {id}")).into());
         }
-        let item = Instruction {
-            id,
-            content,
-            status: Status::Pending,
-            created_at: now,
-            updated_at: now,
-            consumed_at: None,
-            consumed_by: None,
-            position: self.next_position(),
-        };
+        let item = Instruction::pending(id, content, now, self.next_position());
         self.items.insert(id, item.clone());
         self.record(now, Change::InstructionCreated(item.clone()));
         Ok(item)
@@ -149,11 +140,7 @@ impl Store for MemoryStore {
     ) -> Result<Instruction, QueueError> {
         let mut g = self.lock();
         let item = g.get_mut(id)?;
-        if item.status != Status::Pending {
-            return Err(QueueError::Conflict(Conflict::AlreadyConsumed));
-        }
-        item.content = content;
-        item.updated_at = now;
+        *item = item.clone().edited(content, now)?;
         let item = item.clone();
         g.record(now, Change::InstructionUpdated(item.clone()));
         Ok(item)
@@ -161,9 +148,7 @@ impl Store for MemoryStore {
 
     fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
         let mut g = self.lock();
-        if g.get_mut(id)?.status != Status::Pending {
-            return Err(QueueError::Conflict(Conflict::AlreadyConsumed));
-        }
+        g.get_mut(id)?.ensure_pending()?;
         let item = g.items.remove(&id).ok_or(QueueError::NotFound(id))?;
         g.record(now, Change::InstructionDeleted(item.clone()));
         Ok(item)
@@ -177,9 +162,7 @@ impl Store for MemoryStore {
     ) -> Result<Instruction, QueueError> {
         let mut g = self.lock();
         let source = g.get_mut(id)?;
-        if source.status != Status::Consumed {
-            return Err(QueueError::Conflict(Conflict::NotConsumed));
-        }
+        source.ensure_consumed()?;
         let content = source.content.clone();
         g.insert_pending(new_id, content, now)
     }
@@ -247,18 +230,12 @@ impl Store for MemoryStore {
         until: Timestamp,
     ) -> Result<CallTicket, QueueError> {
         let mut g = self.lock();
-        let record = g.agents.entry(agent.clone()).or_insert_with(|| Agent {
-            id: agent.clone(),
-            last_seen_at: now,
-            last_fetch_at: None,
-            last_result_type: None,
-            generation: 0,
-            waiting_until: None,
-        });
-        record.generation += 1;
-        record.last_seen_at = now;
-        record.waiting_until = Some(until);
-        let record = record.clone();
+        let record = g
+            .agents
+            .remove(agent)
+            .unwrap_or_else(|| Agent::first_seen(agent.clone(), now))
+            .call_started(now, until);
+        g.agents.insert(agent.clone(), record.clone());
         g.record(now, Change::AgentUpdated(record.clone()));
         Ok(CallTicket {
             generation: record.generation,
@@ -275,10 +252,7 @@ impl Store for MemoryStore {
             return Ok(Claim::Empty);
         };
         let item = g.get_mut(head)?;
-        item.status = Status::Consumed;
-        item.consumed_at = Some(now);
-        item.consumed_by = Some(agent.clone());
-        item.updated_at = now;
+        *item = item.clone().consumed(agent, now)?;
         let item = item.clone();
         g.record(now, Change::InstructionConsumed(item.clone()));
         Ok(Claim::Claimed(item))
@@ -296,11 +270,7 @@ impl Store for MemoryStore {
             .agents
             .get_mut(agent)
             .ok_or_else(|| StoreError::Other(format!("end of a call of unknown agent {agent}")))?;
-        record.last_fetch_at = Some(now);
-        record.last_result_type = Some(result);
-        if record.generation == generation {
-            record.waiting_until = None;
-        }
+        *record = record.clone().call_ended(generation, result, now);
         let record = record.clone();
         g.record(now, Change::AgentUpdated(record.clone()));
         Ok(record)
@@ -308,19 +278,13 @@ impl Store for MemoryStore {
 
     fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
         let mut g = self.lock();
-        if g.get_mut(id)?.status != Status::Consumed {
-            return Err(QueueError::Conflict(Conflict::NotConsumed));
-        }
+        g.get_mut(id)?.ensure_consumed()?;
         let head = match g.pending_sorted().first() {
             Some(first) => first.position - 1,
             None => g.next_position(),
         };
         let item = g.get_mut(id)?;
-        item.status = Status::Pending;
-        item.consumed_at = None;
-        item.consumed_by = None;
-        item.position = head;
-        item.updated_at = now;
+        *item = item.clone().returned(head, now)?;
         let item = item.clone();
         g.record(now, Change::InstructionUpdated(item.clone()));
         Ok(item)

@@ -411,8 +411,7 @@ impl Service {
                 _ = tick.tick() => true,
             };
             if polled {
-                let store = Arc::clone(&self.shared.store);
-                let now = self.call(move |_| Ok(store.change_token())).await;
+                let now = self.call(|s| Ok(s.change_token())).await;
                 let now = match now {
                     Ok(Ok(t)) => Some(t),
                     _ => None,

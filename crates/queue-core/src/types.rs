@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::error::ValidationError;
+use crate::error::{Conflict, ValidationError};
 
 /// A point in time: microseconds since the Unix epoch, UTC.
 ///
@@ -275,6 +275,67 @@ pub struct Instruction {
     pub position: i64,
 }
 
+impl Instruction {
+    /// A new pending instruction at `position`.
+    pub fn pending(id: InstructionId, content: Content, now: Timestamp, position: i64) -> Self {
+        Instruction {
+            id,
+            content,
+            status: Status::Pending,
+            created_at: now,
+            updated_at: now,
+            consumed_at: None,
+            consumed_by: None,
+            position,
+        }
+    }
+
+    /// Refuses any change to an instruction an agent already took.
+    pub fn ensure_pending(&self) -> Result<(), Conflict> {
+        match self.status {
+            Status::Pending => Ok(()),
+            Status::Consumed => Err(Conflict::AlreadyConsumed),
+        }
+    }
+
+    /// Refuses what only a delivered instruction allows (requeue, return to queue).
+    pub fn ensure_consumed(&self) -> Result<(), Conflict> {
+        match self.status {
+            Status::Consumed => Ok(()),
+            Status::Pending => Err(Conflict::NotConsumed),
+        }
+    }
+
+    /// This pending instruction reworded.
+    pub fn edited(mut self, content: Content, now: Timestamp) -> Result<Self, Conflict> {
+        self.ensure_pending()?;
+        self.content = content;
+        self.updated_at = now;
+        Ok(self)
+    }
+
+    /// This pending instruction as taken by `agent` at `now`.
+    pub fn consumed(mut self, agent: &AgentId, now: Timestamp) -> Result<Self, Conflict> {
+        self.ensure_pending()?;
+        self.status = Status::Consumed;
+        self.consumed_at = Some(now);
+        self.consumed_by = Some(agent.clone());
+        self.updated_at = now;
+        Ok(self)
+    }
+
+    /// This delivered instruction pending again at `position` (its delivery failed).
+    pub fn returned(mut self, position: i64, now: Timestamp) -> Result<Self, Conflict> {
+        self.ensure_consumed()?;
+        self.status = Status::Pending;
+        self.consumed_at = None;
+        self.consumed_by = None;
+        self.position = position;
+        self.updated_at = now;
+        Ok(self)
+    }
+}
+
 /// What a finished `get_user_request` call returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -342,6 +403,38 @@ pub enum AgentState {
 }
 
 impl Agent {
+    /// The record of an agent first seen at `now`, before its first call counts.
+    pub fn first_seen(id: AgentId, now: Timestamp) -> Self {
+        Agent {
+            id,
+            last_seen_at: now,
+            last_fetch_at: None,
+            last_result_type: None,
+            generation: 0,
+            waiting_until: None,
+        }
+    }
+
+    /// The record once a new call started at `now`, waiting until `until`: the new
+    /// call's generation supersedes every older one.
+    pub fn call_started(mut self, now: Timestamp, until: Timestamp) -> Self {
+        self.generation += 1;
+        self.last_seen_at = now;
+        self.waiting_until = Some(until);
+        self
+    }
+
+    /// The record once the call of `generation` returned `result` at `now`. The end
+    /// of an outdated call does not end the newer call's wait.
+    pub fn call_ended(mut self, generation: u64, result: ResultType, now: Timestamp) -> Self {
+        self.last_fetch_at = Some(now);
+        self.last_result_type = Some(result);
+        if self.generation == generation {
+            self.waiting_until = None;
+        }
+        self
+    }
+
     /// Grace added to `waiting_until` before an unfinished call is assumed dead: it
     /// covers the time a call takes to record its end after its deadline.
     pub const IN_FLIGHT_GRACE_MICROS: i64 = 5_000_000;

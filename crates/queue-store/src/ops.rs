@@ -117,6 +117,10 @@ struct EventRow {
     payload: String,
 }
 
+fn conflict(c: Conflict) -> OpError {
+    OpError::Queue(QueueError::Conflict(c))
+}
+
 fn corrupt(e: impl std::fmt::Display) -> OpError {
     OpError::Queue(StoreError::Corrupt(e.to_string()).into())
 }
@@ -191,16 +195,7 @@ fn insert_pending(
     content: Content,
     now: Timestamp,
 ) -> Result<Instruction> {
-    let item = Instruction {
-        id,
-        content,
-        status: Status::Pending,
-        created_at: now,
-        updated_at: now,
-        consumed_at: None,
-        consumed_by: None,
-        position: next_position(c)?,
-    };
+    let item = Instruction::pending(id, content, now, next_position(c)?);
     diesel::insert_into(instructions::table)
         .values(InstructionRow::from_domain(&item))
         .execute(c)?;
@@ -227,14 +222,9 @@ pub(crate) fn edit(
     content: Content,
     now: Timestamp,
 ) -> Result<Instruction> {
-    let mut item = find_existing(c, id)?;
-    if item.status != Status::Pending {
-        return Err(OpError::Queue(QueueError::Conflict(
-            Conflict::AlreadyConsumed,
-        )));
-    }
-    item.content = content;
-    item.updated_at = now;
+    let item = find_existing(c, id)?
+        .edited(content, now)
+        .map_err(conflict)?;
     save(c, &item)?;
     log_change(c, now, &Change::InstructionUpdated(item.clone()))?;
     Ok(item)
@@ -246,11 +236,7 @@ pub(crate) fn delete(
     now: Timestamp,
 ) -> Result<Instruction> {
     let item = find_existing(c, id)?;
-    if item.status != Status::Pending {
-        return Err(OpError::Queue(QueueError::Conflict(
-            Conflict::AlreadyConsumed,
-        )));
-    }
+    item.ensure_pending().map_err(conflict)?;
     diesel::delete(instructions::table.find(id.to_string())).execute(c)?;
     log_change(c, now, &Change::InstructionDeleted(item.clone()))?;
     Ok(item)
@@ -263,9 +249,7 @@ pub(crate) fn requeue(
     now: Timestamp,
 ) -> Result<Instruction> {
     let source = find_existing(c, id)?;
-    if source.status != Status::Consumed {
-        return Err(OpError::Queue(QueueError::Conflict(Conflict::NotConsumed)));
-    }
+    source.ensure_consumed().map_err(conflict)?;
     insert_pending(c, new_id, source.content, now)
 }
 
@@ -284,9 +268,7 @@ pub(crate) fn reorder(
     let mut out = Vec::with_capacity(ids.len());
     for (id, position) in ids.iter().zip(pending.iter().map(|i| i.position)) {
         let Some(mut item) = by_id.remove(id) else {
-            return Err(OpError::Queue(QueueError::Conflict(
-                Conflict::PendingSetChanged,
-            )));
+            return Err(conflict(Conflict::PendingSetChanged));
         };
         if item.position != position {
             item.position = position;
@@ -408,17 +390,9 @@ pub(crate) fn begin_call(
     now: Timestamp,
     until: Timestamp,
 ) -> Result<CallTicket> {
-    let mut agent_row = find_agent(c, agent)?.unwrap_or_else(|| Agent {
-        id: agent.clone(),
-        last_seen_at: now,
-        last_fetch_at: None,
-        last_result_type: None,
-        generation: 0,
-        waiting_until: None,
-    });
-    agent_row.generation += 1;
-    agent_row.last_seen_at = now;
-    agent_row.waiting_until = Some(until);
+    let agent_row = find_agent(c, agent)?
+        .unwrap_or_else(|| Agent::first_seen(agent.clone(), now))
+        .call_started(now, until);
     save_agent(c, &agent_row)?;
     log_change(c, now, &Change::AgentUpdated(agent_row.clone()))?;
     Ok(CallTicket {
@@ -454,11 +428,7 @@ pub(crate) fn claim(
     let Some(head) = head else {
         return Ok(Claim::Empty);
     };
-    let mut item = head.into_domain()?;
-    item.status = Status::Consumed;
-    item.consumed_at = Some(now);
-    item.consumed_by = Some(agent.clone());
-    item.updated_at = now;
+    let item = head.into_domain()?.consumed(agent, now).map_err(conflict)?;
     // The status guard makes the claim safe even if this ever ran outside the
     // writer's exclusive transaction.
     let n = diesel::update(
@@ -487,14 +457,13 @@ pub(crate) fn end_call(
     result: ResultType,
     now: Timestamp,
 ) -> Result<Agent> {
-    let mut agent_row = find_agent(c, agent)?.ok_or_else(|| {
-        OpError::Queue(StoreError::Other(format!("end of a call of unknown agent {agent}")).into())
-    })?;
-    agent_row.last_fetch_at = Some(now);
-    agent_row.last_result_type = Some(result);
-    if agent_row.generation == generation {
-        agent_row.waiting_until = None;
-    }
+    let agent_row = find_agent(c, agent)?
+        .ok_or_else(|| {
+            OpError::Queue(
+                StoreError::Other(format!("end of a call of unknown agent {agent}")).into(),
+            )
+        })?
+        .call_ended(generation, result, now);
     save_agent(c, &agent_row)?;
     log_change(c, now, &Change::AgentUpdated(agent_row.clone()))?;
     Ok(agent_row)
@@ -505,22 +474,17 @@ pub(crate) fn unclaim(
     id: InstructionId,
     now: Timestamp,
 ) -> Result<Instruction> {
-    let mut item = find_existing(c, id)?;
-    if item.status != Status::Consumed {
-        return Err(OpError::Queue(QueueError::Conflict(Conflict::NotConsumed)));
-    }
+    let item = find_existing(c, id)?;
+    item.ensure_consumed().map_err(conflict)?;
     let head: Option<i64> = instructions::table
         .filter(instructions::status.eq(Status::Pending.as_str()))
         .select(diesel::dsl::min(instructions::position))
         .first(c)?;
-    item.position = match head {
+    let position = match head {
         Some(first) => first - 1,
         None => next_position(c)?,
     };
-    item.status = Status::Pending;
-    item.consumed_at = None;
-    item.consumed_by = None;
-    item.updated_at = now;
+    let item = item.returned(position, now).map_err(conflict)?;
     save(c, &item)?;
     log_change(c, now, &Change::InstructionUpdated(item.clone()))?;
     Ok(item)
