@@ -161,6 +161,8 @@ struct Shared {
     events: broadcast::Sender<Arc<Event>>,
     published_seq: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// Store jobs and `next_instruction` calls in progress, for [`Service::drained`].
+    busy: watch::Sender<usize>,
 }
 
 impl std::fmt::Debug for Service {
@@ -222,6 +224,7 @@ impl ServiceBuilder {
                 events,
                 published_seq: AtomicU64::new(start_seq),
                 shutdown,
+                busy: watch::channel(0).0,
             }),
         })
     }
@@ -249,6 +252,31 @@ impl Service {
         self.shared.clock.now()
     }
 
+    /// Runs a store job through the offload, counted until it finishes.
+    fn run_job(&self, job: Box<dyn FnOnce() + Send>) {
+        let busy = self.busy();
+        self.shared.offload.run(Box::new(move || {
+            let _busy = busy;
+            job()
+        }));
+    }
+
+    /// Counts one piece of work in progress until the guard drops.
+    fn busy(&self) -> Busy {
+        self.shared.busy.send_modify(|n| *n += 1);
+        Busy(Arc::clone(&self.shared))
+    }
+
+    /// Waits until no store job and no `next_instruction` call is in progress,
+    /// including the clean-up of calls whose caller went away. After
+    /// [`Service::shutdown`], await this (with a time limit) before the runtime
+    /// stops, so that a claim being undone is not cut off.
+    pub async fn drained(&self) {
+        let mut rx = self.shared.busy.subscribe();
+        // The sender lives in `self`, so this only returns once the count is zero.
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
     /// Runs `f` against the store through the offload.
     async fn call<T, F>(&self, f: F) -> Result<T, QueueError>
     where
@@ -257,7 +285,7 @@ impl Service {
     {
         let (tx, rx) = oneshot::channel();
         let store = Arc::clone(&self.shared.store);
-        self.shared.offload.run(Box::new(move || {
+        self.run_job(Box::new(move || {
             let _ = tx.send(f(&*store));
         }));
         rx.await
@@ -459,6 +487,8 @@ impl Service {
     /// claim that completes after the drop is returned to the head of the queue.
     /// A newer call for the same agent makes this one return at once, empty.
     pub async fn next_instruction(&self, agent: AgentId) -> Result<Fetch, QueueError> {
+        // Declared first so it drops last, after `CallGuard` has queued its clean-up.
+        let _busy = self.busy();
         let started = Instant::now();
         let settings = self.settings().await?;
         let wait = Duration::from_secs(u64::from(settings.default_wait_seconds));
@@ -577,7 +607,7 @@ impl Service {
         let (tx, rx) = oneshot::channel();
         let store = Arc::clone(&self.shared.store);
         let (service, job_undo) = (self.clone(), Arc::clone(&undo));
-        self.shared.offload.run(Box::new(move || {
+        self.run_job(Box::new(move || {
             if let Err(Ok(value)) = tx.send(f(&*store)) {
                 job_undo(&service, value);
             }
@@ -597,7 +627,7 @@ impl Service {
         let store = Arc::clone(&self.shared.store);
         let service = self.clone();
         let now = self.now();
-        self.shared.offload.run(Box::new(move || {
+        self.run_job(Box::new(move || {
             if store.unclaim(id, now).is_ok() {
                 service.changed();
             }
@@ -609,11 +639,20 @@ impl Service {
         let service = self.clone();
         let agent = agent.clone();
         let now = self.now();
-        self.shared.offload.run(Box::new(move || {
+        self.run_job(Box::new(move || {
             if store.end_call(&agent, generation, result, now).is_ok() {
                 service.changed();
             }
         }));
+    }
+}
+
+/// One unit of work counted in `Shared::busy`.
+struct Busy(Arc<Shared>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

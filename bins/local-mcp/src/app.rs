@@ -1,0 +1,68 @@
+//! Opens the queue a command works on: the SQLite store behind the service, with
+//! the configured defaults, and the shutdown signal every server mode obeys.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use queue_core::{Service, ServiceOptions};
+use queue_store::{BlockingPool, SqliteStore, StoreOptions};
+
+use crate::config::Config;
+
+/// The queue service over the configured database.
+pub(crate) fn open_service(config: &Config) -> anyhow::Result<Service> {
+    let path = &config.db_path;
+    tracing::debug!(db = %path.display(), "opening the database");
+    let store = SqliteStore::open(path, StoreOptions::default())
+        .with_context(|| format!("could not open the database {}", path.display()))?;
+    tracing::debug!(db = %path.display(), "database ready, migrations applied");
+    Service::builder(Arc::new(store))
+        .offload(Arc::new(BlockingPool))
+        .options(ServiceOptions {
+            defaults: config.defaults.clone(),
+            ..ServiceOptions::default()
+        })
+        .build()
+        .with_context(|| format!("could not read the database {}", path.display()))
+}
+
+/// Publishes changes and picks up other processes' changes until shutdown.
+pub(crate) fn spawn_watch(service: &Service) -> tokio::task::JoinHandle<()> {
+    let service = service.clone();
+    tokio::spawn(async move { service.watch().await })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Lets calls that are ending finish their clean-up (a claim being undone, an
+/// agent's end of call) before the runtime stops, for at most `limit`.
+pub(crate) async fn drain(service: &Service, limit: Duration) {
+    if tokio::time::timeout(limit, service.drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutting down with store work still in progress");
+    }
+}

@@ -1,0 +1,213 @@
+//! The command line: every command and flag, with the environment variable that
+//! stands in for each flag (flags win over the environment, which wins over the
+//! config file, which wins over the built-in defaults).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Steer a long-running AI coding agent from a browser tab.
+///
+/// You queue instructions in a local web page or from this terminal; the agent
+/// keeps calling the MCP tool `get_user_request` and receives them one at a time,
+/// oldest first, each exactly once. Every command below works on the same queue,
+/// one SQLite file shared by all local-mcp processes.
+#[derive(Debug, Parser)]
+#[command(
+    name = "local-mcp",
+    version,
+    propagate_version = true,
+    after_help = "\
+Quick start:
+  local-mcp serve                 # web UI and MCP over HTTP on http://127.0.0.1:8000
+  local-mcp add \"write the tests\" # queue an instruction from the terminal
+  local-mcp mcp-config --client claude-code   # how to connect your agent
+
+Configuration: flag > environment variable > --config file (TOML, keys are the
+variable names in lower case, e.g. http_port = 8001) > built-in default."
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// TOML config file; its keys are the environment variable names in lower case.
+    #[arg(long, global = true, value_name = "FILE", env = "LOCAL_MCP_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// SQLite database file [default: $XDG_DATA_HOME/local-mcp/local_mcp.sqlite3]
+    #[arg(long, global = true, value_name = "PATH", env = "DB_PATH")]
+    pub(crate) db: Option<PathBuf>,
+
+    /// error, warn, info, debug or trace (any case), or a RUST_LOG-style filter [default: info]
+    #[arg(long, global = true, value_name = "LEVEL", env = "LOG_LEVEL")]
+    pub(crate) log_level: Option<String>,
+
+    /// Log line format [default: text]
+    #[arg(long, global = true, value_name = "FORMAT", env = "LOG_FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+
+    /// Also append logs to this file
+    #[arg(long, global = true, value_name = "FILE", env = "LOG_FILE")]
+    pub(crate) log_file: Option<PathBuf>,
+
+    /// How long get_user_request waits on an empty queue, 0..=86400, until a value is saved in the UI [default: 10]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "DEFAULT_WAIT_SECONDS"
+    )]
+    pub(crate) default_wait_seconds: Option<u64>,
+
+    /// What get_user_request returns when the wait ends empty, until a value is saved in the UI
+    #[arg(
+        long,
+        global = true,
+        value_name = "TEXT",
+        env = "DEFAULT_EMPTY_RESPONSE"
+    )]
+    pub(crate) default_empty_response: Option<String>,
+
+    /// An agent counts as connected this long after its last call, until a value is saved in the UI [default: 30]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "AGENT_STALE_AFTER_SECONDS"
+    )]
+    pub(crate) agent_stale_after_seconds: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the HTTP server: web UI at /, JSON API at /api, MCP at /mcp, /healthz
+    Serve(ServeArgs),
+    /// Speak MCP over stdin/stdout, for an agent client that starts local-mcp itself
+    Stdio(StdioArgs),
+    /// Queue an instruction (TEXT, or `-` to read it from standard input)
+    Add(AddArgs),
+    /// Show the queue
+    List(ListArgs),
+    /// Print a ready-to-paste MCP client configuration
+    McpConfig(McpConfigArgs),
+}
+
+/// Options of the HTTP server.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct HttpArgs {
+    /// Address to listen on; anything but loopback needs API_TOKEN [default: 127.0.0.1]
+    #[arg(long, value_name = "ADDR", env = "HOST")]
+    pub(crate) host: Option<String>,
+
+    /// Port to listen on; 0 picks a free one [default: 8000]
+    #[arg(long, value_name = "PORT", env = "HTTP_PORT")]
+    pub(crate) port: Option<u16>,
+
+    /// Serve MCP over HTTP without server-side sessions, so clients survive a restart [default: true]
+    #[arg(long, value_name = "BOOL", env = "MCP_STATELESS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) stateless: Option<bool>,
+
+    /// Require `Authorization: Bearer TOKEN` on /api and /mcp
+    #[arg(long, value_name = "TOKEN", env = "API_TOKEN", hide_env_values = true)]
+    pub(crate) api_token: Option<String>,
+
+    /// Extra Host/Origin names to accept besides the loopback ones (comma-separated)
+    #[arg(
+        long,
+        value_name = "NAMES",
+        env = "ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub(crate) allowed_hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) http: HttpArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StdioArgs {}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// The instruction; `-` reads it from standard input
+    #[arg(value_name = "TEXT")]
+    pub(crate) text: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Which instructions to show
+    #[arg(long, value_enum, default_value_t = StatusArg::Pending)]
+    pub(crate) status: StatusArg,
+
+    /// Show at most this many
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u64>,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct McpConfigArgs {
+    /// Which client the configuration is for
+    #[arg(long, value_enum)]
+    pub(crate) client: ClientKind,
+
+    /// Let the client start local-mcp itself (stdio), or connect to a running `serve` (http)
+    #[arg(long, value_enum, default_value_t = TransportKind::Stdio)]
+    pub(crate) transport: TransportKind,
+
+    #[command(flatten)]
+    pub(crate) http: HttpArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatusArg {
+    Pending,
+    Consumed,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ClientKind {
+    ClaudeCode,
+    ClaudeDesktop,
+    Cursor,
+    Vscode,
+    Codex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TransportKind {
+    Stdio,
+    Http,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

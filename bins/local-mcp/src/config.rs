@@ -1,0 +1,336 @@
+//! Configuration: merges flags and environment (already combined by clap), the
+//! TOML config file and the built-in defaults, in that order of precedence, into
+//! one checked [`Config`].
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use queue_core::{DEFAULT_EMPTY_RESPONSE, Settings};
+use serde::Deserialize;
+
+use crate::cli::{GlobalArgs, HttpArgs, LogFormat};
+
+/// The keys a config file may hold: the environment variable names in lower case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    host: Option<String>,
+    http_port: Option<u16>,
+    db_path: Option<PathBuf>,
+    log_level: Option<String>,
+    log_format: Option<String>,
+    log_file: Option<PathBuf>,
+    default_wait_seconds: Option<u64>,
+    default_empty_response: Option<String>,
+    agent_stale_after_seconds: Option<u64>,
+    mcp_stateless: Option<bool>,
+    api_token: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
+    audit_log: Option<String>,
+    audit_content: Option<String>,
+}
+
+impl FileConfig {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read the config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+}
+
+/// Everything a command needs, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) db_path: PathBuf,
+    pub(crate) log_level: String,
+    pub(crate) log_format: LogFormat,
+    pub(crate) log_file: Option<PathBuf>,
+    /// Runtime settings in force until a person saves others.
+    pub(crate) defaults: Settings,
+    pub(crate) http: HttpConfig,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct HttpConfig {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) stateless: bool,
+    pub(crate) api_token: Option<String>,
+    pub(crate) allowed_hosts: Vec<String>,
+}
+
+impl HttpConfig {
+    /// The address clients use to reach the server (loopback when bound to all).
+    pub(crate) fn base_url(&self) -> String {
+        let host = match self.host.as_str() {
+            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+            other => other,
+        };
+        if host.contains(':') && !host.starts_with('[') {
+            format!("http://[{host}]:{}", self.port)
+        } else {
+            format!("http://{host}:{}", self.port)
+        }
+    }
+
+    /// Refuses to expose the queue beyond this machine without a token.
+    pub(crate) fn check_exposure(&self) -> anyhow::Result<()> {
+        if is_loopback(&self.host) || self.api_token.is_some() {
+            return Ok(());
+        }
+        bail!(
+            "refusing to listen on {} without API_TOKEN: anyone who can reach that address could \
+             push instructions into your agent. Set API_TOKEN (or --api-token), or listen on \
+             127.0.0.1 and use `ssh -L` to reach it remotely.",
+            self.host
+        )
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    /// Resolves the configuration of a command.
+    pub(crate) fn resolve(global: &GlobalArgs, http: Option<&HttpArgs>) -> anyhow::Result<Self> {
+        let file = match &global.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let http_args = http.cloned().unwrap_or_default();
+        Self::merge(global, &http_args, file, &Env::process())
+    }
+
+    fn merge(
+        global: &GlobalArgs,
+        http: &HttpArgs,
+        file: FileConfig,
+        env: &Env,
+    ) -> anyhow::Result<Self> {
+        let db_path = match global.db.clone().or(file.db_path) {
+            Some(path) => path,
+            None => default_db_path(env)?,
+        };
+        let log_format = match (global.log_format, file.log_format.as_deref()) {
+            (Some(format), _) => format,
+            (None, None) => LogFormat::Text,
+            (None, Some(text)) => match text.to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => bail!("invalid log_format {other:?} in the config file: use text or json"),
+            },
+        };
+        let builtin = Settings::default();
+        let wait = global
+            .default_wait_seconds
+            .or(file.default_wait_seconds)
+            .unwrap_or(u64::from(builtin.default_wait_seconds));
+        let empty = global
+            .default_empty_response
+            .clone()
+            .or(file.default_empty_response)
+            .unwrap_or_else(|| DEFAULT_EMPTY_RESPONSE.to_owned());
+        let stale = global
+            .agent_stale_after_seconds
+            .or(file.agent_stale_after_seconds)
+            .unwrap_or(u64::from(builtin.agent_stale_after_seconds));
+        let allowed_hosts = http
+            .allowed_hosts
+            .clone()
+            .or(file.allowed_hosts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect();
+        // Accepted now so that a config written for the audit log is not refused;
+        // read by the commands that write the log.
+        let _ = (file.audit_log, file.audit_content);
+        Ok(Config {
+            db_path,
+            log_level: global
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".to_owned()),
+            log_format,
+            log_file: global.log_file.clone().or(file.log_file),
+            defaults: Settings::clamped(wait, &empty, stale),
+            http: HttpConfig {
+                host: non_empty(http.host.clone())
+                    .or(non_empty(file.host))
+                    .unwrap_or_else(|| "127.0.0.1".to_owned()),
+                port: http.port.or(file.http_port).unwrap_or(8000),
+                stateless: http.stateless.or(file.mcp_stateless).unwrap_or(true),
+                api_token: non_empty(http.api_token.clone()).or(non_empty(file.api_token)),
+                allowed_hosts,
+            },
+        })
+    }
+}
+
+/// The environment variables the default paths depend on.
+struct Env {
+    xdg_data_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+    local_app_data: Option<PathBuf>,
+}
+
+impl Env {
+    fn process() -> Self {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Env {
+            xdg_data_home: var("XDG_DATA_HOME"),
+            home: var("HOME").or_else(|| var("USERPROFILE")),
+            local_app_data: var("LOCALAPPDATA"),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/local-mcp/local_mcp.sqlite3`, else under `~/.local/share`, so a
+/// stdio process started from any directory finds the same queue. On Windows
+/// without either, `%LOCALAPPDATA%`.
+fn default_db_path(env: &Env) -> anyhow::Result<PathBuf> {
+    let base = if let Some(xdg) = &env.xdg_data_home {
+        xdg.clone()
+    } else if let Some(home) = &env.home {
+        home.join(".local").join("share")
+    } else if let Some(local) = &env.local_app_data {
+        local.clone()
+    } else {
+        bail!("cannot find a home folder for the default database; set DB_PATH or pass --db");
+    };
+    Ok(base.join("local-mcp").join("local_mcp.sqlite3"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            xdg_data_home: None,
+            home: Some(PathBuf::from("/home/me")),
+            local_app_data: None,
+        }
+    }
+
+    fn global() -> GlobalArgs {
+        GlobalArgs {
+            config: None,
+            db: None,
+            log_level: None,
+            log_format: None,
+            log_file: None,
+            default_wait_seconds: None,
+            default_empty_response: None,
+            agent_stale_after_seconds: None,
+        }
+    }
+
+    // Built by hand rather than parsed: clap would also read this process's
+    // environment (HOST, HTTP_PORT, ...), which the tests must not depend on.
+    fn resolve(http: HttpArgs, file: &str) -> anyhow::Result<Config> {
+        Config::merge(&global(), &http, FileConfig::parse(file)?, &env())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = resolve(HttpArgs::default(), "").unwrap();
+        assert_eq!(
+            config.db_path,
+            PathBuf::from("/home/me/.local/share/local-mcp/local_mcp.sqlite3")
+        );
+        assert_eq!(config.http.host, "127.0.0.1");
+        assert_eq!(config.http.port, 8000);
+        assert!(config.http.stateless);
+        assert_eq!(config.defaults, Settings::default());
+        assert_eq!(config.log_level, "info");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = "http_port = 9001\nhost = \"localhost\"\ndefault_wait_seconds = 99999\nmcp_stateless = false\n";
+        let config = resolve(
+            HttpArgs {
+                port: Some(9002),
+                ..HttpArgs::default()
+            },
+            file,
+        )
+        .unwrap();
+        assert_eq!(config.http.port, 9002);
+        assert_eq!(config.http.host, "localhost");
+        assert!(!config.http.stateless);
+        // Clamped to the allowed range, as the setting itself is.
+        assert_eq!(config.defaults.default_wait_seconds, 86_400);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        let err = FileConfig::parse("htp_port = 1").unwrap_err().to_string();
+        assert!(err.contains("unknown field `htp_port`"), "{err}");
+    }
+
+    #[test]
+    fn xdg_data_home_wins_over_home() {
+        let env = Env {
+            xdg_data_home: Some(PathBuf::from("/xdg")),
+            ..env()
+        };
+        assert_eq!(
+            default_db_path(&env).unwrap(),
+            PathBuf::from("/xdg/local-mcp/local_mcp.sqlite3")
+        );
+        let none = Env {
+            xdg_data_home: None,
+            home: None,
+            local_app_data: None,
+        };
+        assert!(
+            default_db_path(&none)
+                .unwrap_err()
+                .to_string()
+                .contains("DB_PATH")
+        );
+    }
+
+    #[test]
+    fn a_public_address_needs_a_token() {
+        let mut http = resolve(
+            HttpArgs {
+                host: Some("0.0.0.0".into()),
+                ..HttpArgs::default()
+            },
+            "",
+        )
+        .unwrap()
+        .http;
+        let err = http.check_exposure().unwrap_err().to_string();
+        assert!(err.contains("without API_TOKEN"), "{err}");
+        http.api_token = Some("secret".into());
+        assert!(http.check_exposure().is_ok());
+        for host in ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"] {
+            http.api_token = None;
+            http.host = host.into();
+            assert!(http.check_exposure().is_ok(), "{host}");
+        }
+        assert_eq!(http.base_url(), "http://127.0.0.2:8000");
+    }
+}

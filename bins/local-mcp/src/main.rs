@@ -1,0 +1,92 @@
+//! The `local-mcp` binary: parses the command line, resolves the configuration,
+//! sets up logging and runs one command. Composition only; the rules live in the
+//! library crates.
+
+mod app;
+mod cli;
+mod config;
+mod logging;
+mod mcp_config;
+mod mcp_http;
+mod serve;
+mod stdio;
+mod terminal;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("local-mcp: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let http = match &cli.command {
+        Command::Serve(serve) => Some(&serve.http),
+        Command::McpConfig(args) => Some(&args.http),
+        _ => None,
+    };
+    let config = Config::resolve(&cli.global, http)?;
+    // Terminal commands keep quiet unless something goes wrong.
+    let level = match &cli.command {
+        Command::Add(_) | Command::List(_) | Command::McpConfig(_)
+            if cli.global.log_level.is_none() =>
+        {
+            "warn".to_owned()
+        }
+        _ => config.log_level.clone(),
+    };
+    logging::init(&level, config.log_format, config.log_file.as_deref())?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async {
+        match &cli.command {
+            Command::Serve(_) => {
+                // Bind before opening the database so a busy port fails fast.
+                let listener = serve::bind(&config)?;
+                let service = app::open_service(&config)?;
+                serve::run(&config, service, listener).await
+            }
+            Command::Stdio(_) => {
+                let service = app::open_service(&config)?;
+                stdio::run(service).await
+            }
+            Command::Add(args) => {
+                let service = app::open_service(&config)?;
+                terminal::add(&service, args).await
+            }
+            Command::List(args) => {
+                let service = app::open_service(&config)?;
+                terminal::list(&service, args).await
+            }
+            Command::McpConfig(args) => {
+                let binary = std::env::current_exe()
+                    .and_then(|p| p.canonicalize())
+                    .context("cannot find the path of this program")?;
+                let explicit_db = cli.global.db.is_some() || cli.global.config.is_some();
+                let target = mcp_config::Target {
+                    binary,
+                    db: explicit_db.then_some(config.db_path.as_path()),
+                    http: &config.http,
+                };
+                let (text, note) = mcp_config::render(args.client, args.transport, &target);
+                eprintln!("{note}");
+                terminal::print(&text)
+            }
+        }
+    })
+}

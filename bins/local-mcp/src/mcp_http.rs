@@ -1,0 +1,266 @@
+//! `/mcp` over streamable HTTP: rmcp's service mounted in actix-web, plus the
+//! middleware that tells a waiting `get_user_request` its client is gone.
+//!
+//! Two gaps are closed here (SPEC §3 rule 5). actix does not drop a handler that
+//! has written nothing when its client disconnects, and rmcp ignores
+//! `notifications/cancelled` on the stateless path. So each request gets a
+//! [`Connection`] whose response body reports an early drop, the server aborts a
+//! connection as soon as its client half-closes it (`h1_allow_half_closed(false)`
+//! in `serve`), and cancellations are read off the request bodies here and routed
+//! through [`Cancellations`].
+
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::web::Bytes;
+use actix_web::{Error, HttpMessage};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use mcp_adapter::{Cancellations, Connection, QueueServer};
+use queue_core::MAX_WAIT_SECONDS;
+use rmcp::model::RequestId;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp_actix_web::transport::StreamableHttpService;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HttpConfig;
+
+/// Bodies larger than this are passed through unread: a cancellation is tiny.
+const INSPECT_LIMIT: usize = 64 * 1024;
+
+/// The rmcp HTTP service for `handler`, configured from `http`.
+pub(crate) fn mcp_service(
+    handler: QueueServer,
+    http: &HttpConfig,
+    port: u16,
+    shutdown: CancellationToken,
+) -> StreamableHttpService<QueueServer, LocalSessionManager> {
+    let mut sessions = LocalSessionManager::default();
+    // rmcp closes a session after 300 s without traffic, which would cut off a
+    // call waiting longer than that (waits go up to a day) when the client asked
+    // for no progress notifications.
+    sessions.session_config.keep_alive =
+        Some(Duration::from_secs(u64::from(MAX_WAIT_SECONDS) + 600));
+    let mut hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+        "[::1]".to_owned(),
+    ];
+    hosts.extend(http.allowed_hosts.iter().cloned());
+    let mut origins: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .map(|h| format!("http://{h}:{port}"))
+        .collect();
+    for host in &http.allowed_hosts {
+        origins.push(format!("http://{host}:*"));
+        origins.push(format!("https://{host}:*"));
+    }
+    StreamableHttpService::builder()
+        .service_factory(Arc::new(move || Ok(handler.clone())))
+        .session_manager(Arc::new(sessions))
+        .stateful_mode(!http.stateless)
+        // Each keep-alive comment is a write; a write to a vanished client fails and
+        // ends the response, which stops the waiting call.
+        .sse_keep_alive(Duration::from_secs(5))
+        .allowed_hosts(hosts)
+        .allowed_origins(origins)
+        .cancellation_token(shutdown)
+        .on_request_fn(|req, extensions| {
+            if let Some(connection) = req.extensions().get::<Connection>() {
+                extensions.insert(connection.clone());
+            }
+        })
+        .build()
+}
+
+/// Gives every `/mcp` request a [`Connection`] and routes cancellations.
+#[derive(Clone)]
+pub(crate) struct WatchConnections {
+    service: queue_core::Service,
+    cancellations: Cancellations,
+}
+
+impl WatchConnections {
+    pub(crate) fn new(service: queue_core::Service, cancellations: Cancellations) -> Self {
+        WatchConnections {
+            service,
+            cancellations,
+        }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for WatchConnections
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = Error;
+    type Transform = WatchConnectionsService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(WatchConnectionsService {
+            inner: Rc::new(service),
+            watch: self.clone(),
+        }))
+    }
+}
+
+pub(crate) struct WatchConnectionsService<S> {
+    inner: Rc<S>,
+    watch: WatchConnections,
+}
+
+impl<S, B> Service<ServiceRequest> for WatchConnectionsService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(inner);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let inner = Rc::clone(&self.inner);
+        let cancellations = self.watch.cancellations.clone();
+        let connection = Connection::new(self.watch.service.clone());
+        req.extensions_mut().insert(connection.clone());
+        // Until the response exists, dropping this future means the client left.
+        let guard = CloseOnDrop(Some(connection));
+        Box::pin(async move {
+            if req.method() == actix_web::http::Method::POST {
+                inspect_for_cancellations(&mut req, &cancellations).await;
+            }
+            let response = inner.call(req).await?;
+            Ok(response.map_body(|_, body| {
+                BoxBody::new(Watched {
+                    inner: body.boxed(),
+                    guard,
+                })
+            }))
+        })
+    }
+}
+
+/// Reads a small POST body, cancels the calls any `notifications/cancelled` in it
+/// names, and puts the body back for rmcp.
+async fn inspect_for_cancellations(req: &mut ServiceRequest, cancellations: &Cancellations) {
+    let small = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n <= INSPECT_LIMIT);
+    if !small {
+        return;
+    }
+    let mut payload = req.take_payload();
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        match chunk {
+            Ok(chunk) if body.len() + chunk.len() <= INSPECT_LIMIT => {
+                body.extend_from_slice(&chunk)
+            }
+            // A short or broken body: hand rmcp what arrived and let it answer.
+            _ => break,
+        }
+    }
+    let session = req
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok());
+    for request in cancelled_requests(&body) {
+        let n = cancellations.cancel(session, &request);
+        tracing::debug!(request = %request, stopped = n, "notifications/cancelled");
+    }
+    req.set_payload(Payload::from(Bytes::from(body)));
+}
+
+/// The request ids named by `notifications/cancelled` messages in a JSON-RPC body
+/// (one message or a batch).
+fn cancelled_requests(body: &[u8]) -> Vec<RequestId> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let messages = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    messages
+        .into_iter()
+        .filter(|m| m.get("method").and_then(|v| v.as_str()) == Some("notifications/cancelled"))
+        .filter_map(|m| {
+            let id = m.get("params")?.get("requestId")?.clone();
+            serde_json::from_value::<RequestId>(id).ok()
+        })
+        .collect()
+}
+
+/// Closes the connection when dropped while still armed.
+struct CloseOnDrop(Option<Connection>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            connection.closed();
+        }
+    }
+}
+
+/// A response body that reports whether it was streamed to its end.
+struct Watched {
+    inner: BoxBody,
+    guard: CloseOnDrop,
+}
+
+impl MessageBody for Watched {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.inner.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(None) = polled
+            && let Some(connection) = self.guard.0.take()
+        {
+            connection.finished();
+        }
+        polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancellations_are_found_in_single_messages_and_batches() {
+        let one = br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"timeout"}}"#;
+        assert_eq!(cancelled_requests(one), vec![RequestId::Number(3)]);
+        let batch =
+            br#"[{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"a"}},
+                        {"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#;
+        assert_eq!(
+            cancelled_requests(batch),
+            vec![RequestId::String("a".into())]
+        );
+        assert!(cancelled_requests(b"{not json").is_empty());
+        assert!(cancelled_requests(br#"{"method":"tools/call","id":1}"#).is_empty());
+    }
+}

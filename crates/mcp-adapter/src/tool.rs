@@ -1,0 +1,269 @@
+//! The `get_user_request` tool's wire contract: its description, schemas, argument
+//! parsing and result JSON (SPEC §3). Pure functions, so the contract is tested
+//! without a transport.
+
+use std::sync::Arc;
+
+use queue_core::{AgentId, Fetch, FetchOutcome};
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use serde_json::{Value, json};
+
+/// The one tool this server offers.
+pub const TOOL_NAME: &str = "get_user_request";
+
+/// The server's `instructions`, sent in the initialize result and discovery.
+pub const INSTRUCTIONS: &str = "\
+This server hands you instructions that a person queues for you in a web page or a terminal. \
+Call the tool `get_user_request` to receive the next one. After you have carried out an \
+instruction, or whenever a call returns without one, call `get_user_request` again. Keep \
+calling it for the whole session: never end your session or your turn on your own, because \
+the person may queue more work at any moment. A call that finds the queue empty waits for a \
+while and then tells you to call again; that is normal, just call again.";
+
+/// The tool description the agent reads.
+pub const DESCRIPTION: &str = "\
+Fetch the next instruction the person queued for you, oldest first; each instruction is \
+delivered exactly once. If the queue is empty the call waits until one arrives or the \
+server's wait time runs out, then returns result_type `empty` or `default_response`. \
+ALWAYS call this tool again after you finish an instruction or receive an empty or default \
+response: do not end your session on your own. Optional `agent_id` names you (1-128 \
+characters of A-Z a-z 0-9 . _ : @ -) so that several agents can be told apart.";
+
+/// The tool as listed by `tools/list`.
+pub fn tool() -> Tool {
+    Tool::new_with_raw(
+        TOOL_NAME,
+        Some(DESCRIPTION.into()),
+        Arc::new(input_schema()),
+    )
+    .with_title("Get the next user request")
+    .with_raw_output_schema(Arc::new(output_schema()))
+    .with_annotations(
+        ToolAnnotations::new()
+            .read_only(false)
+            .destructive(false)
+            .idempotent(false)
+            .open_world(false),
+    )
+}
+
+fn object(value: Value) -> JsonObject {
+    match value {
+        Value::Object(map) => map,
+        _ => JsonObject::new(),
+    }
+}
+
+/// The input schema: one optional, validated `agent_id`; nothing else accepted.
+pub fn input_schema() -> JsonObject {
+    object(json!({
+        "type": "object",
+        "properties": {
+            "agent_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": AgentId::MAX_LEN,
+                "pattern": "^[A-Za-z0-9._:@-]+$",
+                "description": "Who is asking. Defaults to the client's name, else `default`."
+            }
+        },
+        "additionalProperties": false
+    }))
+}
+
+/// The published `outputSchema` of the structured result.
+pub fn output_schema() -> JsonObject {
+    object(json!({
+        "type": "object",
+        "properties": {
+            "status": { "type": "string", "enum": ["ok"] },
+            "result_type": {
+                "type": "string",
+                "enum": ["instruction", "empty", "default_response"]
+            },
+            "instruction": {
+                "description": "The delivered instruction, or null when none came.",
+                "oneOf": [
+                    { "type": "null" },
+                    {
+                        "type": "object",
+                        "properties": {
+                            "id": { "type": "string", "format": "uuid" },
+                            "content": { "type": "string" },
+                            "consumed_at": { "type": "string", "format": "date-time" }
+                        },
+                        "required": ["id", "content", "consumed_at"]
+                    }
+                ]
+            },
+            "response": {
+                "type": "string",
+                "description": "With `empty` or `default_response`: what to do next."
+            },
+            "remaining_pending": { "type": "integer", "minimum": 0 },
+            "waited_seconds": { "type": "number", "minimum": 0 }
+        },
+        "required": ["status", "result_type", "instruction", "remaining_pending", "waited_seconds"]
+    }))
+}
+
+/// Parses the call's arguments into the agent id it names, if any. The message of
+/// an error is meant for the agent: it says what was wrong and what is allowed.
+pub fn parse_arguments(arguments: Option<&JsonObject>) -> Result<Option<AgentId>, String> {
+    let Some(arguments) = arguments else {
+        return Ok(None);
+    };
+    if let Some(unknown) = arguments.keys().find(|k| k.as_str() != "agent_id") {
+        return Err(format!(
+            "unknown argument `{unknown}`: {TOOL_NAME} takes only an optional `agent_id`"
+        ));
+    }
+    match arguments.get("agent_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => AgentId::parse(text)
+            .map(Some)
+            .map_err(|e| format!("invalid `agent_id`: {}", e.message)),
+        Some(other) => Err(format!(
+            "invalid `agent_id`: expected a string, got {}",
+            kind(other)
+        )),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The agent id to use when the call names none: the client's name from the
+/// handshake when it makes a valid id, else `default`.
+pub fn default_agent(client_name: Option<&str>) -> AgentId {
+    client_name
+        .and_then(AgentId::sanitize)
+        .unwrap_or_else(AgentId::default_agent)
+}
+
+/// The structured result of a finished call (SPEC §3).
+pub fn result_json(fetch: &Fetch) -> Value {
+    let waited = (fetch.waited.as_secs_f64() * 1000.0).round() / 1000.0;
+    let mut out = json!({
+        "status": "ok",
+        "result_type": fetch.outcome.result_type().as_str(),
+        "instruction": Value::Null,
+        "remaining_pending": fetch.remaining_pending,
+        "waited_seconds": waited,
+    });
+    match &fetch.outcome {
+        FetchOutcome::Instruction(item) => {
+            out["instruction"] = json!({
+                "id": item.id.to_string(),
+                "content": item.content.as_str(),
+                "consumed_at": item.consumed_at.map(|t| t.to_rfc3339()),
+            });
+        }
+        FetchOutcome::Empty => out["response"] = json!(""),
+        FetchOutcome::DefaultResponse(text) => out["response"] = json!(text),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use queue_core::{Content, EndReason, Instruction, InstructionId, Timestamp};
+    use std::time::Duration;
+
+    fn args(value: Value) -> JsonObject {
+        object(value)
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        assert_eq!(parse_arguments(None), Ok(None));
+        assert_eq!(parse_arguments(Some(&args(json!({})))), Ok(None));
+        assert_eq!(
+            parse_arguments(Some(&args(json!({"agent_id": "claude-1"})))),
+            Ok(Some(AgentId::parse("claude-1").unwrap()))
+        );
+        let unknown = parse_arguments(Some(&args(json!({"agent": "x"})))).unwrap_err();
+        assert!(unknown.contains("unknown argument `agent`"), "{unknown}");
+        let bad = parse_arguments(Some(&args(json!({"agent_id": "has space"})))).unwrap_err();
+        assert!(bad.starts_with("invalid `agent_id`"), "{bad}");
+        let long = "a".repeat(129);
+        assert!(parse_arguments(Some(&args(json!({ "agent_id": long })))).is_err());
+        let number = parse_arguments(Some(&args(json!({"agent_id": 7})))).unwrap_err();
+        assert!(
+            number.contains("expected a string, got a number"),
+            "{number}"
+        );
+    }
+
+    #[test]
+    fn default_agent_comes_from_the_client_name() {
+        assert_eq!(default_agent(None).as_str(), "default");
+        assert_eq!(default_agent(Some("claude-code")).as_str(), "claude-code");
+        assert_eq!(default_agent(Some("")).as_str(), "default");
+    }
+
+    #[test]
+    fn results_have_the_documented_shape() {
+        let at = Timestamp::from_micros(1_700_000_000_000_000);
+        let item = Instruction::pending(
+            InstructionId::from_u128(1),
+            Content::parse("do it").unwrap(),
+            at,
+            0,
+        )
+        .consumed(&AgentId::default_agent(), at)
+        .unwrap();
+        let fetch = Fetch {
+            agent: AgentId::default_agent(),
+            outcome: FetchOutcome::Instruction(item),
+            reason: EndReason::Delivered,
+            remaining_pending: 3,
+            waited: Duration::from_millis(1500),
+        };
+        let expected = json!({
+            "status": "ok",
+            "result_type": "instruction",
+            "instruction": {
+                "id": "00000000-0000-0000-0000-000000000001",
+                "content": "do it",
+                "consumed_at": "2023-11-14T22:13:20.000000Z"
+            },
+            "remaining_pending": 3,
+            "waited_seconds": 1.5
+        });
+        assert_eq!(result_json(&fetch), expected);
+
+        let empty = Fetch {
+            outcome: FetchOutcome::DefaultResponse("call again".into()),
+            reason: EndReason::TimedOut,
+            remaining_pending: 0,
+            ..fetch
+        };
+        let value = result_json(&empty);
+        assert_eq!(value["result_type"], "default_response");
+        assert_eq!(value["instruction"], Value::Null);
+        assert_eq!(value["response"], "call again");
+    }
+
+    #[test]
+    fn schemas_forbid_unknown_fields_and_require_the_documented_keys() {
+        assert_eq!(input_schema()["additionalProperties"], json!(false));
+        let required = output_schema()["required"].clone();
+        for key in ["status", "result_type", "instruction", "remaining_pending"] {
+            assert!(required.as_array().unwrap().contains(&json!(key)), "{key}");
+        }
+        let tool = tool();
+        assert_eq!(tool.name, TOOL_NAME);
+        assert!(tool.output_schema.is_some());
+        assert!(DESCRIPTION.contains("ALWAYS call this tool again"));
+    }
+}
