@@ -1,6 +1,8 @@
 //! local-mcp's integration tests, one binary: the store contract against every
-//! implementation, the model-based property test, and multi-process cases.
+//! implementation, the model-based property test, multi-process cases, and the
+//! MCP tool with real clients over every transport.
 
 mod contract;
+mod mcp;
 mod model;
 mod processes;

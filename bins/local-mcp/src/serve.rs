@@ -46,7 +46,7 @@ pub(crate) async fn run(
     let cancellations = Cancellations::new();
     let handler = QueueServer::new(service.clone()).with_cancellations(cancellations.clone());
     let mcp = mcp_service(handler, &config.http, addr.port(), shutdown.clone());
-    let api = ApiState::new(service.clone());
+    let api = ApiState::new(service.clone()).with_token(config.http.api_token.clone());
     let token = config.http.api_token.clone();
     let watch_connections = WatchConnections::new(service.clone(), cancellations);
 
@@ -85,10 +85,14 @@ pub(crate) async fn run(
         }
         _ = app::shutdown_signal() => {
             tracing::info!("shutting down");
+            // Waiting calls answer with nothing consumed; let those answers go out
+            // before the connections close.
             service.shutdown();
+            app::drain(&service, Duration::from_millis(500)).await;
+            // The server future must keep being polled for the stop to proceed.
+            let stopped = async { tokio::join!(handle.stop(true), &mut server) };
+            let _ = tokio::time::timeout(Duration::from_millis(1200), stopped).await;
             shutdown.cancel();
-            handle.stop(true).await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), &mut server).await;
         }
     }
     service.shutdown();
