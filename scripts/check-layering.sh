@@ -22,6 +22,8 @@ forbid() { # crate, flags, pattern, why
 
 forbid queue-core "" '^(diesel|libsqlite3-sys|actix|rmcp)' "the domain knows nothing of SQL, HTTP or MCP"
 forbid queue-core "--no-default-features" '^tokio' "the pure core builds without tokio"
+forbid mcp-adapter "" '^actix' "the MCP handler is transport-agnostic; the binary mounts it in actix"
+forbid http-api "" '^rmcp' "the HTTP API knows nothing of MCP; the binary mounts /mcp next to it"
 for adapter in queue-store mcp-adapter http-api; do
     cargo metadata --format-version 1 --no-deps | grep -q "\"name\":\"$adapter\"" || continue
     for other in queue-store mcp-adapter http-api; do
