@@ -668,3 +668,73 @@ fn stdio_stdout_carries_only_json_rpc() {
         "stdio exits cleanly when stdin closes: {status:?}"
     );
 }
+
+/// SIGTERM in stdio mode: the waiting call is answered "call again" with nothing
+/// consumed, and the process exits within 2 s.
+#[test]
+fn stdio_sigterm_answers_the_waiting_call_and_exits_within_2s() {
+    use std::io::{BufRead, BufReader, Write};
+    let db = TempDb::new();
+    let mut cmd = local_mcp(db.path());
+    cmd.env("DEFAULT_WAIT_SECONDS", "60")
+        .arg("stdio")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = integration::ChildGuard(cmd.spawn().unwrap());
+    let mut stdin = child.0.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}});
+    writeln!(stdin, "{init}").unwrap();
+    let _ = stdout.next().unwrap().unwrap();
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"})
+    )
+    .unwrap();
+    let call = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_user_request","arguments":{"agent_id":"w"}}});
+    writeln!(stdin, "{call}").unwrap();
+
+    // Wait (bounded) until the call is in flight, as another process sees it.
+    let store = db.open();
+    let mut waiting = false;
+    for _ in 0..500 {
+        let now = queue_core::Timestamp::from_micros(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as i64,
+        );
+        if queue_core::Store::agents(&*store)
+            .unwrap()
+            .iter()
+            .any(|a| a.id.as_str() == "w" && a.is_waiting(now))
+        {
+            waiting = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(waiting, "the call never started waiting");
+
+    let started = Instant::now();
+    let sent = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let line = stdout.next().expect("an answer").unwrap();
+    let answer: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(answer["id"], 2);
+    assert_eq!(
+        answer["result"]["structuredContent"]["result_type"],
+        "default_response"
+    );
+    let status = child.0.wait().unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    assert_eq!(queue_core::Store::counts(&*store).unwrap().consumed, 0);
+}

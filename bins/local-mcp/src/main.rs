@@ -53,7 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         match &cli.command {
             Command::Serve(_) => {
                 // Bind before opening the database so a busy port fails fast.
@@ -88,5 +88,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 terminal::print(&text)
             }
         }
-    })
+    });
+    // Reading stdin occupies a blocking thread until the client closes it; do not
+    // wait for that thread (or any other straggler) before exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }

@@ -41,12 +41,7 @@ pub(crate) fn mcp_service(
     port: u16,
     shutdown: CancellationToken,
 ) -> StreamableHttpService<QueueServer, LocalSessionManager> {
-    let mut sessions = LocalSessionManager::default();
-    // rmcp closes a session after 300 s without traffic, which would cut off a
-    // call waiting longer than that (waits go up to a day) when the client asked
-    // for no progress notifications.
-    sessions.session_config.keep_alive =
-        Some(Duration::from_secs(u64::from(MAX_WAIT_SECONDS) + 600));
+    let sessions = session_manager();
     let mut hosts = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -78,6 +73,17 @@ pub(crate) fn mcp_service(
             }
         })
         .build()
+}
+
+/// Sessions (when `MCP_STATELESS=false`) that outlive the longest wait.
+fn session_manager() -> LocalSessionManager {
+    let mut sessions = LocalSessionManager::default();
+    // rmcp closes a session after 300 s without traffic, which would cut off a
+    // call waiting longer than that (waits go up to a day) when the client asked
+    // for no progress notifications.
+    sessions.session_config.keep_alive =
+        Some(Duration::from_secs(u64::from(MAX_WAIT_SECONDS) + 600));
+    sessions
 }
 
 /// Gives every `/mcp` request a [`Connection`] and routes cancellations.
@@ -248,6 +254,12 @@ impl MessageBody for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_outlive_the_longest_wait() {
+        let keep_alive = session_manager().session_config.keep_alive.unwrap();
+        assert!(keep_alive > Duration::from_secs(u64::from(MAX_WAIT_SECONDS)));
+    }
 
     #[test]
     fn cancellations_are_found_in_single_messages_and_batches() {

@@ -710,7 +710,11 @@ async fn drop_call_at(point: DropPoint) {
         }
     }
     drop(call);
+    // The clean-up is queued: the service is not drained until it ran.
+    let mut drained = Box::pin(service.drained());
+    assert!(poll_once(&mut drained).await.is_pending(), "{point:?}");
     offload.run_all();
+    assert!(poll_once(&mut drained).await.is_ready(), "{point:?}");
 
     // Nothing lost: "first" is pending again, ahead of "second".
     assert_eq!(counts(&service), counts_of(2, 0), "{point:?}");
