@@ -126,8 +126,12 @@ pub struct Fetch {
 pub struct ServiceOptions {
     /// Settings in force where the store has none saved.
     pub defaults: Settings,
-    /// How often [`Service::watch`] checks for changes made by other processes.
+    /// How often [`Service::watch`] checks for changes made by other processes
+    /// while a call is waiting or someone subscribes to events.
     pub poll_interval: Duration,
+    /// How often it checks when nobody waits or listens: an idle server then
+    /// costs next to nothing.
+    pub idle_poll_interval: Duration,
     /// How many events a slow subscriber may fall behind before it is told it lagged.
     pub event_buffer: usize,
 }
@@ -137,6 +141,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             defaults: Settings::default(),
             poll_interval: Duration::from_millis(5),
+            idle_poll_interval: Duration::from_millis(100),
             event_buffer: 4_096,
         }
     }
@@ -430,14 +435,28 @@ impl Service {
         // None: the first poll counts as a change, so a commit made before the watcher
         // started still wakes the waiters.
         let mut token = None;
-        let mut tick = tokio::time::interval(self.shared.options.poll_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_poll = Instant::now();
         loop {
             let polled = tokio::select! {
                 _ = self.shutdown_signal() => return,
                 _ = self.shared.kick.notified() => false,
-                _ = tick.tick() => true,
+                _ = tokio::time::sleep_until(next_poll) => true,
             };
+            if polled {
+                // Every call starts with a kick, so a newly waiting call switches
+                // this to the short interval at once.
+                let busy =
+                    *self.shared.busy.borrow() > 0 || self.shared.events.receiver_count() > 0;
+                let options = &self.shared.options;
+                next_poll = Instant::now()
+                    + if busy {
+                        options.poll_interval
+                    } else {
+                        options.idle_poll_interval
+                    };
+            } else {
+                next_poll = next_poll.min(Instant::now() + self.shared.options.poll_interval);
+            }
             if polled {
                 let now = self.call(|s| Ok(s.change_token())).await;
                 let now = match now {
