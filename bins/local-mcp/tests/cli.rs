@@ -149,3 +149,40 @@ fn mcp_config_names_the_real_binary_and_the_token() {
                            "headers": {"Authorization": "Bearer t0ken"}})
     );
 }
+
+#[test]
+fn flags_beat_environment_beat_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let config = dir.path().join("local-mcp.toml");
+    std::fs::write(&config, "http_port = 9001\nhost = \"localhost\"\n").unwrap();
+    let url = |extra_env: Option<(&str, &str)>, extra_args: &[&str]| {
+        let mut cmd = local_mcp(&db);
+        cmd.args(["--config", config.to_str().unwrap()]);
+        if let Some((k, v)) = extra_env {
+            cmd.env(k, v);
+        }
+        cmd.args(["mcp-config", "--client", "cursor", "--transport", "http"])
+            .args(extra_args);
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        config["mcpServers"]["local-mcp"]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        url(None, &[]),
+        "http://localhost:9001/mcp",
+        "the file beats defaults"
+    );
+    assert_eq!(
+        url(Some(("HTTP_PORT", "9002")), &[]),
+        "http://localhost:9002/mcp"
+    );
+    assert_eq!(
+        url(Some(("HTTP_PORT", "9002")), &["--port", "9003"]),
+        "http://localhost:9003/mcp"
+    );
+}
