@@ -72,6 +72,7 @@ def base_env(tmp: Path, wait_seconds: float) -> dict[str, str]:
     return env
 
 
+_STARTED: list[int] = []  # pids of every `local-mcp serve` this session started
 _REAPERS: list[threading.Thread] = []
 _KILLED: list[int] = []  # pids that needed SIGKILL after STOP_GRACE
 
@@ -106,9 +107,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
 
 
-_STARTED: list[int] = []
-
-
 class LocalMcp:
     """One test's server set-up: a database, an environment and, for HTTP, a process."""
 
@@ -124,6 +122,7 @@ class LocalMcp:
         self.proc: subprocess.Popen[str] | None = None
         self.url: str | None = None
         self._drain: threading.Thread | None = None
+        self.exit_before_stop: int | None = None  # set when the server had died before teardown
 
     # --- server process ---------------------------------------------------
 
@@ -188,6 +187,8 @@ class LocalMcp:
         The wait happens off the test's clock so that a server slow to stop does
         not add seconds to every test; `test_sigterm_*` assert the 2 s limit.
         """
+        if self.proc is not None:
+            self.exit_before_stop = self.proc.poll()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             reaper = threading.Thread(target=_reap, args=(self.proc, self._drain), daemon=True)
@@ -273,3 +274,5 @@ def server(transport: str, mode: str, tmp_path: Path, request: pytest.FixtureReq
         h.stop()
         # Shown by pytest only when the test failed.
         print(f"----- server stderr ({h.transport}, mode={h.mode}) -----\n{h.log()}")
+        if h.exit_before_stop is not None:
+            print(f"----- `local-mcp serve` had already exited with code {h.exit_before_stop} before teardown -----")

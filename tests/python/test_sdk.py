@@ -238,6 +238,10 @@ async def test_sigterm_ends_waiting_call_without_consuming(server):
     outcome: dict[str, Any] = {}
     with anyio.fail_after(TEST_LIMIT):
         async with h.client() as client:
+            # The SDK validates every result against the tool's outputSchema and lists
+            # the tools first when it has not seen them: do that now, while the server
+            # is still up, or that follow-up request fails against a stopped server.
+            await client.list_tools()
 
             async def call() -> None:
                 try:

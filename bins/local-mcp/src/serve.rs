@@ -38,6 +38,7 @@ pub(crate) async fn run(
     service: Service,
     listener: TcpListener,
 ) -> anyhow::Result<()> {
+    let signal = app::shutdown_signal();
     let addr = listener
         .local_addr()
         .context("the listening socket has no address")?;
@@ -83,7 +84,7 @@ pub(crate) async fn run(
         result = &mut server => {
             result.context("the HTTP server stopped")?;
         }
-        _ = app::shutdown_signal() => {
+        _ = signal => {
             tracing::info!("shutting down");
             // Waiting calls answer with nothing consumed; let those answers go out
             // before the connections close.

@@ -13,6 +13,8 @@ use crate::app;
 
 /// Serves one client until it closes stdin or a signal arrives.
 pub(crate) async fn run(service: Service) -> anyhow::Result<()> {
+    let signal = app::shutdown_signal();
+    tokio::pin!(signal);
     let watch = app::spawn_watch(&service);
     let deliveries = Deliveries::new(service.clone());
     let handler = QueueServer::new(service.clone()).with_deliveries(deliveries.clone());
@@ -22,7 +24,7 @@ pub(crate) async fn run(service: Service) -> anyhow::Result<()> {
     tracing::info!("local-mcp serving MCP on stdio");
     let running = tokio::select! {
         running = handler.serve(transport) => running.context("the MCP handshake on stdio failed")?,
-        _ = app::shutdown_signal() => {
+        _ = &mut signal => {
             service.shutdown();
             return Ok(());
         }
@@ -34,7 +36,7 @@ pub(crate) async fn run(service: Service) -> anyhow::Result<()> {
         reason = &mut finished => {
             tracing::info!(?reason, "the client closed the connection");
         }
-        _ = app::shutdown_signal() => {
+        _ = &mut signal => {
             tracing::info!("shutting down");
             // Waiting calls answer at once with nothing consumed; give their answers
             // a moment to be written before the connection is cut.
