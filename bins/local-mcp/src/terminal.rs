@@ -53,7 +53,7 @@ pub(crate) async fn list(service: &Service, args: &ListArgs) -> anyhow::Result<(
         .await
         .context("could not read the queue")?;
     if args.json {
-        let items: Vec<_> = listing.items.iter().map(item_json).collect();
+        let items: Vec<_> = listing.items.iter().map(http_api::item_json).collect();
         let body = json!({ "items": items, "total": listing.total });
         return print(&format!("{body:#}\n"));
     }
@@ -101,17 +101,4 @@ fn row(item: &Instruction) -> String {
         &item.id.to_string()[..8],
         when
     )
-}
-
-fn item_json(item: &Instruction) -> serde_json::Value {
-    json!({
-        "id": item.id.to_string(),
-        "content": item.content.as_str(),
-        "status": item.status.as_str(),
-        "created_at": item.created_at.to_rfc3339(),
-        "updated_at": item.updated_at.to_rfc3339(),
-        "consumed_at": item.consumed_at.map(|t| t.to_rfc3339()),
-        "consumed_by_agent_id": item.consumed_by.as_ref().map(|a| a.as_str()),
-        "position": item.position,
-    })
 }
