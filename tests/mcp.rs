@@ -545,11 +545,36 @@ fn p99(mut samples: Vec<Duration>) -> Duration {
     samples[rank.clamp(1, samples.len()) - 1]
 }
 
+/// Thirty times: `agent` waits through `client`, `add` queues an instruction, and
+/// the time from the add to the result arriving is recorded.
+async fn wake_trials(
+    queue: &Service,
+    client: &Arc<Client>,
+    agent: &'static str,
+    add: impl AsyncFn(String),
+) -> Vec<Duration> {
+    let mut samples = Vec::new();
+    for i in 0..30 {
+        let client = Arc::clone(client);
+        let waiting = tokio::spawn(async move {
+            let result = call(&client, Some(agent)).await;
+            (result, Instant::now())
+        });
+        wait_until_in_flight(queue, &[agent]).await;
+        let text = format!("for {agent} {i}");
+        let added = Instant::now();
+        add(text.clone()).await;
+        let (result, arrived) = waiting.await.unwrap();
+        assert_eq!(result["instruction"]["content"], text);
+        samples.push(arrived - added);
+    }
+    samples
+}
+
 /// A `stdio` process and a `serve` process on one file: an add through either side
 /// wakes a call waiting in the other within 100 ms (p99).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_and_serve_processes_wake_each_other() {
-    const TRIALS: usize = 30;
     let db = TempDb::new();
     let queue = service_on(&db);
     let mut cmd = local_mcp(db.path());
@@ -560,43 +585,22 @@ async fn stdio_and_serve_processes_wake_each_other() {
     let web = reqwest::Client::new();
 
     // Added through serve's HTTP API, taken by a call waiting in the stdio process.
-    let mut serve_to_stdio = Vec::new();
-    for i in 0..TRIALS {
-        let client = Arc::clone(&stdio);
-        let waiting = tokio::spawn(async move {
-            let result = call(&client, Some("stdio-agent")).await;
-            (result, Instant::now())
-        });
-        wait_until_in_flight(&queue, &["stdio-agent"]).await;
-        let added = Instant::now();
+    let serve_to_stdio = wake_trials(&queue, &stdio, "stdio-agent", async |text: String| {
         let res = web
             .post(format!("{}/api/instructions", server.url()))
-            .json(&json!({ "content": format!("to stdio {i}") }))
+            .json(&json!({ "content": text }))
             .send()
             .await
             .unwrap();
         assert_eq!(res.status().as_u16(), 201);
-        let (result, arrived) = waiting.await.unwrap();
-        assert_eq!(result["instruction"]["content"], format!("to stdio {i}"));
-        serve_to_stdio.push(arrived - added);
-    }
-
+    })
+    .await;
     // Added by another process (this one, on the same file), taken by a call
     // waiting in serve.
-    let mut other_to_serve = Vec::new();
-    for i in 0..TRIALS {
-        let client = Arc::clone(&http);
-        let waiting = tokio::spawn(async move {
-            let result = call(&client, Some("http-agent")).await;
-            (result, Instant::now())
-        });
-        wait_until_in_flight(&queue, &["http-agent"]).await;
-        let added = Instant::now();
-        queue.add(&format!("to serve {i}")).await.unwrap();
-        let (result, arrived) = waiting.await.unwrap();
-        assert_eq!(result["instruction"]["content"], format!("to serve {i}"));
-        other_to_serve.push(arrived - added);
-    }
+    let other_to_serve = wake_trials(&queue, &http, "http-agent", async |text: String| {
+        queue.add(&text).await.unwrap();
+    })
+    .await;
     let (a, b) = (p99(serve_to_stdio), p99(other_to_serve));
     eprintln!("cross-process wake p99: serve->stdio {a:?}, other->serve {b:?}");
     assert!(a < Duration::from_millis(100), "serve -> stdio p99 {a:?}");
@@ -628,23 +632,43 @@ async fn sigterm_answers_waiting_calls_and_exits_within_2s() {
     assert_eq!(queue.counts().await.unwrap().consumed, 0);
 }
 
-/// With trace logging on, stdout carries JSON-RPC frames and nothing else.
-#[test]
-fn stdio_stdout_carries_only_json_rpc() {
-    use std::io::{BufRead, BufReader, Write};
-    let db = TempDb::new();
+/// `local-mcp stdio` driven by hand: its child, stdin, and stdout line by line.
+fn raw_stdio(
+    db: &TempDb,
+    env: &[(&str, &str)],
+) -> (
+    integration::ChildGuard,
+    std::process::ChildStdin,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead;
     let mut cmd = local_mcp(db.path());
-    cmd.env("LOG_LEVEL", "trace")
-        .env("DEFAULT_WAIT_SECONDS", "0")
+    cmd.envs(env.iter().copied())
         .arg("stdio")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let mut child = integration::ChildGuard(cmd.spawn().unwrap());
-    let mut stdin = child.0.stdin.take().unwrap();
-    let stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let stdin = child.0.stdin.take().unwrap();
+    let stdout = std::io::BufReader::new(child.0.stdout.take().unwrap()).lines();
+    (child, stdin, stdout)
+}
+
+fn initialize_request() -> Value {
+    json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}})
+}
+
+/// With trace logging on, stdout carries JSON-RPC frames and nothing else.
+#[test]
+fn stdio_stdout_carries_only_json_rpc() {
+    use std::io::Write;
+    let db = TempDb::new();
+    let (mut child, mut stdin, stdout) = raw_stdio(
+        &db,
+        &[("LOG_LEVEL", "trace"), ("DEFAULT_WAIT_SECONDS", "0")],
+    );
     let requests = [
-        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}),
+        initialize_request(),
         json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
         json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
         json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_user_request","arguments":{}}}),
@@ -653,7 +677,7 @@ fn stdio_stdout_carries_only_json_rpc() {
         writeln!(stdin, "{r}").unwrap();
     }
     let mut ids = Vec::new();
-    for line in stdout.lines().take(3) {
+    for line in stdout.take(3) {
         let line = line.unwrap();
         let frame: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
@@ -673,18 +697,10 @@ fn stdio_stdout_carries_only_json_rpc() {
 /// consumed, and the process exits within 2 s.
 #[test]
 fn stdio_sigterm_answers_the_waiting_call_and_exits_within_2s() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
     let db = TempDb::new();
-    let mut cmd = local_mcp(db.path());
-    cmd.env("DEFAULT_WAIT_SECONDS", "60")
-        .arg("stdio")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = integration::ChildGuard(cmd.spawn().unwrap());
-    let mut stdin = child.0.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}});
+    let (mut child, mut stdin, mut stdout) = raw_stdio(&db, &[("DEFAULT_WAIT_SECONDS", "60")]);
+    let init = initialize_request();
     writeln!(stdin, "{init}").unwrap();
     let _ = stdout.next().unwrap().unwrap();
     writeln!(
@@ -700,12 +716,7 @@ fn stdio_sigterm_answers_the_waiting_call_and_exits_within_2s() {
     let store = db.open();
     let mut waiting = false;
     for _ in 0..500 {
-        let now = queue_core::Timestamp::from_micros(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_micros() as i64,
-        );
+        let now = queue_core::Clock::now(&queue_core::SystemClock);
         if queue_core::Store::agents(&*store)
             .unwrap()
             .iter()
