@@ -74,11 +74,6 @@ impl Deliveries {
         lock(&self.pending).remove(request)
     }
 
-    /// How many claimed results are waiting to be sent.
-    pub fn in_flight(&self) -> usize {
-        lock(&self.pending).len()
-    }
-
     pub(crate) fn service(&self) -> &Service {
         &self.service
     }
