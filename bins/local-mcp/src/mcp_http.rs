@@ -213,6 +213,15 @@ fn cancelled_requests(body: &[u8]) -> Vec<RequestId> {
         .collect()
 }
 
+/// Whether a chunk of an `/mcp` response holds a JSON-RPC response (a result or
+/// an error), as opposed to a notification, a request or a keep-alive comment.
+/// rmcp writes compact JSON, so a message's own `method` key appears as
+/// `"method":`, which a string value cannot contain unescaped.
+fn carries_response(chunk: &[u8]) -> bool {
+    let has = |needle: &[u8]| chunk.windows(needle.len()).any(|w| w == needle);
+    has(b"\"jsonrpc\"") && !has(b"\"method\":")
+}
+
 /// Closes the connection when dropped while still armed.
 struct CloseOnDrop(Option<Connection>);
 
@@ -242,9 +251,15 @@ impl MessageBody for Watched {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_next(cx);
-        if let Poll::Ready(None) = polled
-            && let Some(connection) = self.guard.0.take()
-        {
+        // The response is handed to the connection here: from now on a drop means
+        // the client left after it was sent (a client may close the stream as soon
+        // as it has read the result), not that it was never sent.
+        let sent = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(chunk))) => carries_response(chunk),
+            _ => false,
+        };
+        if sent && let Some(connection) = self.guard.0.take() {
             connection.finished();
         }
         polled
@@ -254,6 +269,18 @@ impl MessageBody for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_are_told_from_notifications_and_pings() {
+        let response = br#"data: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"method\":\"x\"}"}]}}"#;
+        assert!(carries_response(response));
+        assert!(carries_response(
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}}"#
+        ));
+        let progress = br#"data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":0,"progress":5.0}}"#;
+        assert!(!carries_response(progress));
+        assert!(!carries_response(b":ping\n\n"));
+    }
 
     #[test]
     fn sessions_outlive_the_longest_wait() {
