@@ -135,7 +135,15 @@ pub(crate) struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct StdioArgs {}
+pub(crate) struct StdioArgs {
+    /// Also serve the web UI and API over HTTP from this process; if the port is
+    /// taken (say by another local-mcp), go on with stdio alone
+    #[arg(long)]
+    pub(crate) ui: bool,
+
+    #[command(flatten)]
+    pub(crate) http: HttpArgs,
+}
 
 #[derive(Debug, Args)]
 pub(crate) struct AddArgs {

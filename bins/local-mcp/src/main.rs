@@ -34,6 +34,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let http = match &cli.command {
         Command::Serve(serve) => Some(&serve.http),
+        Command::Stdio(args) => Some(&args.http),
         Command::McpConfig(args) => Some(&args.http),
         _ => None,
     };

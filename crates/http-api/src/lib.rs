@@ -5,13 +5,17 @@
 //! to them, wrapped in [`RequireToken`].
 #![deny(missing_docs)]
 
+mod json;
 mod token;
 
 use actix_web::{HttpResponse, web};
-use queue_core::{Instruction, QueueError, Service};
+use queue_core::{QueueError, Service};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
+#[cfg(test)]
+use serde_json::Value;
 
+pub use json::{ServerInfo, StatusParts, agent_json, item_json, settings_json};
 pub use token::RequireToken;
 
 /// What the handlers share.
@@ -57,20 +61,6 @@ async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
         "status": "ok",
         "server_time": state.service.now().to_rfc3339(),
     }))
-}
-
-/// The JSON form of an instruction (SPEC §4).
-pub fn item_json(item: &Instruction) -> Value {
-    json!({
-        "id": item.id.to_string(),
-        "content": item.content.as_str(),
-        "status": item.status.as_str(),
-        "created_at": item.created_at.to_rfc3339(),
-        "updated_at": item.updated_at.to_rfc3339(),
-        "consumed_at": item.consumed_at.map(|t| t.to_rfc3339()),
-        "consumed_by_agent_id": item.consumed_by.as_ref().map(|a| a.as_str()),
-        "position": item.position,
-    })
 }
 
 fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 /// Puts a claimed instruction back at the head of the queue because its result
 /// could not be delivered.
 pub(crate) async fn put_back(service: &Service, id: InstructionId, why: &str) {
-    match service.return_to_queue(id).await {
+    match service.return_to_queue(id, why).await {
         Ok(_) => {
             tracing::warn!(instruction = %id, why, "result not delivered; instruction returned to the head of the queue")
         }

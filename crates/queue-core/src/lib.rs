@@ -29,6 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod audit;
 mod error;
 mod memory;
 mod settings;
@@ -38,6 +39,7 @@ mod types;
 #[cfg(feature = "runtime")]
 mod service;
 
+pub use audit::{Audit, AuditEntry};
 pub use error::{Conflict, QueueError, StoreError, ValidationError};
 pub use memory::{EVENT_RETENTION, MemoryStore};
 pub use settings::{

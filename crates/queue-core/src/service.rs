@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::audit::{Audit, AuditEntry};
 use crate::error::{QueueError, StoreError};
 use crate::settings::{Settings, SettingsPatch};
 use crate::store::{CallTicket, Claim, Counts, Event, Listing, Page, StatusFilter, Store};
@@ -93,7 +94,7 @@ impl FetchOutcome {
     }
 }
 
-/// Why a call that delivered nothing ended.
+/// Why a call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndReason {
     /// It delivered an instruction.
@@ -104,6 +105,18 @@ pub enum EndReason {
     Superseded,
     /// The server is shutting down.
     ShuttingDown,
+}
+
+impl EndReason {
+    /// `delivered`, `timed_out`, `superseded` or `shutting_down`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Delivered => "delivered",
+            EndReason::TimedOut => "timed_out",
+            EndReason::Superseded => "superseded",
+            EndReason::ShuttingDown => "shutting_down",
+        }
+    }
 }
 
 /// The result of [`Service::next_instruction`].
@@ -168,6 +181,7 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// Store jobs and `next_instruction` calls in progress, for [`Service::drained`].
     busy: watch::Sender<usize>,
+    audit: Option<Arc<dyn Audit>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -185,9 +199,16 @@ pub struct ServiceBuilder {
     ids: Arc<dyn IdSource>,
     offload: Arc<dyn Offload>,
     options: ServiceOptions,
+    audit: Option<Arc<dyn Audit>>,
 }
 
 impl ServiceBuilder {
+    /// Records every change, tool call and refused request in `audit`.
+    pub fn audit(mut self, audit: Arc<dyn Audit>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
     /// Uses `clock` instead of the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -230,6 +251,7 @@ impl ServiceBuilder {
                 published_seq: AtomicU64::new(start_seq),
                 shutdown,
                 busy: watch::channel(0).0,
+                audit: self.audit,
             }),
         })
     }
@@ -244,6 +266,7 @@ impl Service {
             ids: Arc::new(RandomIds),
             offload: Arc::new(Inline),
             options: ServiceOptions::default(),
+            audit: None,
         }
     }
 
@@ -255,6 +278,14 @@ impl Service {
     /// The current time by the service's clock.
     pub fn now(&self) -> Timestamp {
         self.shared.clock.now()
+    }
+
+    /// Hands `entry` to the audit sink, if there is one. Adapters use it for what
+    /// only they see, such as a refused token.
+    pub fn audit(&self, entry: &AuditEntry<'_>) {
+        if let Some(audit) = &self.shared.audit {
+            audit.record(entry);
+        }
     }
 
     /// Runs a store job through the offload, counted until it finishes.
@@ -321,7 +352,16 @@ impl Service {
         let content = Content::parse(text)?;
         let id = self.shared.ids.next_id();
         let now = self.now();
-        self.mutate(move |s| s.add(id, content, now)).await
+        let service = self.clone();
+        self.mutate(move |s| {
+            let item = s.add(id, content, now)?;
+            service.audit(&AuditEntry::InstructionCreated {
+                item: &item,
+                requeued_from: None,
+            });
+            Ok(item)
+        })
+        .await
     }
 
     /// One instruction.
@@ -334,33 +374,74 @@ impl Service {
     pub async fn edit(&self, id: InstructionId, text: &str) -> Result<Instruction, QueueError> {
         let content = Content::parse(text)?;
         let now = self.now();
-        self.mutate(move |s| s.edit(id, content, now)).await
+        let service = self.clone();
+        self.mutate(move |s| {
+            let item = s.edit(id, content, now)?;
+            service.audit(&AuditEntry::InstructionUpdated { item: &item });
+            Ok(item)
+        })
+        .await
     }
 
     /// Deletes a pending instruction, returning it as it was.
     pub async fn delete(&self, id: InstructionId) -> Result<Instruction, QueueError> {
         let now = self.now();
-        self.mutate(move |s| s.delete(id, now)).await
+        let service = self.clone();
+        self.mutate(move |s| {
+            let item = s.delete(id, now)?;
+            service.audit(&AuditEntry::InstructionDeleted { item: &item });
+            Ok(item)
+        })
+        .await
     }
 
     /// Queues a copy of a consumed instruction at the end.
     pub async fn requeue(&self, id: InstructionId) -> Result<Instruction, QueueError> {
         let new_id = self.shared.ids.next_id();
         let now = self.now();
-        self.mutate(move |s| s.requeue(id, new_id, now)).await
+        let service = self.clone();
+        self.mutate(move |s| {
+            let item = s.requeue(id, new_id, now)?;
+            service.audit(&AuditEntry::InstructionCreated {
+                item: &item,
+                requeued_from: Some(id),
+            });
+            Ok(item)
+        })
+        .await
     }
 
     /// Puts the pending instructions in the given order.
     pub async fn reorder(&self, ids: Vec<InstructionId>) -> Result<Vec<Instruction>, QueueError> {
         let now = self.now();
-        self.mutate(move |s| s.reorder(&ids, now)).await
+        let service = self.clone();
+        self.mutate(move |s| {
+            let items = s.reorder(&ids, now)?;
+            service.audit(&AuditEntry::InstructionReordered { ids: &ids });
+            Ok(items)
+        })
+        .await
     }
 
     /// Returns a delivered instruction whose result could not be written to the head
-    /// of the queue, pending again.
-    pub async fn return_to_queue(&self, id: InstructionId) -> Result<Instruction, QueueError> {
+    /// of the queue, pending again; `reason` says why, for the audit trail.
+    pub async fn return_to_queue(
+        &self,
+        id: InstructionId,
+        reason: &str,
+    ) -> Result<Instruction, QueueError> {
         let now = self.now();
-        self.mutate(move |s| s.unclaim(id, now)).await
+        let service = self.clone();
+        let reason = reason.to_owned();
+        self.mutate(move |s| {
+            let item = s.unclaim(id, now)?;
+            service.audit(&AuditEntry::InstructionReturned {
+                item: &item,
+                reason: &reason,
+            });
+            Ok(item)
+        })
+        .await
     }
 
     /// A page of instructions.
@@ -387,8 +468,17 @@ impl Service {
     /// Saves settings and returns those in force afterwards.
     pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings, QueueError> {
         let now = self.now();
-        let stored = self.mutate(move |s| s.update_settings(&patch, now)).await?;
-        Ok(Settings::effective(&self.shared.options.defaults, &stored))
+        let service = self.clone();
+        self.mutate(move |s| {
+            let stored = s.update_settings(&patch, now)?;
+            let settings = service.effective_settings(&stored);
+            service.audit(&AuditEntry::ConfigUpdated {
+                patch: &patch,
+                settings: &settings,
+            });
+            Ok(settings)
+        })
+        .await
     }
 
     /// The settings in force given the stored values in `change` (for event payloads).
@@ -571,21 +661,36 @@ impl Service {
         };
 
         let remaining_pending = self.counts().await?.pending;
+        let waited = started.elapsed();
         let (a, generation, result, now) = (
             agent.clone(),
             ticket.generation,
             outcome.result_type(),
             self.now(),
         );
-        self.mutate(move |s| s.end_call(&a, generation, result, now))
-            .await?;
+        let (service, delivered) = (self.clone(), outcome.clone());
+        self.mutate(move |s| {
+            s.end_call(&a, generation, result, now)?;
+            service.audit(&AuditEntry::ToolCall {
+                agent: &a,
+                result,
+                end: reason.as_str(),
+                instruction: match &delivered {
+                    FetchOutcome::Instruction(item) => Some(item),
+                    _ => None,
+                },
+                waited: Some(waited),
+            });
+            Ok(())
+        })
+        .await?;
         guard.armed = false;
         Ok(Fetch {
             agent,
             outcome,
             reason,
             remaining_pending,
-            waited: started.elapsed(),
+            waited,
         })
     }
 
@@ -647,7 +752,11 @@ impl Service {
         let service = self.clone();
         let now = self.now();
         self.run_job(Box::new(move || {
-            if store.unclaim(id, now).is_ok() {
+            if let Ok(item) = store.unclaim(id, now) {
+                service.audit(&AuditEntry::InstructionReturned {
+                    item: &item,
+                    reason: "the call ended before the instruction reached the agent",
+                });
                 service.changed();
             }
         }));
@@ -660,6 +769,13 @@ impl Service {
         let now = self.now();
         self.run_job(Box::new(move || {
             if store.end_call(&agent, generation, result, now).is_ok() {
+                service.audit(&AuditEntry::ToolCall {
+                    agent: &agent,
+                    result,
+                    end: "abandoned",
+                    instruction: None,
+                    waited: None,
+                });
                 service.changed();
             }
         }));

@@ -1,0 +1,109 @@
+//! The JSON shapes of SPEC §4, built from the domain types in one place so the
+//! routes, the live events and the terminal commands all print the same thing.
+
+use queue_core::{Agent, Counts, Instruction, QueueError, Service, Settings, Timestamp};
+use serde_json::{Value, json};
+
+/// The JSON form of an instruction.
+pub fn item_json(item: &Instruction) -> Value {
+    json!({
+        "id": item.id.to_string(),
+        "content": item.content.as_str(),
+        "status": item.status.as_str(),
+        "created_at": item.created_at.to_rfc3339(),
+        "updated_at": item.updated_at.to_rfc3339(),
+        "consumed_at": item.consumed_at.map(|t| t.to_rfc3339()),
+        "consumed_by_agent_id": item.consumed_by.as_ref().map(|a| a.as_str()),
+        "position": item.position,
+    })
+}
+
+/// The JSON form of the settings (`GET /api/config`).
+pub fn settings_json(settings: &Settings) -> Value {
+    json!({
+        "default_wait_seconds": settings.default_wait_seconds,
+        "default_empty_response": settings.default_empty_response,
+        "agent_stale_after_seconds": settings.agent_stale_after_seconds,
+    })
+}
+
+/// The JSON form of an agent as seen at `now`: its record plus what it means —
+/// `waiting` (a call is in flight), `connected`, and `state`
+/// (`waiting`, `working`, `idle` or `gone`).
+pub fn agent_json(agent: &Agent, now: Timestamp, stale_after_seconds: u32) -> Value {
+    json!({
+        "agent_id": agent.id.as_str(),
+        "state": agent.state(now, stale_after_seconds),
+        "connected": agent.is_connected(now, stale_after_seconds),
+        "waiting": agent.is_waiting(now),
+        "last_seen_at": agent.last_seen_at.to_rfc3339(),
+        "last_fetch_at": agent.last_fetch_at.map(|t| t.to_rfc3339()),
+        "last_result_type": agent.last_result_type.map(|r| r.as_str()),
+        "waiting_until": agent.waiting_until.filter(|_| agent.is_waiting(now)).map(|t| t.to_rfc3339()),
+    })
+}
+
+/// What the server part of `/api/status` says about the process answering.
+#[derive(Clone, Debug)]
+pub struct ServerInfo {
+    /// When the process started serving.
+    pub started_at: Timestamp,
+    /// The local-mcp version.
+    pub version: &'static str,
+}
+
+impl ServerInfo {
+    /// This build, started at `started_at`.
+    pub fn new(started_at: Timestamp) -> Self {
+        ServerInfo {
+            started_at,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// The pieces of `/api/status`, read together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusParts {
+    /// Every agent seen, most recently seen first.
+    pub agents: Vec<Agent>,
+    /// Instruction counts.
+    pub counts: Counts,
+    /// The settings in force.
+    pub settings: Settings,
+}
+
+impl StatusParts {
+    /// Reads the parts from `service`.
+    pub async fn read(service: &Service) -> Result<Self, QueueError> {
+        Ok(StatusParts {
+            agents: service.agents().await?,
+            counts: service.counts().await?,
+            settings: service.settings().await?,
+        })
+    }
+
+    /// The `/api/status` object at `now`.
+    pub fn to_json(&self, server: &ServerInfo, now: Timestamp) -> Value {
+        let stale = self.settings.agent_stale_after_seconds;
+        let agents: Vec<Value> = self
+            .agents
+            .iter()
+            .map(|a| agent_json(a, now, stale))
+            .collect();
+        json!({
+            "server": {
+                "status": "up",
+                "started_at": server.started_at.to_rfc3339(),
+                "version": server.version,
+            },
+            "agent": agents.first().cloned().unwrap_or(Value::Null),
+            "agents": agents,
+            "queue": {
+                "pending_count": self.counts.pending,
+                "consumed_count": self.counts.consumed,
+            },
+            "settings": settings_json(&self.settings),
+        })
+    }
+}
