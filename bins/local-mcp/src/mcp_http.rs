@@ -29,43 +29,30 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp_actix_web::transport::StreamableHttpService;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HttpConfig;
+use http_api::HostPolicy;
 
 /// Bodies larger than this are passed through unread: a cancellation is tiny.
 const INSPECT_LIMIT: usize = 64 * 1024;
 
-/// The rmcp HTTP service for `handler`, configured from `http`.
+/// The rmcp HTTP service for `handler`.
 pub(crate) fn mcp_service(
     handler: QueueServer,
-    http: &HttpConfig,
-    port: u16,
+    stateless: bool,
+    hosts: &HostPolicy,
     shutdown: CancellationToken,
 ) -> StreamableHttpService<QueueServer, LocalSessionManager> {
     let sessions = session_manager();
-    let mut hosts = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-        "[::1]".to_owned(),
-    ];
-    hosts.extend(http.allowed_hosts.iter().cloned());
-    let mut origins: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
-        .iter()
-        .map(|h| format!("http://{h}:{port}"))
-        .collect();
-    for host in &http.allowed_hosts {
-        origins.push(format!("http://{host}:*"));
-        origins.push(format!("https://{host}:*"));
-    }
     StreamableHttpService::builder()
         .service_factory(Arc::new(move || Ok(handler.clone())))
         .session_manager(Arc::new(sessions))
-        .stateful_mode(!http.stateless)
+        .stateful_mode(!stateless)
         // Each keep-alive comment is a write; a write to a vanished client fails and
         // ends the response, which stops the waiting call.
         .sse_keep_alive(Duration::from_secs(5))
-        .allowed_hosts(hosts)
-        .allowed_origins(origins)
+                // `Protect` refuses foreign hosts and origins before rmcp sees the request;
+        // rmcp's own checks get the same lists so the two never disagree.
+        .allowed_hosts(hosts.rmcp_hosts())
+        .allowed_origins(hosts.rmcp_origins())
         .cancellation_token(shutdown)
         .on_request_fn(|req, extensions| {
             if let Some(connection) = req.extensions().get::<Connection>() {

@@ -1,11 +1,14 @@
-//! `local-mcp serve`: the HTTP server with `/healthz` and MCP at `/mcp`.
+//! `local-mcp serve`: the HTTP server — API and live events at `/api`, MCP at
+//! `/mcp`, `/healthz` — behind the guards of SPEC §5. `stdio --ui` runs the same
+//! server next to stdio.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
+use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
-use http_api::{ApiState, RequireToken};
+use http_api::{ApiState, Events, EventsOptions, HostPolicy, Protect, ServerInfo};
 use mcp_adapter::{Cancellations, QueueServer};
 use queue_core::Service;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +19,18 @@ use crate::mcp_http::{WatchConnections, mcp_service};
 
 /// Binds the configured address; a clear error names it when that fails.
 pub(crate) fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    try_bind(config)?.with_context(|| {
+        format!(
+            "could not listen on {}:{} (is another local-mcp already running there? choose another port with HTTP_PORT or --port)",
+            config.http.host, config.http.port
+        )
+    })
+}
+
+/// Binds the configured address. The outer error is a configuration problem
+/// (exposure without a token, an unresolvable host); the inner one is the bind
+/// itself, which `stdio --ui` may shrug off.
+pub(crate) fn try_bind(config: &Config) -> anyhow::Result<std::io::Result<TcpListener>> {
     let http = &config.http;
     http.check_exposure()?;
     let host = http.host.trim_start_matches('[').trim_end_matches(']');
@@ -23,43 +38,57 @@ pub(crate) fn bind(config: &Config) -> anyhow::Result<TcpListener> {
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve HOST {:?}", http.host))?
         .collect();
-    TcpListener::bind(addrs.as_slice()).with_context(|| {
-        format!(
-            "could not listen on {}:{} (is another local-mcp already running there? choose another port with HTTP_PORT or --port)",
-            http.host, http.port
-        )
-    })
+    Ok(TcpListener::bind(addrs.as_slice()))
 }
 
-/// Runs until SIGINT/SIGTERM, then stops within about a second: waiting calls
-/// return at once with nothing consumed.
-pub(crate) async fn run(
+/// A running HTTP server.
+pub(crate) struct Running {
+    server: actix_web::dev::Server,
+    handle: ServerHandle,
+    mcp_shutdown: CancellationToken,
+    events: tokio::task::JoinHandle<()>,
+}
+
+/// Starts serving on `listener`; the service's watcher must be running.
+pub(crate) async fn start(
     config: &Config,
-    service: Service,
+    service: &Service,
     listener: TcpListener,
-) -> anyhow::Result<()> {
-    let signal = app::shutdown_signal();
+) -> anyhow::Result<Running> {
     let addr = listener
         .local_addr()
         .context("the listening socket has no address")?;
-    let watch = app::spawn_watch(&service);
-    let shutdown = CancellationToken::new();
+    let events = Events::new(
+        service.clone(),
+        ServerInfo::new(service.now()),
+        EventsOptions::default(),
+    )
+    .await
+    .context("could not read the queue for live events")?;
+    let events_task = tokio::spawn(events.clone().run());
+    let hosts = HostPolicy::new(&config.http.allowed_hosts, Some(addr.port()));
+    let mcp_shutdown = CancellationToken::new();
     let cancellations = Cancellations::new();
     let handler = QueueServer::new(service.clone()).with_cancellations(cancellations.clone());
-    let mcp = mcp_service(handler, &config.http, addr.port(), shutdown.clone());
-    let api = ApiState::new(service.clone()).with_token(config.http.api_token.clone());
-    let token = config.http.api_token.clone();
+    let mcp = mcp_service(
+        handler,
+        config.http.stateless,
+        &hosts,
+        mcp_shutdown.clone(),
+    );
+    let api = ApiState::new(service.clone(), events).with_token(config.http.api_token.clone());
     let watch_connections = WatchConnections::new(service.clone(), cancellations);
 
     let server = HttpServer::new(move || {
         App::new()
-            .configure(http_api::configure(api.clone()))
+            .wrap(Protect::new(hosts.clone()))
             .service(
                 mcp.clone()
                     .scope_with_path("/mcp")
                     .wrap(watch_connections.clone())
-                    .wrap(RequireToken::new(token.clone())),
+                    .wrap(api.token_guard()),
             )
+            .configure(http_api::configure(api.clone()))
     })
     // A client that closes its side ends the connection at once, so a call it
     // abandoned stops waiting instead of claiming an instruction nobody reads.
@@ -78,27 +107,63 @@ pub(crate) async fn run(
         token = if config.http.api_token.is_some() { "set" } else { "none" },
         "local-mcp listening on http://{addr}"
     );
+    Ok(Running {
+        server,
+        handle,
+        mcp_shutdown,
+        events: events_task,
+    })
+}
 
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => {
-            result.context("the HTTP server stopped")?;
-        }
-        _ = signal => {
-            tracing::info!("shutting down");
-            // Waiting calls answer with nothing consumed; let those answers go out
-            // before the connections close.
-            service.shutdown();
-            app::drain(&service, Duration::from_millis(500)).await;
-            // The server future must keep being polled for the stop to proceed.
-            let stopped = async { tokio::join!(handle.stop(true), &mut server) };
-            let _ = tokio::time::timeout(Duration::from_millis(1200), stopped).await;
-            shutdown.cancel();
-        }
+impl Running {
+    /// Serves until `signal` resolves or the server fails; then stops within about a
+    /// second with waiting calls answered and nothing consumed.
+    pub(crate) async fn until(
+        mut self,
+        service: &Service,
+        signal: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let result = tokio::select! {
+            result = &mut self.server => result.context("the HTTP server stopped"),
+            _ = signal => Ok(()),
+        };
+        self.stop(service).await;
+        result
     }
+
+    /// Stops serving: waiting calls answer with nothing consumed, live event
+    /// streams end, connections close.
+    pub(crate) async fn stop(mut self, service: &Service) {
+        // Waiting calls answer with nothing consumed; let those answers go out
+        // before the connections close.
+        service.shutdown();
+        app::drain(service, Duration::from_millis(500)).await;
+        // The server future must keep being polled for the stop to proceed.
+        let stopped = async { tokio::join!(self.handle.stop(true), &mut self.server) };
+        let _ = tokio::time::timeout(Duration::from_millis(1200), stopped).await;
+        self.mcp_shutdown.cancel();
+        let _ = self.events.await;
+    }
+}
+
+/// Runs until SIGINT/SIGTERM, then stops within about a second: waiting calls
+/// return at once with nothing consumed.
+pub(crate) async fn run(
+    config: &Config,
+    service: Service,
+    listener: TcpListener,
+) -> anyhow::Result<()> {
+    let signal = app::shutdown_signal();
+    let watch = app::spawn_watch(&service);
+    let running = start(config, &service, listener).await?;
+    let signal = async {
+        signal.await;
+        tracing::info!("shutting down");
+    };
+    let result = running.until(&service, signal).await;
     service.shutdown();
     app::drain(&service, Duration::from_millis(500)).await;
     let _ = watch.await;
     tracing::info!("stopped");
-    Ok(())
+    result
 }

@@ -9,16 +9,56 @@ use queue_core::Service;
 use rmcp::ServiceExt;
 use rmcp::transport::async_rw::AsyncRwTransport;
 
-use crate::app;
+use crate::{app, serve};
 use crate::config::Config;
 
 /// Serves one client until it closes stdin or a signal arrives; with `ui`, also
 /// the HTTP UI and API when the port is free.
 pub(crate) async fn run(config: &Config, service: Service, ui: bool) -> anyhow::Result<()> {
-    let _ = (config, ui);
     let signal = app::shutdown_signal();
     tokio::pin!(signal);
     let watch = app::spawn_watch(&service);
+    let web = if ui {
+        start_ui(config, &service).await?
+    } else {
+        None
+    };
+    let result = serve_stdio(&service, &mut signal).await;
+    if let Some(web) = web {
+        web.stop(&service).await;
+    }
+    service.shutdown();
+    app::drain(&service, Duration::from_secs(1)).await;
+    let _ = watch.await;
+    result
+}
+
+/// The web UI and API next to stdio, unless the port is taken — most likely by
+/// another local-mcp serving the same queue, which the person can use instead.
+async fn start_ui(config: &Config, service: &Service) -> anyhow::Result<Option<serve::Running>> {
+    let http = &config.http;
+    match serve::try_bind(config)? {
+        Ok(listener) => Ok(Some(serve::start(config, service, listener).await?)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::info!(
+                "the UI port {}:{} is already taken, probably by another local-mcp; going on with MCP over stdio only",
+                http.host,
+                http.port
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not serve the UI on {}:{}; going on with MCP over stdio only", http.host, http.port);
+            Ok(None)
+        }
+    }
+}
+
+async fn serve_stdio(
+    service: &Service,
+    signal: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<()> {
+    let service = service.clone();
     let deliveries = Deliveries::new(service.clone());
     let handler = QueueServer::new(service.clone()).with_deliveries(deliveries.clone());
     let (stdin, stdout) = rmcp::transport::stdio();
@@ -27,7 +67,7 @@ pub(crate) async fn run(config: &Config, service: Service, ui: bool) -> anyhow::
     tracing::info!("local-mcp serving MCP on stdio");
     let running = tokio::select! {
         running = handler.serve(transport) => running.context("the MCP handshake on stdio failed")?,
-        _ = &mut signal => {
+        _ = signal.as_mut() => {
             service.shutdown();
             return Ok(());
         }
@@ -39,7 +79,7 @@ pub(crate) async fn run(config: &Config, service: Service, ui: bool) -> anyhow::
         reason = &mut finished => {
             tracing::info!(?reason, "the client closed the connection");
         }
-        _ = &mut signal => {
+        _ = signal.as_mut() => {
             tracing::info!("shutting down");
             // Waiting calls answer at once with nothing consumed; give their answers
             // a moment to be written before the connection is cut.
@@ -50,8 +90,5 @@ pub(crate) async fn run(config: &Config, service: Service, ui: bool) -> anyhow::
             let _ = tokio::time::timeout(Duration::from_millis(300), &mut finished).await;
         }
     }
-    service.shutdown();
-    app::drain(&service, Duration::from_secs(1)).await;
-    let _ = watch.await;
     Ok(())
 }

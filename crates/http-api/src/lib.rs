@@ -1,35 +1,57 @@
-//! The HTTP side of local-mcp on actix-web: health check and the bearer-token
-//! guard that protects `/api` and `/mcp`.
+//! The HTTP side of local-mcp on actix-web: the JSON API of SPEC §4, live events
+//! over SSE, and the guards of SPEC §5.
 //!
-//! [`configure`] adds the routes to an actix `App`; the binary mounts `/mcp` next
-//! to them, wrapped in [`RequireToken`].
+//! [`configure`] adds the routes to an actix `App`; wrap the `App` in [`Protect`]
+//! (Host/Origin, content type, body limit). The binary mounts `/mcp` next to the
+//! routes, wrapped in [`RequireToken`] like `/api`.
+//!
+//! ```no_run
+//! # async fn demo(service: queue_core::Service) -> Result<(), queue_core::QueueError> {
+//! use actix_web::App;
+//! use http_api::{ApiState, Events, EventsOptions, HostPolicy, Protect, ServerInfo};
+//!
+//! let events = Events::new(service.clone(), ServerInfo::new(service.now()), EventsOptions::default()).await?;
+//! tokio::spawn(events.clone().run());
+//! let state = ApiState::new(service, events);
+//! let app = App::new()
+//!     .wrap(Protect::new(HostPolicy::new(&[], None)))
+//!     .configure(http_api::configure(state));
+//! # let _ = app; Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+mod error;
+mod events;
 mod json;
+mod routes;
+mod security;
 mod token;
 
-use actix_web::{HttpResponse, web};
-use queue_core::{QueueError, Service};
-use serde::Deserialize;
-use serde_json::json;
-#[cfg(test)]
-use serde_json::Value;
+use actix_web::web;
+use queue_core::Service;
 
+pub use error::ApiError;
+pub use events::{Events, EventsOptions, STATUS_SPACING};
 pub use json::{ServerInfo, StatusParts, agent_json, item_json, settings_json};
+pub use security::{BODY_LIMIT, HostPolicy, Protect};
 pub use token::RequireToken;
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
 pub struct ApiState {
     service: Service,
+    events: Events,
+    server: ServerInfo,
     token: Option<String>,
 }
 
 impl ApiState {
-    /// State over `service`, with no token required.
-    pub fn new(service: Service) -> Self {
+    /// State over `service`, publishing through `events`, with no token required.
+    pub fn new(service: Service, events: Events) -> Self {
         ApiState {
+            server: events.server().clone(),
             service,
+            events,
             token: None,
         }
     }
@@ -39,108 +61,64 @@ impl ApiState {
         self.token = token;
         self
     }
+
+    /// The guard for `/api` (and, in the binary, `/mcp`): the token, with refusals
+    /// recorded in the audit log.
+    pub fn token_guard(&self) -> RequireToken {
+        RequireToken::new(self.token.clone()).with_audit(self.service.clone())
+    }
 }
 
-/// Adds the HTTP routes to an actix `App` or scope.
+/// Adds the routes to an actix `App`, with JSON error bodies for unknown paths,
+/// wrong methods and unreadable requests.
 pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let guard = RequireToken::new(state.token.clone());
+        let guard = state.token_guard();
+        let resource = |path: &str| {
+            web::resource(path.to_owned()).default_service(web::to(routes::method_not_allowed))
+        };
         cfg.app_data(web::Data::new(state))
-            .route("/healthz", web::get().to(healthz))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(BODY_LIMIT)
+                    // The content type is checked by `Protect` for every route;
+                    // accept here whatever it let through.
+                    .content_type_required(false)
+                    .error_handler(error::json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .service(resource("/healthz").route(web::get().to(routes::healthz)))
             .service(
                 web::scope("/api")
                     .wrap(guard)
-                    .route("/instructions", web::post().to(create_instruction)),
-            );
-    }
-}
-
-/// `GET /healthz`: never needs a token.
-async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "status": "ok",
-        "server_time": state.service.now().to_rfc3339(),
-    }))
-}
-
-fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"error": {"code": code, "message": message}}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewInstruction {
-    content: String,
-}
-
-/// `POST /api/instructions`: queues an instruction at the end.
-async fn create_instruction(
-    state: web::Data<ApiState>,
-    body: web::Json<NewInstruction>,
-) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    match state.service.add(&body.content).await {
-        Ok(item) => HttpResponse::Created().json(json!({ "item": item_json(&item) })),
-        Err(QueueError::Validation(e)) => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
-            &e.to_string(),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "adding an instruction failed");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "internal",
-                "the queue could not be written; nothing was added, try again",
+                    .service(resource("/status").route(web::get().to(routes::status)))
+                    .service(
+                        resource("/instructions")
+                            .route(web::get().to(routes::list))
+                            .route(web::post().to(routes::create)),
+                    )
+                    .service(
+                        resource("/instructions/reorder").route(web::post().to(routes::reorder)),
+                    )
+                    .service(
+                        resource("/instructions/{id}")
+                            .route(web::get().to(routes::get))
+                            .route(web::patch().to(routes::edit))
+                            .route(web::delete().to(routes::delete)),
+                    )
+                    .service(
+                        resource("/instructions/{id}/requeue")
+                            .route(web::post().to(routes::requeue)),
+                    )
+                    .service(
+                        resource("/config")
+                            .route(web::get().to(routes::get_config))
+                            .route(web::patch().to(routes::patch_config)),
+                    )
+                    .service(resource("/events").route(web::get().to(routes::events)))
+                    .default_service(web::to(routes::not_found)),
             )
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::{App, test};
-    use queue_core::MemoryStore;
-    use std::sync::Arc;
-
-    #[actix_web::test]
-    async fn healthz_answers_ok_with_the_time() {
-        let service = Service::builder(Arc::new(MemoryStore::new()))
-            .build()
-            .unwrap();
-        let app = test::init_service(App::new().configure(configure(ApiState::new(service)))).await;
-        let body: serde_json::Value = test::call_and_read_body_json(
-            &app,
-            test::TestRequest::get().uri("/healthz").to_request(),
-        )
-        .await;
-        assert_eq!(body["status"], "ok");
-        assert!(body["server_time"].as_str().unwrap().ends_with('Z'));
-    }
-
-    #[actix_web::test]
-    async fn instructions_are_created_and_checked() {
-        let service = Service::builder(Arc::new(MemoryStore::new()))
-            .build()
-            .unwrap();
-        let app = test::init_service(App::new().configure(configure(ApiState::new(service)))).await;
-        let req = test::TestRequest::post()
-            .uri("/api/instructions")
-            .set_json(json!({"content": "  do it  "}))
-            .to_request();
-        let res = test::call_service(&app, req).await;
-        assert_eq!(res.status().as_u16(), 201);
-        let body: Value = test::read_body_json(res).await;
-        assert_eq!(body["item"]["content"], "do it");
-        assert_eq!(body["item"]["status"], "pending");
-        let req = test::TestRequest::post()
-            .uri("/api/instructions")
-            .set_json(json!({"content": "   "}))
-            .to_request();
-        let res = test::call_service(&app, req).await;
-        assert_eq!(res.status().as_u16(), 422);
-        let body: Value = test::read_body_json(res).await;
-        assert_eq!(body["error"]["code"], "validation");
+            .default_service(web::to(routes::not_found));
     }
 }

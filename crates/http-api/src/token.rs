@@ -9,15 +9,15 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header;
-use actix_web::{Error, HttpResponse};
+use actix_web::Error;
 use futures_util::future::LocalBoxFuture;
-use serde_json::json;
 
 /// Middleware that refuses requests without the configured bearer token with 401.
 /// With no token configured it lets everything through.
 #[derive(Clone, Debug)]
 pub struct RequireToken {
     token: Option<Arc<str>>,
+    audit: Option<queue_core::Service>,
 }
 
 impl RequireToken {
@@ -25,7 +25,14 @@ impl RequireToken {
     pub fn new(token: Option<String>) -> Self {
         RequireToken {
             token: token.map(Arc::from),
+            audit: None,
         }
+    }
+
+    /// Records each refusal in `service`'s audit log.
+    pub fn with_audit(mut self, service: queue_core::Service) -> Self {
+        self.audit = Some(service);
+        self
     }
 }
 
@@ -64,6 +71,7 @@ where
         ready(Ok(RequireTokenService {
             service: Rc::new(service),
             token: self.token.clone(),
+            audit: self.audit.clone(),
         }))
     }
 }
@@ -73,6 +81,7 @@ where
 pub struct RequireTokenService<S> {
     service: Rc<S>,
     token: Option<Arc<str>>,
+    audit: Option<queue_core::Service>,
 }
 
 impl<S, B> Service<ServiceRequest> for RequireTokenService<S>
@@ -90,13 +99,23 @@ where
         if let Some(token) = &self.token
             && !authorized(&req, token)
         {
-            tracing::warn!(path = %req.path(), peer = ?req.peer_addr(), "request refused: missing or wrong bearer token");
-            let response = HttpResponse::Unauthorized()
-                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-                .json(json!({"error": {
-                    "code": "unauthorized",
-                    "message": "this server needs `Authorization: Bearer <API_TOKEN>`"
-                }}));
+            let reason = if req.headers().contains_key(header::AUTHORIZATION) {
+                "wrong token"
+            } else {
+                "no token"
+            };
+            tracing::warn!(path = %req.path(), peer = ?req.peer_addr(), reason, "request refused: missing or wrong bearer token");
+            if let Some(service) = &self.audit {
+                service.audit(&queue_core::AuditEntry::AuthFailure {
+                    method: req.method().as_str(),
+                    path: req.path(),
+                    reason,
+                });
+            }
+            let response = crate::ApiError::Unauthorized(String::from(
+                "this server needs `Authorization: Bearer <API_TOKEN>`",
+            ))
+            .to_response();
             return Box::pin(ready(Ok(req.into_response(response).map_into_right_body())));
         }
         let service = Rc::clone(&self.service);

@@ -140,8 +140,11 @@ pub struct ServiceOptions {
     /// Settings in force where the store has none saved.
     pub defaults: Settings,
     /// How often [`Service::watch`] checks for changes made by other processes
-    /// while a call is waiting or someone subscribes to events.
+    /// while a call is waiting: the bound on cross-process wake-up latency.
     pub poll_interval: Duration,
+    /// How often it checks while nobody waits but someone subscribes to events
+    /// (a live web page): fast enough to look instant, cheap enough to leave on.
+    pub listen_poll_interval: Duration,
     /// How often it checks when nobody waits or listens: an idle server then
     /// costs next to nothing.
     pub idle_poll_interval: Duration,
@@ -154,6 +157,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             defaults: Settings::default(),
             poll_interval: Duration::from_millis(5),
+            listen_poll_interval: Duration::from_millis(25),
             idle_poll_interval: Duration::from_millis(100),
             event_buffer: 4_096,
         }
@@ -513,7 +517,8 @@ impl Service {
         *self.shared.shutdown.borrow()
     }
 
-    async fn shutdown_signal(&self) {
+    /// Resolves once [`Service::shutdown`] has been called.
+    pub async fn until_shutdown(&self) {
         let mut rx = self.shared.shutdown.subscribe();
         // The sender lives in `self`, so `wait_for` only returns once it is true.
         let _ = rx.wait_for(|down| *down).await;
@@ -528,19 +533,19 @@ impl Service {
         let mut next_poll = Instant::now();
         loop {
             let polled = tokio::select! {
-                _ = self.shutdown_signal() => return,
+                _ = self.until_shutdown() => return,
                 _ = self.shared.kick.notified() => false,
                 _ = tokio::time::sleep_until(next_poll) => true,
             };
             if polled {
                 // Every call starts with a kick, so a newly waiting call switches
                 // this to the short interval at once.
-                let busy =
-                    *self.shared.busy.borrow() > 0 || self.shared.events.receiver_count() > 0;
                 let options = &self.shared.options;
                 next_poll = Instant::now()
-                    + if busy {
+                    + if *self.shared.busy.borrow() > 0 {
                         options.poll_interval
+                    } else if self.shared.events.receiver_count() > 0 {
+                        options.listen_poll_interval
                     } else {
                         options.idle_poll_interval
                     };

@@ -1,0 +1,146 @@
+//! One error type for the HTTP wire: every refusal becomes a status code and the
+//! body `{"error":{"code","message"}}` of SPEC §4, and nothing internal leaks.
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use queue_core::QueueError;
+use serde_json::json;
+
+/// Why a request was refused, as the client sees it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Malformed request: unparsable JSON, a wrong method.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed but invalid values.
+    #[error("{0}")]
+    Validation(String),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change breaks a queue rule.
+    #[error("{0}")]
+    Conflict(String),
+    /// Missing or wrong bearer token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Foreign Host or Origin.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A state-changing request without `Content-Type: application/json`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is over the limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A method the route does not take.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// Something failed on our side; the details went to the log.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The `code` field of the error body.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) | ApiError::MethodNotAllowed(_) => "bad_request",
+            ApiError::Validation(_) => "validation",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The response for this error.
+    pub fn to_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized(_) = self {
+            res.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        res.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            // 503, not 500: every internal failure we know of is the database being
+            // busy or unwritable for a moment, and a retry may well succeed.
+            ApiError::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.to_response()
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Validation(v) => ApiError::Validation(v.to_string()),
+            QueueError::NotFound(id) => ApiError::NotFound(format!("no instruction with id {id}")),
+            QueueError::Conflict(c) => ApiError::Conflict(c.to_string()),
+            other => {
+                tracing::error!(error = %other, "a queue operation failed");
+                ApiError::Internal(String::from(
+                    "the queue could not be read or written just now; nothing was changed, try again",
+                ))
+            }
+        }
+    }
+}
+
+/// Maps body parsing failures: bad syntax is 400, a valid document with wrong or
+/// unknown fields is 422, an oversized body 413, a wrong content type 415.
+pub(crate) fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge(format!(
+                "the request body is over the limit of {} bytes",
+                crate::security::BODY_LIMIT
+            ))
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(String::from(
+            "send the body as JSON with `Content-Type: application/json`",
+        )),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Validation(format!("invalid request body: {e}"))
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::BadRequest(format!("the body is not valid JSON: {e}"))
+        }
+        other => ApiError::BadRequest(format!("the body could not be read: {other}")),
+    };
+    api.into()
+}
+
+/// Bad query values (`limit=-1`, `status=bogus`) are validation errors.
+pub(crate) fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let QueryPayloadError::Deserialize(e) = &err else {
+        return ApiError::Validation(format!("invalid query: {err}")).into();
+    };
+    ApiError::Validation(format!("invalid query: {e}")).into()
+}
+
+/// A path segment that does not parse (an id that is not a UUID).
+pub(crate) fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::Validation(format!("invalid path: {err}")).into()
+}

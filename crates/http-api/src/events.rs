@@ -1,0 +1,439 @@
+//! Live events over Server-Sent Events (`GET /api/events`, SPEC §4).
+//!
+//! One hub per process turns the service's change events (local ones at once,
+//! other processes' through `Service::watch`) into SSE messages, numbers them, and
+//! keeps the newest in a bounded ring. Every client reads from that ring, so a live
+//! client and one reconnecting with `Last-Event-ID` take the same path, and a
+//! thousand clients share one copy of each message. A client that asks for
+//! something the ring no longer holds gets `status.changed` with `"refetch": true`.
+//!
+//! The hub also derives what no stored event says: `status.changed` (coalesced to
+//! at most one per [`STATUS_SPACING`]) and `agent.updated` when an agent's state
+//! changes with time alone (its wait ran out, or it went stale).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use queue_core::{
+    AgentId, AgentState, Change, Event, Service, Settings, Timestamp,
+};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+use crate::json::{ServerInfo, StatusParts, agent_json, item_json, settings_json};
+
+/// The least time between two `status.changed` messages.
+pub const STATUS_SPACING: Duration = Duration::from_millis(250);
+
+/// Tuning for the hub.
+#[derive(Clone, Debug)]
+pub struct EventsOptions {
+    /// How many messages the replay ring keeps.
+    pub ring: usize,
+    /// How often an idle stream gets a comment line, so proxies and dead
+    /// connections are noticed.
+    pub heartbeat: Duration,
+}
+
+impl Default for EventsOptions {
+    fn default() -> Self {
+        EventsOptions {
+            ring: 1_024,
+            heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The process's event hub; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Events {
+    hub: Arc<Hub>,
+}
+
+struct Hub {
+    service: Service,
+    server: ServerInfo,
+    options: EventsOptions,
+    ring: Mutex<Ring>,
+    /// The newest message id; clients wait on it.
+    newest: watch::Sender<u64>,
+    /// The last `/api/status` object, for refetch messages.
+    status: Mutex<Value>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+struct Ring {
+    messages: VecDeque<(u64, Bytes)>,
+    /// The id the next message gets.
+    next_id: u64,
+}
+
+/// What a client missed since the id it last saw.
+enum Missed {
+    /// These messages, oldest first, and the newest id among them.
+    Messages(Vec<Bytes>, u64),
+    /// Nothing new.
+    Nothing,
+    /// More than the ring holds, or an id this process never gave out.
+    Gap(u64),
+}
+
+impl Ring {
+    fn newest(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    fn after(&self, last: u64) -> Missed {
+        let newest = self.newest();
+        if last == newest {
+            return Missed::Nothing;
+        }
+        let oldest = self.messages.front().map_or(self.next_id, |(id, _)| *id);
+        if last > newest || last + 1 < oldest {
+            return Missed::Gap(newest);
+        }
+        let skip = usize::try_from(last + 1 - oldest).unwrap_or(usize::MAX);
+        let out: Vec<Bytes> = self.messages.iter().skip(skip).map(|(_, m)| m.clone()).collect();
+        Missed::Messages(out, newest)
+    }
+}
+
+/// One SSE message: `id`, `event` and the JSON envelope on one `data` line.
+fn frame(id: u64, kind: &str, at: Timestamp, data: &Value, refetch: bool) -> Bytes {
+    let mut envelope = json!({"type": kind, "timestamp": at.to_rfc3339(), "data": data});
+    if refetch {
+        envelope["refetch"] = Value::Bool(true);
+    }
+    Bytes::from(format!("id: {id}\nevent: {kind}\ndata: {envelope}\n\n"))
+}
+
+impl Events {
+    /// A hub over `service`. Nothing is published until [`Events::run`] runs;
+    /// spawn it once.
+    pub async fn new(
+        service: Service,
+        server: ServerInfo,
+        options: EventsOptions,
+    ) -> Result<Self, queue_core::QueueError> {
+        let now = service.now();
+        let status = StatusParts::read(&service).await?.to_json(&server, now);
+        // Ids start at the clock in microseconds, so a restarted server never hands
+        // out an id an old client already holds: its Last-Event-ID is simply older
+        // than the ring and it is told to refetch.
+        let first = u64::try_from(now.as_micros()).unwrap_or(1).max(1);
+        let (newest, _) = watch::channel(first - 1);
+        Ok(Events {
+            hub: Arc::new(Hub {
+                service,
+                server,
+                options,
+                ring: Mutex::new(Ring {
+                    messages: VecDeque::new(),
+                    next_id: first,
+                }),
+                newest,
+                status: Mutex::new(status),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// What `/api/status` says about this process.
+    pub fn server(&self) -> &ServerInfo {
+        &self.hub.server
+    }
+
+    /// The id of the newest message so far.
+    pub fn newest_id(&self) -> u64 {
+        *self.hub.newest.borrow()
+    }
+
+    /// The last `/api/status` object the hub computed.
+    pub fn status(&self) -> Value {
+        self.hub.status.lock().map(|s| s.clone()).unwrap_or(Value::Null)
+    }
+
+    fn push(&self, kind: &str, at: Timestamp, data: &Value) {
+        let mut ring = match self.hub.ring.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let id = ring.next_id;
+        ring.next_id += 1;
+        ring.messages.push_back((id, frame(id, kind, at, data, false)));
+        while ring.messages.len() > self.hub.options.ring.max(1) {
+            ring.messages.pop_front();
+        }
+        drop(ring);
+        self.hub.newest.send_replace(id);
+    }
+
+    /// Publishes until the service shuts down, then ends every stream.
+    pub async fn run(self) {
+        let service = self.hub.service.clone();
+        let mut rx = service.subscribe();
+        let mut tracker = Tracker::default();
+        let mut settings = service.settings().await.unwrap_or_default();
+        if let Ok(parts) = StatusParts::read(&service).await {
+            tracker.seed(&parts, service.now());
+        }
+        let mut last_status = Instant::now();
+        let mut status_due: Option<Instant> = None;
+        let mut shutdown = std::pin::pin!(service.until_shutdown());
+        loop {
+            let due = status_due;
+            tokio::select! {
+                event = rx.recv() => {
+                    match event {
+                        Ok(event) => {
+                            self.publish(&event, &mut settings, &mut tracker);
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "the event hub fell behind; clients will refetch");
+                            self.push_refetch();
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                    let soonest = (last_status + STATUS_SPACING).max(Instant::now());
+                    status_due = Some(due.map_or(soonest, |d| d.min(soonest)));
+                }
+                _ = sleep_until_opt(due) => {
+                    last_status = Instant::now();
+                    status_due = self.refresh_status(&mut settings, &mut tracker).await;
+                }
+                _ = &mut shutdown => break,
+            }
+        }
+        self.hub.closed.store(true, Ordering::Release);
+        self.hub.newest.send_modify(|_| {});
+    }
+
+    fn publish(&self, event: &Event, settings: &mut Settings, tracker: &mut Tracker) {
+        let now = self.hub.service.now();
+        let data = match &event.change {
+            Change::InstructionCreated(item)
+            | Change::InstructionUpdated(item)
+            | Change::InstructionDeleted(item)
+            | Change::InstructionConsumed(item) => item_json(item),
+            Change::InstructionReordered(ids) => {
+                json!({"ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>()})
+            }
+            Change::ConfigUpdated(stored) => {
+                *settings = self.hub.service.effective_settings(stored);
+                settings_json(settings)
+            }
+            Change::AgentUpdated(agent) => {
+                let stale = settings.agent_stale_after_seconds;
+                tracker.states.insert(agent.id.clone(), agent.state(now, stale));
+                agent_json(agent, now, stale)
+            }
+        };
+        self.push(event.change.event_type(), event.at, &data);
+    }
+
+    fn push_refetch(&self) {
+        let now = self.hub.service.now();
+        let status = self.status();
+        let mut ring = match self.hub.ring.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Every older id is now a gap: drop them so reconnecting clients refetch.
+        ring.messages.clear();
+        let id = ring.next_id;
+        ring.next_id += 1;
+        ring.messages.push_back((id, frame(id, "status.changed", now, &status, true)));
+        drop(ring);
+        self.hub.newest.send_replace(id);
+    }
+
+    /// Recomputes `/api/status`, announces what changed, and returns when the next
+    /// change by time alone (a wait running out, an agent going stale) is due.
+    async fn refresh_status(&self, settings: &mut Settings, tracker: &mut Tracker) -> Option<Instant> {
+        let service = &self.hub.service;
+        let parts = match StatusParts::read(service).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the status for live events; retrying");
+                return Some(Instant::now() + Duration::from_secs(1));
+            }
+        };
+        let now = service.now();
+        *settings = parts.settings.clone();
+        let stale = parts.settings.agent_stale_after_seconds;
+        for agent in &parts.agents {
+            let state = agent.state(now, stale);
+            if tracker.states.get(&agent.id) != Some(&state) {
+                tracker.states.insert(agent.id.clone(), state);
+                self.push("agent.updated", now, &agent_json(agent, now, stale));
+            }
+        }
+        let status = parts.to_json(&self.hub.server, now);
+        let changed = {
+            let mut last = match self.hub.status.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let changed = *last != status;
+            *last = status.clone();
+            changed
+        };
+        if changed {
+            self.push("status.changed", now, &status);
+        }
+        next_transition(&parts, now).map(|micros| {
+            Instant::now() + Duration::from_micros(u64::try_from(micros).unwrap_or(0)) + Duration::from_millis(5)
+        })
+    }
+
+    /// The stream for one client. `last_event_id` is the `Last-Event-ID` header.
+    pub fn stream(
+        &self,
+        last_event_id: Option<&str>,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
+        let newest = self.newest_id();
+        let (last, resume) = match last_event_id.map(|s| s.trim().parse::<u64>()) {
+            None => (newest, false),
+            Some(Ok(id)) => (id, true),
+            // Not an id we give out: certainly a gap.
+            Some(Err(_)) => (u64::MAX, true),
+        };
+        let state = Client {
+            events: self.clone(),
+            last,
+            newest: self.hub.newest.subscribe(),
+            heartbeat: tokio::time::interval_at(
+                Instant::now() + self.hub.options.heartbeat,
+                self.hub.options.heartbeat,
+            ),
+            opened: false,
+            resume,
+        };
+        futures_util::stream::unfold(state, |mut client| async move {
+            let chunk = client.next_chunk().await?;
+            Some((Ok(chunk), client))
+        })
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Agent states as last announced, so time-driven changes are told once.
+#[derive(Default)]
+struct Tracker {
+    states: HashMap<AgentId, AgentState>,
+}
+
+impl Tracker {
+    fn seed(&mut self, parts: &StatusParts, now: Timestamp) {
+        let stale = parts.settings.agent_stale_after_seconds;
+        for agent in &parts.agents {
+            self.states.insert(agent.id.clone(), agent.state(now, stale));
+        }
+    }
+}
+
+/// Microseconds from `now` until some agent's state changes by time alone.
+fn next_transition(parts: &StatusParts, now: Timestamp) -> Option<i64> {
+    let stale = i64::from(parts.settings.agent_stale_after_seconds) * 1_000_000;
+    parts
+        .agents
+        .iter()
+        .flat_map(|a| {
+            let wait_end = a
+                .waiting_until
+                .map(|u| u.plus_micros(queue_core::Agent::IN_FLIGHT_GRACE_MICROS));
+            let stale_at = a.last_seen_at.plus_micros(stale);
+            [wait_end, Some(stale_at)]
+        })
+        .flatten()
+        .map(|t| t.micros_since(now))
+        .filter(|d| *d >= 0)
+        .min()
+}
+
+struct Client {
+    events: Events,
+    last: u64,
+    newest: watch::Receiver<u64>,
+    heartbeat: tokio::time::Interval,
+    opened: bool,
+    resume: bool,
+}
+
+impl Client {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        let hub = Arc::clone(&self.events.hub);
+        if !self.opened {
+            self.opened = true;
+            let mut first = String::from("retry: 2000\n: connected\n\n").into_bytes();
+            if self.resume {
+                if let Some(missed) = self.catch_up() {
+                    first.extend_from_slice(&missed);
+                }
+            }
+            return Some(Bytes::from(first));
+        }
+        loop {
+            if hub.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Some(chunk) = self.catch_up() {
+                return Some(chunk);
+            }
+            tokio::select! {
+                changed = self.newest.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = self.heartbeat.tick() => return Some(Bytes::from_static(b": heartbeat\n\n")),
+            }
+        }
+    }
+
+    /// Everything after `last`, or a refetch message when that is out of reach.
+    fn catch_up(&mut self) -> Option<Bytes> {
+        // Marked seen before the ring is read: a message pushed in between then
+        // wakes this client again instead of waiting for the next one.
+        self.newest.borrow_and_update();
+        let missed = {
+            let ring = match self.events.hub.ring.lock() {
+                Ok(r) => r,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            ring.after(self.last)
+        };
+        match missed {
+            Missed::Nothing => None,
+            Missed::Messages(messages, newest) => {
+                self.last = newest;
+                if messages.len() == 1 {
+                    return messages.into_iter().next();
+                }
+                Some(Bytes::from(messages.concat()))
+            }
+            Missed::Gap(newest) => {
+                self.last = newest;
+                let status = self.events.status();
+                let now = self.events.hub.service.now();
+                Some(frame(newest, "status.changed", now, &status, true))
+            }
+        }
+    }
+}

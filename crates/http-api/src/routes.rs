@@ -1,0 +1,220 @@
+//! The handlers of SPEC §4. Each turns a request into one service call and the
+//! result into the documented JSON; refusals go through [`ApiError`].
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use queue_core::{InstructionId, Page, SettingsPatch, StatusFilter};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::json::{StatusParts, item_json, settings_json};
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// `GET /healthz`: never needs a token.
+pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "server_time": state.service.now().to_rfc3339(),
+    }))
+}
+
+/// `GET /api/status`.
+pub(crate) async fn status(state: web::Data<ApiState>) -> Result<HttpResponse> {
+    let parts = StatusParts::read(&state.service).await?;
+    let now = state.service.now();
+    Ok(HttpResponse::Ok().json(parts.to_json(&state.server, now)))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    status: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+fn count(name: &str, value: Option<&str>) -> Result<Option<u64>> {
+    value
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                ApiError::Validation(format!("{name} must be a whole number of 0 or more, not {v:?}"))
+            })
+        })
+        .transpose()
+}
+
+/// `GET /api/instructions?status=&limit=&offset=`.
+pub(crate) async fn list(
+    state: web::Data<ApiState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse> {
+    let filter = match query.status.as_deref() {
+        None | Some("all") => StatusFilter::All,
+        Some("pending") => StatusFilter::Pending,
+        Some("consumed") => StatusFilter::Consumed,
+        Some(other) => {
+            return Err(ApiError::Validation(format!(
+                "status must be pending, consumed or all, not {other:?}"
+            )));
+        }
+    };
+    let page = Page {
+        offset: count("offset", query.offset.as_deref())?.unwrap_or(0),
+        limit: count("limit", query.limit.as_deref())?,
+    };
+    let listing = state.service.list(filter, page).await?;
+    let items: Vec<_> = listing.items.iter().map(item_json).collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items, "total": listing.total})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ContentBody {
+    content: String,
+}
+
+/// `POST /api/instructions`: queues an instruction at the end.
+pub(crate) async fn create(
+    state: web::Data<ApiState>,
+    body: web::Json<ContentBody>,
+) -> Result<HttpResponse> {
+    let item = state.service.add(&body.content).await?;
+    tracing::info!(id = %item.id, chars = item.content.as_str().chars().count(), "instruction added");
+    Ok(HttpResponse::Created().json(json!({"item": item_json(&item)})))
+}
+
+fn parse_id(text: &str) -> Result<InstructionId> {
+    InstructionId::parse(text)
+        .map_err(|_| ApiError::Validation(format!("{text:?} is not an instruction id (a UUID)")))
+}
+
+/// `GET /api/instructions/{id}`.
+pub(crate) async fn get(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let item = state.service.get(parse_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(json!({"item": item_json(&item)})))
+}
+
+/// `PATCH /api/instructions/{id}`: rewords a pending instruction.
+pub(crate) async fn edit(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<ContentBody>,
+) -> Result<HttpResponse> {
+    let id = parse_id(&id)?;
+    let item = state.service.edit(id, &body.content).await?;
+    tracing::info!(%id, "instruction edited");
+    Ok(HttpResponse::Ok().json(json!({"item": item_json(&item)})))
+}
+
+/// `DELETE /api/instructions/{id}`.
+pub(crate) async fn delete(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = parse_id(&id)?;
+    state.service.delete(id).await?;
+    tracing::info!(%id, "instruction deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/instructions/{id}/requeue`: a pending copy of a consumed one.
+pub(crate) async fn requeue(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = parse_id(&id)?;
+    let item = state.service.requeue(id).await?;
+    tracing::info!(from = %id, id = %item.id, "instruction requeued");
+    Ok(HttpResponse::Created().json(json!({"item": item_json(&item)})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReorderBody {
+    ids: Vec<String>,
+}
+
+/// `POST /api/instructions/reorder`: the pending instructions' new order.
+pub(crate) async fn reorder(
+    state: web::Data<ApiState>,
+    body: web::Json<ReorderBody>,
+) -> Result<HttpResponse> {
+    let ids = body
+        .ids
+        .iter()
+        .map(|s| parse_id(s))
+        .collect::<Result<Vec<_>>>()?;
+    let items = state.service.reorder(ids).await?;
+    tracing::info!(n = items.len(), "queue reordered");
+    let items: Vec<_> = items.iter().map(item_json).collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+/// `GET /api/config`.
+pub(crate) async fn get_config(state: web::Data<ApiState>) -> Result<HttpResponse> {
+    let settings = state.service.settings().await?;
+    Ok(HttpResponse::Ok().json(settings_json(&settings)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigBody {
+    default_wait_seconds: Option<i64>,
+    default_empty_response: Option<String>,
+    agent_stale_after_seconds: Option<i64>,
+}
+
+/// `PATCH /api/config`: any subset of the settings.
+pub(crate) async fn patch_config(
+    state: web::Data<ApiState>,
+    body: web::Json<ConfigBody>,
+) -> Result<HttpResponse> {
+    let body = body.into_inner();
+    let patch = SettingsPatch::new(
+        body.default_wait_seconds,
+        body.default_empty_response,
+        body.agent_stale_after_seconds,
+    )
+    .map_err(|e| ApiError::Validation(e.to_string()))?;
+    let settings = if patch.is_empty() {
+        state.service.settings().await?
+    } else {
+        let settings = state.service.update_settings(patch).await?;
+        tracing::info!(
+            default_wait_seconds = settings.default_wait_seconds,
+            agent_stale_after_seconds = settings.agent_stale_after_seconds,
+            "settings saved"
+        );
+        settings
+    };
+    Ok(HttpResponse::Ok().json(settings_json(&settings)))
+}
+
+/// `GET /api/events`: the live event stream.
+pub(crate) async fn events(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+    let last = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok());
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(state.events.stream(last))
+}
+
+/// Any path nothing serves.
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("nothing is served at {}", req.path())).to_response()
+}
+
+/// A known path asked with a method it does not take.
+pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path()))
+        .to_response()
+}
