@@ -49,7 +49,7 @@ pub(crate) fn mcp_service(
         // Each keep-alive comment is a write; a write to a vanished client fails and
         // ends the response, which stops the waiting call.
         .sse_keep_alive(Duration::from_secs(5))
-                // `Protect` refuses foreign hosts and origins before rmcp sees the request;
+        // `Protect` refuses foreign hosts and origins before rmcp sees the request;
         // rmcp's own checks get the same lists so the two never disagree.
         .allowed_hosts(hosts.rmcp_hosts())
         .allowed_origins(hosts.rmcp_origins())

@@ -70,12 +70,7 @@ pub(crate) async fn start(
     let mcp_shutdown = CancellationToken::new();
     let cancellations = Cancellations::new();
     let handler = QueueServer::new(service.clone()).with_cancellations(cancellations.clone());
-    let mcp = mcp_service(
-        handler,
-        config.http.stateless,
-        &hosts,
-        mcp_shutdown.clone(),
-    );
+    let mcp = mcp_service(handler, config.http.stateless, &hosts, mcp_shutdown.clone());
     let api = ApiState::new(service.clone(), events).with_token(config.http.api_token.clone());
     let watch_connections = WatchConnections::new(service.clone(), cancellations);
 

@@ -9,8 +9,8 @@ use queue_core::Service;
 use rmcp::ServiceExt;
 use rmcp::transport::async_rw::AsyncRwTransport;
 
-use crate::{app, serve};
 use crate::config::Config;
+use crate::{app, serve};
 
 /// Serves one client until it closes stdin or a signal arrives; with `ui`, also
 /// the HTTP UI and API when the port is free.

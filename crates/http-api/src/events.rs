@@ -17,9 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use queue_core::{
-    AgentId, AgentState, Change, Event, Service, Settings, Timestamp,
-};
+use queue_core::{AgentId, AgentState, Change, Event, Service, Settings, Timestamp};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
@@ -68,7 +66,9 @@ struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,7 +103,12 @@ impl Ring {
             return Missed::Gap(newest);
         }
         let skip = usize::try_from(last + 1 - oldest).unwrap_or(usize::MAX);
-        let out: Vec<Bytes> = self.messages.iter().skip(skip).map(|(_, m)| m.clone()).collect();
+        let out: Vec<Bytes> = self
+            .messages
+            .iter()
+            .skip(skip)
+            .map(|(_, m)| m.clone())
+            .collect();
         Missed::Messages(out, newest)
     }
 }
@@ -160,7 +165,11 @@ impl Events {
 
     /// The last `/api/status` object the hub computed.
     pub fn status(&self) -> Value {
-        self.hub.status.lock().map(|s| s.clone()).unwrap_or(Value::Null)
+        self.hub
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(Value::Null)
     }
 
     fn push(&self, kind: &str, at: Timestamp, data: &Value) {
@@ -170,7 +179,8 @@ impl Events {
         };
         let id = ring.next_id;
         ring.next_id += 1;
-        ring.messages.push_back((id, frame(id, kind, at, data, false)));
+        ring.messages
+            .push_back((id, frame(id, kind, at, data, false)));
         while ring.messages.len() > self.hub.options.ring.max(1) {
             ring.messages.pop_front();
         }
@@ -234,7 +244,9 @@ impl Events {
             }
             Change::AgentUpdated(agent) => {
                 let stale = settings.agent_stale_after_seconds;
-                tracker.states.insert(agent.id.clone(), agent.state(now, stale));
+                tracker
+                    .states
+                    .insert(agent.id.clone(), agent.state(now, stale));
                 agent_json(agent, now, stale)
             }
         };
@@ -252,14 +264,19 @@ impl Events {
         ring.messages.clear();
         let id = ring.next_id;
         ring.next_id += 1;
-        ring.messages.push_back((id, frame(id, "status.changed", now, &status, true)));
+        ring.messages
+            .push_back((id, frame(id, "status.changed", now, &status, true)));
         drop(ring);
         self.hub.newest.send_replace(id);
     }
 
     /// Recomputes `/api/status`, announces what changed, and returns when the next
     /// change by time alone (a wait running out, an agent going stale) is due.
-    async fn refresh_status(&self, settings: &mut Settings, tracker: &mut Tracker) -> Option<Instant> {
+    async fn refresh_status(
+        &self,
+        settings: &mut Settings,
+        tracker: &mut Tracker,
+    ) -> Option<Instant> {
         let service = &self.hub.service;
         let parts = match StatusParts::read(service).await {
             Ok(parts) => parts,
@@ -292,7 +309,9 @@ impl Events {
             self.push("status.changed", now, &status);
         }
         next_transition(&parts, now).map(|micros| {
-            Instant::now() + Duration::from_micros(u64::try_from(micros).unwrap_or(0)) + Duration::from_millis(5)
+            Instant::now()
+                + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+                + Duration::from_millis(5)
         })
     }
 
@@ -343,7 +362,8 @@ impl Tracker {
     fn seed(&mut self, parts: &StatusParts, now: Timestamp) {
         let stale = parts.settings.agent_stale_after_seconds;
         for agent in &parts.agents {
-            self.states.insert(agent.id.clone(), agent.state(now, stale));
+            self.states
+                .insert(agent.id.clone(), agent.state(now, stale));
         }
     }
 }

@@ -39,7 +39,9 @@ fn count(name: &str, value: Option<&str>) -> Result<Option<u64>> {
     value
         .map(|v| {
             v.trim().parse::<u64>().map_err(|_| {
-                ApiError::Validation(format!("{name} must be a whole number of 0 or more, not {v:?}"))
+                ApiError::Validation(format!(
+                    "{name} must be a whole number of 0 or more, not {v:?}"
+                ))
             })
         })
         .transpose()
@@ -91,10 +93,7 @@ fn parse_id(text: &str) -> Result<InstructionId> {
 }
 
 /// `GET /api/instructions/{id}`.
-pub(crate) async fn get(
-    state: web::Data<ApiState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse> {
+pub(crate) async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse> {
     let item = state.service.get(parse_id(&id)?).await?;
     Ok(HttpResponse::Ok().json(json!({"item": item_json(&item)})))
 }

@@ -105,7 +105,9 @@ impl HostPolicy {
 
     /// Origins for rmcp's `allowed_origins` on `/mcp`, matching [`Self::origin_allowed`].
     pub fn rmcp_origins(&self) -> Vec<String> {
-        let port = self.port.map_or_else(|| String::from("*"), |p| p.to_string());
+        let port = self
+            .port
+            .map_or_else(|| String::from("*"), |p| p.to_string());
         let mut origins: Vec<String> = LOOPBACK
             .iter()
             .map(|h| format!("http://{h}:{port}"))
@@ -279,7 +281,9 @@ where
                 reason = %refused,
                 "request refused"
             );
-            let res = req.into_response(refused.to_response()).map_into_right_body();
+            let res = req
+                .into_response(refused.to_response())
+                .map_into_right_body();
             return Box::pin(ready(Ok(res)));
         }
         // A body without a length (chunked) is cut off at the limit as it streams.

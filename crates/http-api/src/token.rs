@@ -6,10 +6,10 @@ use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use actix_web::Error;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header;
-use actix_web::Error;
 use futures_util::future::LocalBoxFuture;
 
 /// Middleware that refuses requests without the configured bearer token with 401.
