@@ -1061,3 +1061,130 @@ async fn dropped_while_starting_leaves_no_call_in_flight() {
         assert_eq!(counts(&service), counts_of(0, 0));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Audit
+// ---------------------------------------------------------------------------
+
+/// Keeps each audited action with the instruction or agent it names.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl queue_core::Audit for Recorder {
+    fn record(&self, entry: &queue_core::AuditEntry<'_>) {
+        use queue_core::AuditEntry as E;
+        let detail = match entry {
+            E::InstructionCreated {
+                item,
+                requeued_from,
+            } => format!(
+                "{} from {}",
+                item.content.as_str(),
+                requeued_from.map_or_else(|| "-".to_owned(), |id| id.to_string())
+            ),
+            E::InstructionUpdated { item } | E::InstructionDeleted { item } => {
+                item.content.as_str().to_owned()
+            }
+            E::InstructionReordered { ids } => format!("{} ids", ids.len()),
+            E::InstructionReturned { item, reason } => {
+                format!("{} ({reason})", item.content.as_str())
+            }
+            E::ConfigUpdated { settings, .. } => format!("wait {}", settings.default_wait_seconds),
+            E::ToolCall {
+                agent,
+                result,
+                end,
+                instruction,
+                waited,
+            } => format!(
+                "{agent} {} {end} {} waited={}",
+                result.as_str(),
+                instruction.map_or("-", |i| i.content.as_str()),
+                waited.is_some()
+            ),
+            E::AuthFailure { method, path, .. } => format!("{method} {path}"),
+            _ => String::from("?"),
+        };
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {detail}", entry.action()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_change_and_call_is_audited_once() {
+    let recorder = Arc::new(Recorder::default());
+    let service = Service::builder(Arc::new(MemoryStore::new()))
+        .clock(Arc::new(PausedClock {
+            start: Instant::now(),
+        }))
+        .ids(Arc::new(SeqIds::default()))
+        .options(options(0, "nothing yet"))
+        .audit(recorder.clone())
+        .build()
+        .unwrap();
+    let a = service.add("first").await.unwrap();
+    let b = service.add("second").await.unwrap();
+    service.edit(b.id, "second, reworded").await.unwrap();
+    service.reorder(vec![b.id, a.id]).await.unwrap();
+    let fetch = next(&service, "agent-1").await;
+    assert_eq!(delivered(&fetch).id, b.id);
+    service.requeue(b.id).await.unwrap();
+    service
+        .return_to_queue(b.id, "the write failed")
+        .await
+        .unwrap();
+    service.delete(a.id).await.unwrap();
+    service
+        .update_settings(SettingsPatch::new(Some(5), None, None).unwrap())
+        .await
+        .unwrap();
+    service.audit(&queue_core::AuditEntry::AuthFailure {
+        method: "GET",
+        path: "/api/status",
+        reason: "no token",
+    });
+    // Refused changes are not audited.
+    assert!(service.edit(a.id, "gone").await.is_err());
+    let got = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        [
+            "instruction.created first from -".to_owned(),
+            "instruction.created second from -".to_owned(),
+            "instruction.updated second, reworded".to_owned(),
+            "instruction.reordered 2 ids".to_owned(),
+            "tool.call agent-1 instruction delivered second, reworded waited=true".to_owned(),
+            format!("instruction.created second, reworded from {}", b.id),
+            "instruction.returned second, reworded (the write failed)".to_owned(),
+            "instruction.deleted first".to_owned(),
+            "config.updated wait 5".to_owned(),
+            "auth.failure GET /api/status".to_owned(),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_call_is_audited_as_such() {
+    let recorder = Arc::new(Recorder::default());
+    let service = Service::builder(Arc::new(MemoryStore::new()))
+        .clock(Arc::new(PausedClock {
+            start: Instant::now(),
+        }))
+        .options(options(10, "nothing yet"))
+        .audit(recorder.clone())
+        .build()
+        .unwrap();
+    let call = spawn_next(&service, "agent-1");
+    until_waiting(&service, "agent-1", 1).await;
+    call.abort();
+    until("the abandoned call is recorded", || {
+        !recorder.0.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(
+        recorder.0.lock().unwrap().clone(),
+        ["tool.call agent-1 default_response abandoned - waited=false"]
+    );
+}
