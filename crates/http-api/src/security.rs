@@ -389,4 +389,47 @@ mod tests {
         let any_port = HostPolicy::new(&[], None);
         assert!(any_port.origin_allowed("http://localhost:3000"));
     }
+
+    /// rmcp checks `/mcp` again with its own lists; they must accept what
+    /// `Protect` accepts and name nothing it refuses.
+    #[test]
+    fn rmcp_lists_match_the_policy() {
+        let p = HostPolicy::new(&["box.lan".into(), "proxy.test:9000".into()], Some(8000));
+        let hosts = p.rmcp_hosts();
+        for h in ["localhost", "127.0.0.1", "[::1]", "box.lan", "proxy.test"] {
+            assert!(hosts.iter().any(|x| x == h), "{h} missing from {hosts:?}");
+        }
+        for h in &hosts {
+            let bracketed = if h == "::1" {
+                "[::1]".to_owned()
+            } else {
+                h.clone()
+            };
+            assert!(
+                p.host_allowed(&bracketed) || p.host_allowed(&format!("{bracketed}:9000")),
+                "{h}"
+            );
+        }
+        let origins = p.rmcp_origins();
+        for o in [
+            "http://localhost:8000",
+            "http://127.0.0.1:8000",
+            "http://[::1]:8000",
+            "https://box.lan",
+            "http://proxy.test:9000",
+        ] {
+            assert!(
+                origins.iter().any(|x| x == o),
+                "{o} missing from {origins:?}"
+            );
+            assert!(p.origin_allowed(o), "{o}");
+        }
+        for o in &origins {
+            let concrete = o.replace(":*", ":1234");
+            assert!(
+                p.origin_allowed(&concrete),
+                "{o} is listed for rmcp but refused"
+            );
+        }
+    }
 }
