@@ -20,9 +20,11 @@
 //! ```
 #![deny(missing_docs)]
 
+mod docs;
 mod error;
 mod events;
 mod json;
+mod openapi;
 mod routes;
 mod security;
 mod token;
@@ -33,6 +35,7 @@ use queue_core::Service;
 pub use error::ApiError;
 pub use events::{Events, EventsOptions, STATUS_SPACING};
 pub use json::{ServerInfo, StatusParts, agent_json, item_json, settings_json};
+pub use openapi::openapi_document;
 pub use security::{BODY_LIMIT, HostPolicy, Protect};
 pub use token::RequireToken;
 
@@ -89,6 +92,10 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .service(resource("/healthz").route(web::get().to(routes::healthz)))
+            // The API's description and its viewer: no data, so no token.
+            .service(resource("/openapi.json").route(web::get().to(openapi::serve)))
+            .service(resource("/docs").route(web::get().to(docs::redirect)))
+            .service(resource("/docs/{file:.*}").route(web::get().to(docs::file)))
             .service(
                 web::scope("/api")
                     .wrap(guard)

@@ -1,0 +1,145 @@
+//! `GET /docs`: the interactive API docs (Swagger UI over `/openapi.json`), served
+//! from the files the `web-assets` crate embeds, so the page loads nothing from the
+//! network. Also the caching rules shared with `/openapi.json`: a strong `ETag`,
+//! `If-None-Match` answered with 304, and `Cache-Control` by kind of file.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+
+use crate::error::ApiError;
+
+/// The policy of the docs page: its own scripts and styles only (Swagger UI sets
+/// inline styles and uses `data:` images), requests to this server only, and no
+/// framing by other pages.
+pub(crate) const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+/// A cache policy for files that never change under the same URL.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// What [`respond`] sends.
+pub(crate) struct Body<'a> {
+    pub(crate) bytes: &'static [u8],
+    pub(crate) content_type: &'a str,
+    pub(crate) etag: &'a str,
+    pub(crate) immutable: bool,
+}
+
+/// A strong ETag for `bytes` (FNV-1a, 64 bits, quoted).
+pub(crate) fn etag_of(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("\"{hash:016x}\"")
+}
+
+/// Whether an `If-None-Match` value lists `etag` (or is `*`). Weak validators
+/// match too: for `GET` the comparison is the weak one (RFC 9110 §13.1.2).
+fn matches(if_none_match: &HeaderValue, etag: &str) -> bool {
+    let Ok(list) = if_none_match.to_str() else {
+        return false;
+    };
+    let etag = etag.trim_start_matches("W/");
+    list.split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+/// A 200 with `body`, or a 304 when the request's `If-None-Match` already holds
+/// its ETag; with the caching headers, `nosniff`, and the CSP on HTML.
+pub(crate) fn respond(req: &HttpRequest, body: Body<'_>) -> HttpResponse {
+    let fresh = (req.method() == Method::GET || req.method() == Method::HEAD)
+        && req
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| matches(v, body.etag));
+    let mut res = HttpResponse::build(if fresh {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    });
+    res.insert_header((header::ETAG, body.etag))
+        .insert_header((
+            header::CACHE_CONTROL,
+            if body.immutable {
+                IMMUTABLE
+            } else {
+                "no-cache"
+            },
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if fresh {
+        return res.finish();
+    }
+    protect_html(&mut res, body.content_type);
+    res.content_type(body.content_type.to_owned())
+        .body(body.bytes)
+}
+
+/// The CSP and referrer policy on HTML pages.
+fn protect_html(res: &mut HttpResponseBuilder, content_type: &str) {
+    if content_type.starts_with("text/html") {
+        res.insert_header((header::CONTENT_SECURITY_POLICY, DOCS_CSP))
+            .insert_header((header::REFERRER_POLICY, "no-referrer"));
+    }
+}
+
+/// `GET /docs`: on to `/docs/`, the viewer's own directory, so that the page's
+/// relative URLs, if it has any, resolve below it.
+pub(crate) async fn redirect(req: HttpRequest) -> HttpResponse {
+    let location = match req.query_string() {
+        "" => String::from("/docs/"),
+        query => format!("/docs/?{query}"),
+    };
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .finish()
+}
+
+/// `GET /docs/` (the page) and `GET /docs/{file}` (its scripts and styles).
+/// The path is percent-decoded first, so `vendor%2Fswagger-ui%2Fswagger-ui.css` (as a
+/// client filling in the `{file}` parameter sends it) is found too.
+pub(crate) async fn file(req: HttpRequest, file: web::Path<String>) -> HttpResponse {
+    let file = file.into_inner();
+    let name = if file.is_empty() { "index.html" } else { &file };
+    match web_assets::get(&format!("docs/{name}")) {
+        Some(asset) => respond(
+            &req,
+            Body {
+                bytes: asset.bytes,
+                content_type: asset.content_type,
+                etag: asset.etag,
+                immutable: asset.immutable,
+            },
+        ),
+        None => {
+            ApiError::NotFound(format!("the API docs have no file {:?}", req.path())).to_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_lists_are_understood() {
+        let etag = "\"abc\"";
+        for yes in ["\"abc\"", "W/\"abc\"", "\"x\", \"abc\"", "*", " \"abc\" "] {
+            assert!(matches(&HeaderValue::from_str(yes).unwrap(), etag), "{yes}");
+        }
+        for no in ["\"abd\"", "abc", "", "\"abc"] {
+            assert!(!matches(&HeaderValue::from_str(no).unwrap(), etag), "{no}");
+        }
+    }
+
+    #[test]
+    fn etags_differ_with_the_bytes() {
+        assert_ne!(etag_of(b"a"), etag_of(b"b"));
+        assert_eq!(etag_of(b"a"), etag_of(b"a"));
+        assert!(etag_of(b"").starts_with('"') && etag_of(b"").ends_with('"'));
+    }
+}

@@ -1,0 +1,825 @@
+//! The OpenAPI 3.1 document of every route this crate serves (`GET /openapi.json`,
+//! SPEC §4), written out by hand next to the handlers it describes and built once.
+//!
+//! The shapes come from [`crate::json`] and the refusals from [`crate::error`] and
+//! the guards; `tests/openapi.rs` drives the real server through every operation
+//! and checks each answer against this document, so the two cannot drift apart.
+
+use std::sync::OnceLock;
+
+use actix_web::{HttpRequest, HttpResponse};
+use queue_core::{AgentId, Content, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS};
+use serde_json::{Map, Value, json};
+
+use crate::security::BODY_LIMIT;
+
+/// The document and its serialized form, built on first use.
+struct Cached {
+    document: Value,
+    bytes: Vec<u8>,
+    etag: String,
+}
+
+fn cached() -> &'static Cached {
+    static DOCUMENT: OnceLock<Cached> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let document = build();
+        let bytes = serde_json::to_vec(&document).unwrap_or_default();
+        let etag = crate::docs::etag_of(&bytes);
+        Cached {
+            document,
+            bytes,
+            etag,
+        }
+    })
+}
+
+/// The OpenAPI 3.1 document served at `GET /openapi.json`: every route of this
+/// crate, its parameters, request bodies, responses (errors included) and the
+/// shared shapes under `components/schemas`.
+pub fn openapi_document() -> &'static Value {
+    &cached().document
+}
+
+/// `GET /openapi.json`.
+pub(crate) async fn serve(req: HttpRequest) -> HttpResponse {
+    let cached = cached();
+    crate::docs::respond(
+        &req,
+        crate::docs::Body {
+            bytes: &cached.bytes,
+            content_type: "application/json",
+            etag: &cached.etag,
+            immutable: false,
+        },
+    )
+}
+
+const SCHEMAS: &str = "#/components/schemas/";
+
+fn schema(name: &str) -> Value {
+    json!({"$ref": format!("{SCHEMAS}{name}")})
+}
+
+fn json_body(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}})
+}
+
+/// A success response with a JSON body of schema `name`.
+fn ok(description: &str, name: &str) -> Value {
+    json!({"description": description, "content": json_body(schema(name))})
+}
+
+/// The shared error responses, by status code: (status, component name, what it
+/// means, the `code` it carries).
+const ERRORS: [(u16, &str, &str, &str); 10] = [
+    (
+        400,
+        "BadRequest",
+        "The body is not valid JSON or could not be read.",
+        "bad_request",
+    ),
+    (
+        401,
+        "Unauthorized",
+        "Only when the server has `API_TOKEN` set: the `Authorization: Bearer <token>` header is missing or wrong. The answer carries `WWW-Authenticate: Bearer`.",
+        "unauthorized",
+    ),
+    (
+        403,
+        "Forbidden",
+        "The `Host` header is not a loopback name (`localhost`, `127.0.0.1`, `[::1]`, any port) nor in `ALLOWED_HOSTS`, or an `Origin` header names another site than this server.",
+        "forbidden",
+    ),
+    (404, "NotFound", "No such instruction.", "not_found"),
+    (
+        405,
+        "MethodNotAllowed",
+        "The path exists but does not take this method.",
+        "bad_request",
+    ),
+    (
+        409,
+        "Conflict",
+        "The change breaks a queue rule (see the operation).",
+        "conflict",
+    ),
+    (
+        413,
+        "PayloadTooLarge",
+        "The request body is over 262144 bytes (256 KiB).",
+        "payload_too_large",
+    ),
+    (
+        415,
+        "UnsupportedMediaType",
+        "`POST`, `PUT` and `PATCH` need `Content-Type: application/json`, even with an empty body.",
+        "unsupported_media_type",
+    ),
+    (
+        422,
+        "Validation",
+        "Well-formed but invalid: a value out of bounds, an unknown or missing field, a field of the wrong type, an id that is not a UUID, a bad query parameter.",
+        "validation",
+    ),
+    (
+        503,
+        "Unavailable",
+        "The queue could not be read or written just now (for example the database is locked by another process for too long); nothing was changed and a retry may succeed. The details go to the server log, never into the answer.",
+        "internal",
+    ),
+];
+
+/// `responses` of an operation: the given successes plus the shared error
+/// responses for `errors`.
+fn responses(success: &[(&str, Value)], errors: &[u16]) -> Value {
+    let mut out = Map::new();
+    for (status, response) in success {
+        out.insert((*status).to_owned(), response.clone());
+    }
+    for status in errors {
+        let Some((_, name, _, _)) = ERRORS.iter().find(|(s, ..)| s == status) else {
+            continue;
+        };
+        out.insert(
+            status.to_string(),
+            json!({"$ref": format!("#/components/responses/{name}")}),
+        );
+    }
+    Value::Object(out)
+}
+
+/// Marks an operation as under `/api`: the bearer token when one is configured.
+fn api(mut operation: Value) -> Value {
+    operation["security"] = json!([{"bearerAuth": []}, {}]);
+    operation
+}
+
+fn json_request(name: &str, description: &str) -> Value {
+    json!({"required": true, "description": description, "content": json_body(schema(name))})
+}
+
+fn build() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": info(),
+        "servers": [{"url": "/", "description": "this server"}],
+        "tags": [
+            {"name": "health", "description": "Liveness, without a token."},
+            {"name": "status", "description": "The server, the agents and the queue at a glance."},
+            {"name": "instructions", "description": "The queue of instructions for the agent."},
+            {"name": "config", "description": "The runtime settings, stored in the database."},
+            {"name": "events", "description": "Live changes over Server-Sent Events."},
+            {"name": "docs", "description": "This document and its viewer; no token, no data."},
+        ],
+        "paths": paths(),
+        "components": {
+            "schemas": schemas(),
+            "responses": error_responses(),
+            "parameters": {
+                "InstructionId": {
+                    "name": "id",
+                    "in": "path",
+                    "required": true,
+                    "description": "The instruction's id. Anything that is not a UUID is refused with 422.",
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+                "IfNoneMatch": {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": false,
+                    "description": "An `ETag` received before; when it still matches, the answer is 304 without a body.",
+                    "schema": {"type": "string"},
+                },
+            },
+            "headers": {
+                "ETag": {
+                    "description": "A strong validator of the body; send it back in `If-None-Match`.",
+                    "schema": {"type": "string"},
+                },
+                "CacheControl": {
+                    "description": "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version.",
+                    "schema": {"type": "string"},
+                },
+            },
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Only when the server has `API_TOKEN` set: every `/api/*` request (and `/mcp`) then needs `Authorization: Bearer <API_TOKEN>`, else 401. Without `API_TOKEN` no token is needed. The token is only ever read from this header, never from the URL, and compared in constant time.",
+                },
+            },
+        },
+    })
+}
+
+fn info() -> Value {
+    let description = format!(
+        "The HTTP API of local-mcp: a person queues instructions here (usually through \
+the web UI) and an AI agent receives them one at a time, oldest first, through the MCP \
+tool `get_user_request` (MCP itself is served at `/mcp`, streamable HTTP, and is not \
+described here).\n\n\
+JSON in and out. Times are RFC 3339 in UTC with microseconds \
+(`2026-01-02T03:04:05.123456Z`); ids are UUIDs.\n\n\
+**Errors.** Every refusal has the body `{{\"error\":{{\"code\",\"message\"}}}}` (schema \
+`Error`). The codes: `bad_request` (400, and 405 for a method a path does not take), \
+`unauthorized` (401), `forbidden` (403), `not_found` (404, also for any path nothing is \
+served at), `conflict` (409), `payload_too_large` (413), `unsupported_media_type` (415), \
+`validation` (422), `internal` (503). Bad input never gets a 5xx; an internal error logs \
+its details and shows none.\n\n\
+**Guards, on every route.** The `Host` header must be a loopback name or in \
+`ALLOWED_HOSTS`, and an `Origin` header, when sent, must be this server's own origin, \
+else 403. `POST`, `PUT` and `PATCH` need `Content-Type: application/json`, even with an \
+empty body, else 415. A request body over {BODY_LIMIT} bytes (256 KiB) gets 413, on any \
+route. No CORS headers are sent. With `API_TOKEN` set, `/api/*` needs \
+`Authorization: Bearer <token>` (401 otherwise, before anything else under `/api` is \
+looked at, unknown paths included); `/healthz`, `/openapi.json` and `/docs` never do.\n\n\
+**Changes** answered with 2xx are on disk. Every change, made here, by an agent or by \
+another process on the same database, is announced on `GET /api/events`."
+    );
+    json!({
+        "title": "local-mcp HTTP API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "summary": "Queue instructions for an AI agent; watch it work.",
+        "description": description,
+        "license": {"name": "MIT OR Apache-2.0", "identifier": "MIT OR Apache-2.0"},
+    })
+}
+
+fn error_responses() -> Value {
+    let mut out = Map::new();
+    for (status, name, description, code) in ERRORS {
+        let mut response = json!({
+            "description": format!("{description} (`{code}`)"),
+            "content": json_body(json!({
+                "allOf": [
+                    schema("Error"),
+                    {"properties": {"error": {"properties": {"code": {"const": code}}}}},
+                ],
+            })),
+        });
+        if status == 401 {
+            response["headers"] = json!({
+                "WWW-Authenticate": {
+                    "description": "Always `Bearer`.",
+                    "schema": {"type": "string", "const": "Bearer"},
+                },
+            });
+        }
+        out.insert(name.to_owned(), response);
+    }
+    Value::Object(out)
+}
+
+fn paths() -> Value {
+    let id = json!({"$ref": "#/components/parameters/InstructionId"});
+    let if_none_match = json!({"$ref": "#/components/parameters/IfNoneMatch"});
+    let cache_headers = json!({
+        "ETag": {"$ref": "#/components/headers/ETag"},
+        "Cache-Control": {"$ref": "#/components/headers/CacheControl"},
+    });
+    let not_modified = json!({
+        "description": "Not modified: `If-None-Match` holds the current ETag. No body.",
+        "headers": cache_headers,
+    });
+    json!({
+        "/healthz": {"get": {
+            "operationId": "getHealth",
+            "tags": ["health"],
+            "summary": "Liveness",
+            "description": "Answers as long as the process serves HTTP; reads nothing from the database. Never needs a token.",
+            "responses": responses(&[("200", ok("The server is up.", "Health"))], &[403]),
+        }},
+        "/api/status": {"get": api(json!({
+            "operationId": "getStatus",
+            "tags": ["status"],
+            "summary": "Server, agents, queue counts and settings",
+            "description": "Everything the web UI's header shows. `agent` is the most recently seen agent, `null` before any agent was seen; `agents` lists every agent seen, most recently seen first.",
+            "responses": responses(&[("200", ok("The status.", "Status"))], &[401, 403, 503]),
+        }))},
+        "/api/instructions": {
+            "get": api(json!({
+                "operationId": "listInstructions",
+                "tags": ["instructions"],
+                "summary": "List instructions",
+                "description": "Pending items come in queue order (by `position`), consumed items by consumption time, and `all` gives the consumed ones first, then the pending ones. `total` counts every item of the chosen status, whatever the page.",
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": false,
+                        "description": "Which items; anything else is refused with 422.",
+                        "schema": {"type": "string", "enum": ["pending", "consumed", "all"], "default": "all"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": false,
+                        "description": "At most this many items. Absent: every item from `offset` on.",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "required": false,
+                        "description": "Skip this many items first.",
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                    },
+                ],
+                "responses": responses(
+                    &[("200", ok("One page of instructions and the total count.", "ItemList"))],
+                    &[401, 403, 422, 503],
+                ),
+            })),
+            "post": api(json!({
+                "operationId": "createInstruction",
+                "tags": ["instructions"],
+                "summary": "Queue an instruction",
+                "description": "Adds a pending instruction at the end of the queue. A waiting `get_user_request` call receives it at once.",
+                "requestBody": json_request("NewInstruction", "The instruction's text."),
+                "responses": responses(
+                    &[("201", ok("Queued.", "ItemEnvelope"))],
+                    &[400, 401, 403, 413, 415, 422, 503],
+                ),
+            })),
+        },
+        "/api/instructions/reorder": {"post": api(json!({
+            "operationId": "reorderInstructions",
+            "tags": ["instructions"],
+            "summary": "Reorder the pending instructions",
+            "description": "Puts the pending instructions in the order given. The ids must be exactly the pending set, each once: anything else (a consumed, unknown or repeated id, a missing one) is refused with 409, and the client should reload the list and try again.",
+            "requestBody": json_request("Reorder", "Every pending id, in the new order."),
+            "responses": responses(
+                &[("200", ok("The pending instructions in their new order.", "ReorderResult"))],
+                &[400, 401, 403, 409, 413, 415, 422, 503],
+            ),
+        }))},
+        "/api/instructions/{id}": {
+            "parameters": [id],
+            "get": api(json!({
+                "operationId": "getInstruction",
+                "tags": ["instructions"],
+                "summary": "One instruction",
+                "responses": responses(
+                    &[("200", ok("The instruction.", "ItemEnvelope"))],
+                    &[401, 403, 404, 422, 503],
+                ),
+            })),
+            "patch": api(json!({
+                "operationId": "editInstruction",
+                "tags": ["instructions"],
+                "summary": "Reword a pending instruction",
+                "description": "Only a pending instruction can change: one an agent already took gets 409.",
+                "requestBody": json_request("EditInstruction", "The new text."),
+                "responses": responses(
+                    &[("200", ok("The instruction as changed.", "ItemEnvelope"))],
+                    &[400, 401, 403, 404, 409, 413, 415, 422, 503],
+                ),
+            })),
+            "delete": api(json!({
+                "operationId": "deleteInstruction",
+                "tags": ["instructions"],
+                "summary": "Delete a pending instruction",
+                "description": "Only a pending instruction can be deleted: one an agent already took gets 409. Needs no `Content-Type`.",
+                "responses": responses(
+                    &[("204", json!({"description": "Deleted. No body."}))],
+                    &[401, 403, 404, 409, 422, 503],
+                ),
+            })),
+        },
+        "/api/instructions/{id}/requeue": {
+            "parameters": [id],
+            "post": api(json!({
+                "operationId": "requeueInstruction",
+                "tags": ["instructions"],
+                "summary": "Send a consumed instruction again",
+                "description": "Queues a new pending copy of a consumed instruction at the end of the queue; the consumed one stays as it was. A pending instruction gets 409. No body is read, but like every `POST` the request needs `Content-Type: application/json` (send `{}`).",
+                "requestBody": {
+                    "required": false,
+                    "description": "Ignored; send `{}` or nothing, with `Content-Type: application/json`.",
+                    "content": json_body(json!({"type": "object"})),
+                },
+                "responses": responses(
+                    &[("201", ok("The new pending copy.", "ItemEnvelope"))],
+                    &[401, 403, 404, 409, 413, 415, 422, 503],
+                ),
+            })),
+        },
+        "/api/config": {
+            "get": api(json!({
+                "operationId": "getConfig",
+                "tags": ["config"],
+                "summary": "The settings in force",
+                "description": "Values saved through `PATCH` win; until a value is saved, the one given at start-up (environment, config file or built-in default) is in force.",
+                "responses": responses(&[("200", ok("The settings.", "Config"))], &[401, 403, 503]),
+            })),
+            "patch": api(json!({
+                "operationId": "updateConfig",
+                "tags": ["config"],
+                "summary": "Change any subset of the settings",
+                "description": "Saves the given settings in the database, where they win over the start-up values from then on; `{}` changes nothing. One value out of bounds refuses the whole request with 422 and saves nothing.",
+                "requestBody": json_request("ConfigPatch", "The settings to change."),
+                "responses": responses(
+                    &[("200", ok("The settings in force afterwards.", "Config"))],
+                    &[400, 401, 403, 413, 415, 422, 503],
+                ),
+            })),
+        },
+        "/api/events": {"get": api(events_operation())},
+        "/openapi.json": {"get": {
+            "operationId": "getOpenApi",
+            "tags": ["docs"],
+            "summary": "This document",
+            "description": "The OpenAPI 3.1 document of every route of this API. Never needs a token.",
+            "parameters": [if_none_match],
+            "responses": responses(
+                &[
+                    ("200", json!({
+                        "description": "The document.",
+                        "headers": cache_headers,
+                        "content": json_body(json!({"type": "object"})),
+                    })),
+                    ("304", not_modified.clone()),
+                ],
+                &[403],
+            ),
+        }},
+        "/docs": {"get": {
+            "operationId": "getDocs",
+            "tags": ["docs"],
+            "summary": "Interactive API docs",
+            "description": "Redirects to `/docs/`, the viewer's own directory, so the page's relative URLs resolve under it. Never needs a token.",
+            "responses": responses(
+                &[("308", json!({
+                    "description": "Go to `/docs/` (with the same query string).",
+                    "headers": {"Location": {
+                        "description": "`/docs/`",
+                        "schema": {"type": "string"},
+                    }},
+                }))],
+                &[403],
+            ),
+        }},
+        "/docs/": {"get": {
+            "operationId": "getDocsIndex",
+            "tags": ["docs"],
+            "summary": "The API docs page",
+            "description": "An interactive viewer (Swagger UI, vendored) over `/openapi.json`. Everything it loads comes from this server: no CDN, no other network request. Served with a `Content-Security-Policy` that keeps it so. \"Try it out\" sends real requests to this server. Never needs a token.",
+            "parameters": [if_none_match],
+            "responses": responses(
+                &[
+                    ("200", json!({
+                        "description": "The page.",
+                        "headers": {
+                            "ETag": {"$ref": "#/components/headers/ETag"},
+                            "Cache-Control": {"$ref": "#/components/headers/CacheControl"},
+                            "Content-Security-Policy": {
+                                "description": "`default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'`",
+                                "schema": {"type": "string"},
+                            },
+                        },
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    })),
+                    ("304", not_modified.clone()),
+                ],
+                &[403],
+            ),
+        }},
+        "/docs/{file}": {"get": {
+            "operationId": "getDocsFile",
+            "tags": ["docs"],
+            "summary": "A file of the API docs page",
+            "description": "The viewer's scripts, styles and licence, embedded in the binary. Vendored files (under `vendor/`) are cached for good; the others are revalidated with their ETag. An unknown file gets the JSON 404. Never needs a token.",
+            "parameters": [
+                {
+                    "name": "file",
+                    "in": "path",
+                    "required": true,
+                    "description": "The file's path below `/docs/`; it may contain `/` (`vendor/swagger-ui/swagger-ui.css`).",
+                    "schema": {"type": "string"},
+                },
+                if_none_match,
+            ],
+            "responses": responses(
+                &[
+                    ("200", json!({
+                        "description": "The file, with the `Content-Type` of its extension (`text/javascript; charset=utf-8`, `text/css; charset=utf-8`, `text/html; charset=utf-8`, `text/plain; charset=utf-8`, ...).",
+                        "headers": cache_headers,
+                        "content": {"*/*": {"schema": {"type": "string"}}},
+                    })),
+                    ("304", not_modified.clone()),
+                ],
+                &[403, 404],
+            ),
+        }},
+    })
+}
+
+fn events_operation() -> Value {
+    let defaults = crate::EventsOptions::default();
+    let (ring, heartbeat) = (defaults.ring, defaults.heartbeat.as_secs());
+    let description = format!(
+        "A `text/event-stream` of every change to the queue, the settings and the agents: made through this API, by an agent, or by another process on the same database.\n\n\
+**Messages.** Each has `id: <n>`, `event: <type>` and one `data:` line holding the JSON envelope `{{\"type\", \"timestamp\", \"data\"}}` (schema `EventEnvelope`; `timestamp` is when the change happened). Ids increase; the first id of a server run is its start time in microseconds, so ids from an earlier run are always older.\n\n\
+**Types** and their `data`:\n\
+- `instruction.created`, `instruction.updated`, `instruction.consumed`: the full item (`Item`).\n\
+- `instruction.deleted`: the item as it was before deletion (`Item`).\n\
+- `instruction.reordered`: `{{\"ids\": [...]}}`, the pending ids in their new order.\n\
+- `config.updated`: the settings in force (`Config`).\n\
+- `agent.updated`: the agent (`Agent`), whenever it changes: a call starts, a call returns, its wait runs out, it goes stale.\n\
+- `status.changed`: the whole `GET /api/status` object (`Status`) whenever anything in it changes (counts, agent states, settings), coalesced to at most 4 a second.\n\n\
+**Keep-alive.** The stream opens with `retry: 2000` and a `: connected` comment; a `: heartbeat` comment follows every {heartbeat} s without a message.\n\n\
+**Reconnecting.** Send the last id received in `Last-Event-ID` (EventSource does it by itself) and the messages missed are replayed first, from a bounded buffer of the newest {ring}. When the id is older than that buffer, from another server run, or not a number, one `status.changed` message whose envelope carries `\"refetch\": true` is sent instead: reload everything through the other routes, then go on with the stream. A client that falls too far behind gets the same message. Without `Last-Event-ID` the stream starts with the next change."
+    );
+    json!({
+        "operationId": "streamEvents",
+        "tags": ["events"],
+        "summary": "Live events (Server-Sent Events)",
+        "description": description,
+        "parameters": [{
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": false,
+            "description": "The id of the last message received: replay what came after it.",
+            "schema": {"type": "string"},
+        }],
+        "responses": responses(
+            &[("200", json!({
+                "description": "The stream; it stays open until the client leaves or the server shuts down. Sent with `Cache-Control: no-cache`.",
+                "content": {"text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "SSE lines: `id`, `event` and `data` (an `EventEnvelope` as JSON), plus comment lines.",
+                    },
+                    "example": "id: 1767225600000001\nevent: instruction.created\ndata: {\"type\":\"instruction.created\",\"timestamp\":\"2026-01-01T00:00:00.000001Z\",\"data\":{\"id\":\"0190f0e4-4b1a-7c3e-9f00-000000000001\",\"content\":\"Run the tests\",\"status\":\"pending\",\"created_at\":\"2026-01-01T00:00:00.000001Z\",\"updated_at\":\"2026-01-01T00:00:00.000001Z\",\"consumed_at\":null,\"consumed_by_agent_id\":null,\"position\":1}}\n\n",
+                }},
+            }))],
+            &[401, 403],
+        ),
+    })
+}
+
+fn timestamp(description: &str) -> Value {
+    json!({"type": "string", "format": "date-time", "description": description})
+}
+
+fn nullable_timestamp(description: &str) -> Value {
+    json!({"type": ["string", "null"], "format": "date-time", "description": description})
+}
+
+fn content_schema(description: &str) -> Value {
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": Content::MAX_CHARS,
+        "description": description,
+    })
+}
+
+fn settings_properties() -> Value {
+    json!({
+        "default_wait_seconds": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_WAIT_SECONDS,
+            "description": "How long a `get_user_request` call waits on an empty queue before it returns the empty or default response, in seconds.",
+        },
+        "default_empty_response": {
+            "type": "string",
+            "maxLength": MAX_EMPTY_RESPONSE_CHARS,
+            "description": "What a call that found nothing returns. Empty: the call returns `result_type` `empty`; else `default_response` with this text.",
+        },
+        "agent_stale_after_seconds": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_STALE_SECONDS,
+            "description": "How long after its last call an agent counts as gone, in seconds.",
+        },
+    })
+}
+
+fn schemas() -> Value {
+    let content_rule = format!(
+        "The text is trimmed of surrounding whitespace first; then it must hold 1..={} characters (Unicode scalar values), else 422. Whitespace only is therefore refused, and surrounding whitespace does not count toward the limit.",
+        Content::MAX_CHARS
+    );
+    json!({
+        "Item": {
+            "type": "object",
+            "description": "One instruction.",
+            "required": ["id", "content", "status", "created_at", "updated_at", "consumed_at", "consumed_by_agent_id", "position"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "content": content_schema("The text, trimmed."),
+                "status": {
+                    "type": "string",
+                    "enum": ["pending", "consumed"],
+                    "description": "`pending`: queued, may be edited, reordered or deleted. `consumed`: delivered to an agent, read-only.",
+                },
+                "created_at": timestamp("When it was queued."),
+                "updated_at": timestamp("When it last changed (creation, edit, reorder, consumption)."),
+                "consumed_at": nullable_timestamp("When an agent took it; `null` exactly while pending."),
+                "consumed_by_agent_id": {
+                    "type": ["string", "null"],
+                    "minLength": 1,
+                    "maxLength": AgentId::MAX_LEN,
+                    "description": "The agent that took it (letters, digits and `._:@-`); `null` exactly while pending.",
+                },
+                "position": {
+                    "type": "integer",
+                    "format": "int64",
+                    "description": "Queue order: pending items are delivered by ascending position. Unique, not contiguous.",
+                },
+            },
+        },
+        "ItemEnvelope": {
+            "type": "object",
+            "required": ["item"],
+            "properties": {"item": schema("Item")},
+        },
+        "ItemList": {
+            "type": "object",
+            "required": ["items", "total"],
+            "properties": {
+                "items": {"type": "array", "items": schema("Item")},
+                "total": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "How many items of the chosen status there are in all, whatever `limit` and `offset`.",
+                },
+            },
+        },
+        "ReorderResult": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": schema("Item"),
+                    "description": "Every pending item, in the new queue order.",
+                },
+            },
+        },
+        "Agent": {
+            "type": "object",
+            "description": "An agent (an MCP client calling `get_user_request`) as seen now.",
+            "required": ["agent_id", "state", "connected", "waiting", "last_seen_at", "last_fetch_at", "last_result_type", "waiting_until"],
+            "properties": {
+                "agent_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": AgentId::MAX_LEN,
+                    "description": "Its name: the `agent_id` it passed, else its MCP client name, else `default`.",
+                },
+                "state": {
+                    "type": "string",
+                    "enum": ["waiting", "working", "idle", "gone"],
+                    "description": "`waiting`: a call is in flight, the agent waits for an instruction. `working`: it recently took an instruction and has not called again yet. `idle`: it recently called, got nothing, and has not called again yet. `gone`: not seen within `agent_stale_after_seconds`.",
+                },
+                "connected": {
+                    "type": "boolean",
+                    "description": "A call is in flight, or its last call started within `agent_stale_after_seconds`.",
+                },
+                "waiting": {"type": "boolean", "description": "A call is in flight right now."},
+                "last_seen_at": timestamp("When its latest call started."),
+                "last_fetch_at": nullable_timestamp("When a call of it last returned; `null` before the first one did."),
+                "last_result_type": {
+                    "type": ["string", "null"],
+                    "enum": ["instruction", "empty", "default_response", null],
+                    "description": "What that call returned; `null` before the first one returned.",
+                },
+                "waiting_until": nullable_timestamp("While a call is in flight: when its wait ends. Else `null`."),
+            },
+        },
+        "Status": {
+            "type": "object",
+            "required": ["server", "agent", "agents", "queue", "settings"],
+            "properties": {
+                "server": {
+                    "type": "object",
+                    "description": "The process answering.",
+                    "required": ["status", "started_at", "version"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["up"]},
+                        "started_at": timestamp("When this process started serving."),
+                        "version": {"type": "string", "description": "The local-mcp version."},
+                    },
+                },
+                "agent": {
+                    "description": "The most recently seen agent; `null` before any agent was seen.",
+                    "anyOf": [schema("Agent"), {"type": "null"}],
+                },
+                "agents": {
+                    "type": "array",
+                    "items": schema("Agent"),
+                    "description": "Every agent seen, most recently seen first.",
+                },
+                "queue": {
+                    "type": "object",
+                    "required": ["pending_count", "consumed_count"],
+                    "properties": {
+                        "pending_count": {"type": "integer", "minimum": 0},
+                        "consumed_count": {"type": "integer", "minimum": 0},
+                    },
+                },
+                "settings": schema("Config"),
+            },
+        },
+        "Config": {
+            "type": "object",
+            "description": "The runtime settings in force.",
+            "required": ["default_wait_seconds", "default_empty_response", "agent_stale_after_seconds"],
+            "properties": settings_properties(),
+        },
+        "ConfigPatch": {
+            "type": "object",
+            "description": "Any subset of the settings; the others keep their values. Unknown fields are refused with 422.",
+            "additionalProperties": false,
+            "required": [],
+            "properties": settings_properties(),
+        },
+        "NewInstruction": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["content"],
+            "properties": {"content": content_schema(&content_rule)},
+        },
+        "EditInstruction": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["content"],
+            "properties": {"content": content_schema(&content_rule)},
+        },
+        "Reorder": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["ids"],
+            "properties": {
+                "ids": {
+                    "type": "array",
+                    "uniqueItems": true,
+                    "items": {"type": "string", "format": "uuid"},
+                    "description": "Every pending id, each once, in the new order. An id that is not a UUID gets 422; a set that differs from the pending set gets 409.",
+                },
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {
+                            "type": "string",
+                            "enum": ["bad_request", "validation", "not_found", "conflict", "unauthorized", "forbidden", "unsupported_media_type", "payload_too_large", "internal"],
+                            "description": "What kind of refusal; stable, for programs.",
+                        },
+                        "message": {"type": "string", "description": "What went wrong and what to do, for people."},
+                    },
+                },
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "server_time"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok"]},
+                "server_time": timestamp("The server's clock."),
+            },
+        },
+        "EventEnvelope": {
+            "type": "object",
+            "description": "The `data:` line of a message on `GET /api/events`.",
+            "required": ["type", "timestamp", "data"],
+            "properties": {
+                "type": {
+                    "type": "string",
+                    "enum": ["instruction.created", "instruction.updated", "instruction.deleted", "instruction.consumed", "instruction.reordered", "config.updated", "agent.updated", "status.changed"],
+                    "description": "The same as the message's `event:` line.",
+                },
+                "timestamp": timestamp("When the change happened."),
+                "data": {
+                    "description": "`Item` for `instruction.*` but `instruction.reordered` (`{\"ids\"}`), `Config` for `config.updated`, `Agent` for `agent.updated`, `Status` for `status.changed`.",
+                    "anyOf": [
+                        schema("Item"),
+                        {
+                            "type": "object",
+                            "required": ["ids"],
+                            "properties": {"ids": {"type": "array", "items": {"type": "string", "format": "uuid"}}},
+                        },
+                        schema("Config"),
+                        schema("Agent"),
+                        schema("Status"),
+                    ],
+                },
+                "refetch": {
+                    "type": "boolean",
+                    "const": true,
+                    "description": "Only on a `status.changed` sent because messages were missed beyond the replay buffer: reload everything.",
+                },
+            },
+        },
+    })
+}
