@@ -3,6 +3,8 @@
 //! MCP tool with real clients over every transport.
 
 mod contract;
+mod events;
+mod http;
 mod mcp;
 mod model;
 mod processes;

@@ -1,0 +1,1 @@
+//! The HTTP server's guards and combined mode, against the real binary.
