@@ -5,6 +5,9 @@
 //! response any test reads goes through `support`, which checks the rules every
 //! answer must keep (no 5xx, no CORS header, the one error shape).
 
+mod audit;
 mod bad_input;
+mod events;
 mod routes;
+mod security;
 mod support;

@@ -659,6 +659,19 @@ impl EventStream {
         .await;
     }
 
+    /// Reads to the end of the stream, failing if it does not end in time.
+    pub(crate) async fn expect_end(&mut self) {
+        let ended = tokio::time::timeout(PATIENCE, async {
+            while self.read_frame().await.is_some() {}
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "the stream did not end; seen {:#?}",
+            self.seen
+        );
+    }
+
     /// The frames that are messages (have an id), in order.
     pub(crate) fn messages(&self) -> Vec<&Frame> {
         self.seen.iter().filter(|f| f.id.is_some()).collect()
