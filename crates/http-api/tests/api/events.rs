@@ -236,6 +236,45 @@ async fn every_change_is_announced_with_its_full_payload() {
 }
 
 #[actix_web::test]
+async fn an_agent_going_stale_is_announced_without_any_request() {
+    // Nothing stored changes when an agent goes quiet; the hub notices with time
+    // alone. One second is the shortest threshold the settings allow.
+    let srv = Server::start().await;
+    srv.patch(
+        "/api/config",
+        &json!({"default_wait_seconds": 0, "agent_stale_after_seconds": 1}),
+    )
+    .await
+    .expect_status(200);
+    let mut stream = srv.events(None).await;
+    srv.fetch("agent-1").await;
+    let idle = stream
+        .next_matching("agent.updated for the returned call", |f| {
+            f.is("agent.updated") && f.payload()["state"] == "idle"
+        })
+        .await;
+    assert_eq!(idle.payload()["connected"], true);
+    let gone = stream
+        .next_matching("agent.updated when the agent went stale", |f| {
+            f.is("agent.updated") && f.payload()["state"] == "gone"
+        })
+        .await;
+    let agent = gone.payload();
+    assert_eq!(agent["agent_id"], "agent-1");
+    assert_eq!(agent["connected"], false);
+    assert_eq!(agent["waiting"], false);
+    assert_eq!(agent["last_seen_at"], idle.payload()["last_seen_at"]);
+    let status = stream
+        .find("status.changed showing the agent gone", |f| {
+            f.is("status.changed") && f.payload()["agent"]["state"] == "gone"
+        })
+        .await;
+    assert_eq!(status.payload()["agent"]["connected"], false);
+    assert_eq!(srv.get("/api/status").await.json()["agent"], *agent);
+    assert_well_formed(&stream);
+}
+
+#[actix_web::test]
 async fn an_empty_config_patch_announces_nothing() {
     let srv = Server::start().await;
     let mut stream = srv.events(None).await;
