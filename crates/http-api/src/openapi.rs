@@ -230,10 +230,11 @@ its details and shows none.\n\n\
 **Guards, on every route.** The `Host` header must be a loopback name or in \
 `ALLOWED_HOSTS`, and an `Origin` header, when sent, must be this server's own origin, \
 else 403. `POST`, `PUT` and `PATCH` need `Content-Type: application/json`, even with an \
-empty body, else 415. A request body over {BODY_LIMIT} bytes (256 KiB) gets 413, on any \
-route. No CORS headers are sent. With `API_TOKEN` set, `/api/*` needs \
-`Authorization: Bearer <token>` (401 otherwise, before anything else under `/api` is \
-looked at, unknown paths included); `/healthz`, `/openapi.json` and `/docs` never do.\n\n\
+empty body, else 415. A request body over {BODY_LIMIT} bytes (256 KiB) gets 413: at once \
+when its `Content-Length` says so, on any route, else as it streams in. These checks come \
+first, in this order. No CORS headers are sent. Then, with `API_TOKEN` set, `/api/*` \
+needs `Authorization: Bearer <token>` (401 otherwise, before anything else under `/api` \
+is looked at, unknown paths included); `/healthz`, `/openapi.json` and `/docs` never do.\n\n\
 **Changes** answered with 2xx are on disk. Every change, made here, by an agent or by \
 another process on the same database, is announced on `GET /api/events`."
     );
@@ -528,7 +529,7 @@ fn events_operation() -> Value {
 - `config.updated`: the settings in force (`Config`).\n\
 - `agent.updated`: the agent (`Agent`), whenever it changes: a call starts, a call returns, its wait runs out, it goes stale.\n\
 - `status.changed`: the whole `GET /api/status` object (`Status`) whenever anything in it changes (counts, agent states, settings), coalesced to at most 4 a second.\n\n\
-**Keep-alive.** The stream opens with `retry: 2000` and a `: connected` comment; a `: heartbeat` comment follows every {heartbeat} s without a message.\n\n\
+**Keep-alive.** The stream opens with `retry: 2000` and a `: connected` comment; a `: heartbeat` comment follows every {heartbeat} s.\n\n\
 **Reconnecting.** Send the last id received in `Last-Event-ID` (EventSource does it by itself) and the messages missed are replayed first, from a bounded buffer of the newest {ring}. When the id is older than that buffer, from another server run, or not a number, one `status.changed` message whose envelope carries `\"refetch\": true` is sent instead: reload everything through the other routes, then go on with the stream. A client that falls too far behind gets the same message. Without `Last-Event-ID` the stream starts with the next change."
     );
     json!({
@@ -757,9 +758,8 @@ fn schemas() -> Value {
             "properties": {
                 "ids": {
                     "type": "array",
-                    "uniqueItems": true,
                     "items": {"type": "string", "format": "uuid"},
-                    "description": "Every pending id, each once, in the new order. An id that is not a UUID gets 422; a set that differs from the pending set gets 409.",
+                    "description": "Every pending id, each once, in the new order. An id that is not a UUID gets 422; a list that is not exactly the pending set (an id missing, unknown, consumed or repeated) gets 409.",
                 },
             },
         },
