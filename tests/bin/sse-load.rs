@@ -4,13 +4,17 @@
 //!
 //! Usage:
 //!   sse-load --url http://127.0.0.1:PORT --clients N --events M [--pid PID] [--timeout SECS]
+//!            [--handshakes K]
 //!
 //! For each event it records the time from sending the POST to each client
 //! reading the `instruction.created` frame, and also from the POST's 201 answer
 //! (the server pushes the event before it writes the answer, so a client may read
 //! it first; those count as 0). With `--pid` it prints the server's resident
 //! memory (VmRSS) and open file count before the clients connect, with them
-//! connected, after the events, and after they hang up.
+//! connected, after the events, and after they hang up. At most K clients (64
+//! unless told; 0 for no limit) are in their connection handshake at once: the
+//! server's listen backlog is 128, and SYNs beyond it are retried by the kernel
+//! only after a second.
 #![allow(
     clippy::print_stdout,
     reason = "printing the figures is this program's job"
@@ -18,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -31,6 +36,7 @@ struct Args {
     events: usize,
     pid: Option<u32>,
     timeout: Duration,
+    handshakes: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -39,6 +45,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut events = 10;
     let mut pid = None;
     let mut timeout = 120;
+    let mut handshakes = 64;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -48,8 +55,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--events" => events = value()?.parse().context("--events")?,
             "--pid" => pid = Some(value()?.parse().context("--pid")?),
             "--timeout" => timeout = value()?.parse().context("--timeout")?,
+            "--handshakes" => handshakes = value()?.parse().context("--handshakes")?,
             other => bail!(
-                "unknown argument {other:?}\nusage: sse-load --url http://127.0.0.1:PORT --clients N --events M [--pid PID] [--timeout SECS]"
+                "unknown argument {other:?}\nusage: sse-load --url http://127.0.0.1:PORT --clients N --events M [--pid PID] [--timeout SECS] [--handshakes K]"
             ),
         }
     }
@@ -87,6 +95,7 @@ fn parse_args() -> anyhow::Result<Args> {
         events,
         pid,
         timeout: Duration::from_secs(timeout),
+        handshakes,
     })
 }
 
@@ -140,9 +149,11 @@ fn ms(d: Duration) -> f64 {
 /// `instruction.created` it reads with the time it read it.
 async fn client(
     addr: SocketAddr,
+    handshakes: Arc<tokio::sync::Semaphore>,
     ready: tokio::sync::mpsc::Sender<()>,
     seen: tokio::sync::mpsc::UnboundedSender<(String, Instant)>,
 ) -> anyhow::Result<()> {
+    let permit = handshakes.acquire_owned().await?;
     let mut sse = RawSse::connect(addr, None).await?;
     loop {
         let frame = sse.next_frame().await?.context("the stream ended")?;
@@ -150,6 +161,7 @@ async fn client(
             break;
         }
     }
+    drop(permit);
     let _ = ready.send(()).await;
     while let Some(frame) = sse.next_frame().await? {
         if frame.kind() == "instruction.created" {
@@ -173,6 +185,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         clients,
         events,
         pid,
+        handshakes,
         ..
     } = args;
     show_rss(pid, "before the clients connect");
@@ -180,9 +193,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(clients);
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(if handshakes == 0 {
+        tokio::sync::Semaphore::MAX_PERMITS
+    } else {
+        handshakes
+    }));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        tasks.spawn(client(addr, ready_tx.clone(), seen_tx.clone()));
+        tasks.spawn(client(
+            addr,
+            Arc::clone(&handshakes),
+            ready_tx.clone(),
+            seen_tx.clone(),
+        ));
     }
     drop((ready_tx, seen_tx));
     for n in 0..clients {
