@@ -1,7 +1,7 @@
 //! One error type for the HTTP wire: every refusal becomes a status code and the
 //! body `{"error":{"code","message"}}` of SPEC §4, and nothing internal leaks.
 
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use queue_core::QueueError;
@@ -112,16 +112,19 @@ impl From<QueueError> for ApiError {
 /// unknown fields is 422, an oversized body 413, a wrong content type 415.
 pub(crate) fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match &err {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::PayloadTooLarge(format!(
-                "the request body is over the limit of {} bytes",
-                crate::security::BODY_LIMIT
-            ))
-        }
+        JsonPayloadError::OverflowKnownLength { .. }
+        | JsonPayloadError::Overflow { .. }
+        | JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge(format!(
+            "the request body is over the limit of {} bytes",
+            crate::security::BODY_LIMIT
+        )),
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(String::from(
             "send the body as JSON with `Content-Type: application/json`",
         )),
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
+        // serde_json files a number too big for any machine type, and nesting
+        // deeper than it will follow, under syntax errors; but the document is
+        // well-formed: the values are what is wrong.
+        JsonPayloadError::Deserialize(e) if e.is_data() || well_formed_but_refused(e) => {
             ApiError::Validation(format!("invalid request body: {e}"))
         }
         JsonPayloadError::Deserialize(e) => {
@@ -130,6 +133,26 @@ pub(crate) fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web
         other => ApiError::BadRequest(format!("the body could not be read: {other}")),
     };
     api.into()
+}
+
+fn well_formed_but_refused(e: &serde_json::Error) -> bool {
+    let text = e.to_string();
+    text.starts_with("number out of range") || text.starts_with("recursion limit exceeded")
+}
+
+/// Reads a request body that must be a JSON object into `T`. serde would
+/// otherwise fill a struct from an array by position, so `["x"]` would pass for
+/// `{"content":"x"}`.
+pub(crate) fn object<T: serde::de::DeserializeOwned>(
+    body: serde_json::Value,
+) -> Result<T, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::Validation(String::from(
+            "the body must be a JSON object",
+        )));
+    }
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::Validation(format!("invalid request body: {e}")))
 }
 
 /// Bad query values (`limit=-1`, `status=bogus`) are validation errors.

@@ -402,10 +402,10 @@ impl Client {
         if !self.opened {
             self.opened = true;
             let mut first = String::from("retry: 2000\n: connected\n\n").into_bytes();
-            if self.resume {
-                if let Some(missed) = self.catch_up() {
-                    first.extend_from_slice(&missed);
-                }
+            if self.resume
+                && let Some(missed) = self.catch_up()
+            {
+                first.extend_from_slice(&missed);
             }
             return Some(Bytes::from(first));
         }

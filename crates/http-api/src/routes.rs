@@ -5,10 +5,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use queue_core::{InstructionId, Page, SettingsPatch, StatusFilter};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::ApiState;
-use crate::error::ApiError;
+use crate::error::{ApiError, object};
 use crate::json::{StatusParts, item_json, settings_json};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -80,8 +80,9 @@ pub(crate) struct ContentBody {
 /// `POST /api/instructions`: queues an instruction at the end.
 pub(crate) async fn create(
     state: web::Data<ApiState>,
-    body: web::Json<ContentBody>,
+    body: web::Json<Value>,
 ) -> Result<HttpResponse> {
+    let body: ContentBody = object(body.into_inner())?;
     let item = state.service.add(&body.content).await?;
     tracing::info!(id = %item.id, chars = item.content.as_str().chars().count(), "instruction added");
     Ok(HttpResponse::Created().json(json!({"item": item_json(&item)})))
@@ -102,9 +103,10 @@ pub(crate) async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Re
 pub(crate) async fn edit(
     state: web::Data<ApiState>,
     id: web::Path<String>,
-    body: web::Json<ContentBody>,
+    body: web::Json<Value>,
 ) -> Result<HttpResponse> {
     let id = parse_id(&id)?;
+    let body: ContentBody = object(body.into_inner())?;
     let item = state.service.edit(id, &body.content).await?;
     tracing::info!(%id, "instruction edited");
     Ok(HttpResponse::Ok().json(json!({"item": item_json(&item)})))
@@ -141,8 +143,9 @@ pub(crate) struct ReorderBody {
 /// `POST /api/instructions/reorder`: the pending instructions' new order.
 pub(crate) async fn reorder(
     state: web::Data<ApiState>,
-    body: web::Json<ReorderBody>,
+    body: web::Json<Value>,
 ) -> Result<HttpResponse> {
+    let body: ReorderBody = object(body.into_inner())?;
     let ids = body
         .ids
         .iter()
@@ -171,9 +174,19 @@ pub(crate) struct ConfigBody {
 /// `PATCH /api/config`: any subset of the settings.
 pub(crate) async fn patch_config(
     state: web::Data<ApiState>,
-    body: web::Json<ConfigBody>,
+    body: web::Json<Value>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
+    // Leaving a setting out keeps it; `null` is not a value any of them takes.
+    if let Some((key, _)) = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(_, v)| v.is_null()))
+    {
+        return Err(ApiError::Validation(format!(
+            "{key} cannot be null; leave it out to keep its value"
+        )));
+    }
+    let body: ConfigBody = object(body)?;
     let patch = SettingsPatch::new(
         body.default_wait_seconds,
         body.default_empty_response,
