@@ -43,7 +43,10 @@ pub(crate) fn try_bind(config: &Config) -> anyhow::Result<std::io::Result<TcpLis
 
 /// A running HTTP server.
 pub(crate) struct Running {
-    server: actix_web::dev::Server,
+    /// The server runs only while its future is polled: it is spawned at once so
+    /// that it serves whatever the caller does next.
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server_done: bool,
     handle: ServerHandle,
     mcp_shutdown: CancellationToken,
     events: tokio::task::JoinHandle<()>,
@@ -94,6 +97,7 @@ pub(crate) async fn start(
     .with_context(|| format!("could not serve on {addr}"))?
     .run();
     let handle = server.handle();
+    let server = tokio::spawn(server);
     tracing::info!(
         url = %format!("http://{addr}"),
         mcp = %format!("http://{addr}/mcp"),
@@ -104,6 +108,7 @@ pub(crate) async fn start(
     );
     Ok(Running {
         server,
+        server_done: false,
         handle,
         mcp_shutdown,
         events: events_task,
@@ -119,7 +124,10 @@ impl Running {
         signal: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let result = tokio::select! {
-            result = &mut self.server => result.context("the HTTP server stopped"),
+            result = &mut self.server => match { self.server_done = true; result } {
+                Ok(r) => r.context("the HTTP server stopped"),
+                Err(e) => Err(anyhow::anyhow!("the HTTP server stopped: {e}")),
+            },
             _ = signal => Ok(()),
         };
         self.stop(service).await;
@@ -133,9 +141,10 @@ impl Running {
         // before the connections close.
         service.shutdown();
         app::drain(service, Duration::from_millis(500)).await;
-        // The server future must keep being polled for the stop to proceed.
-        let stopped = async { tokio::join!(self.handle.stop(true), &mut self.server) };
-        let _ = tokio::time::timeout(Duration::from_millis(1200), stopped).await;
+        if !self.server_done {
+            let stopped = async { tokio::join!(self.handle.stop(true), &mut self.server) };
+            let _ = tokio::time::timeout(Duration::from_millis(1200), stopped).await;
+        }
         self.mcp_shutdown.cancel();
         let _ = self.events.await;
     }
