@@ -55,7 +55,11 @@ pub(crate) fn init(level: &str, format: LogFormat, file: Option<&Path>) -> anyho
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(ansi);
+        .with_ansi(ansi)
+        // Otherwise a failed write is reported with `eprintln!`, which panics when
+        // stderr is a closed pipe: a client or test that stops reading our stderr
+        // would kill the process at its next log line.
+        .log_internal_errors(false);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
