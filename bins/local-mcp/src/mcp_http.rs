@@ -29,9 +29,10 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp_actix_web::transport::StreamableHttpService;
 use tokio_util::sync::CancellationToken;
 
-use http_api::HostPolicy;
+use actix_web::error::PayloadError;
+use http_api::{ApiError, BODY_LIMIT, HostPolicy};
 
-/// Bodies larger than this are passed through unread: a cancellation is tiny.
+/// Bodies larger than this are not searched for cancellations: a cancellation is tiny.
 const INSPECT_LIMIT: usize = 64 * 1024;
 
 /// The rmcp HTTP service for `handler`.
@@ -132,8 +133,12 @@ where
         // Until the response exists, dropping this future means the client left.
         let guard = CloseOnDrop(Some(connection));
         Box::pin(async move {
-            if req.method() == actix_web::http::Method::POST {
-                inspect_for_cancellations(&mut req, &cancellations).await;
+            if req.method() == actix_web::http::Method::POST
+                && let Err(refused) = inspect_for_cancellations(&mut req, &cancellations).await
+            {
+                return Ok(req
+                    .into_response(refused.to_response())
+                    .map_into_boxed_body());
             }
             let response = inner.call(req).await?;
             Ok(response.map_body(|_, body| {
@@ -146,38 +151,40 @@ where
     }
 }
 
-/// Reads a small POST body, cancels the calls any `notifications/cancelled` in it
-/// names, and puts the body back for rmcp.
-async fn inspect_for_cancellations(req: &mut ServiceRequest, cancellations: &Cancellations) {
-    let small = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n <= INSPECT_LIMIT);
-    if !small {
-        return;
-    }
+/// Reads a POST body, cancels the calls any `notifications/cancelled` in it
+/// names, and puts the body back for rmcp. The whole body is read here (MCP
+/// messages are small, and `Protect` caps them) because rmcp answers a body cut
+/// off at the limit with a 500; this answers 413 like every other route.
+async fn inspect_for_cancellations(
+    req: &mut ServiceRequest,
+    cancellations: &Cancellations,
+) -> Result<(), ApiError> {
     let mut payload = req.take_payload();
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         match chunk {
-            Ok(chunk) if body.len() + chunk.len() <= INSPECT_LIMIT => {
-                body.extend_from_slice(&chunk)
+            Ok(chunk) => body.extend_from_slice(&chunk),
+            Err(PayloadError::Overflow) => {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "the request body is over the limit of {BODY_LIMIT} bytes (256 KiB)"
+                )));
             }
-            // A short or broken body: hand rmcp what arrived and let it answer.
-            _ => break,
+            // A broken body: hand rmcp what arrived and let it answer.
+            Err(_) => break,
         }
     }
-    let session = req
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok());
-    for request in cancelled_requests(&body) {
-        let n = cancellations.cancel(session, &request);
-        tracing::debug!(request = %request, stopped = n, "notifications/cancelled");
+    if body.len() <= INSPECT_LIMIT {
+        let session = req
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok());
+        for request in cancelled_requests(&body) {
+            let n = cancellations.cancel(session, &request);
+            tracing::debug!(request = %request, stopped = n, "notifications/cancelled");
+        }
     }
     req.set_payload(Payload::from(Bytes::from(body)));
+    Ok(())
 }
 
 /// The request ids named by `notifications/cancelled` messages in a JSON-RPC body
