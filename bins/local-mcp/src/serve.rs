@@ -124,10 +124,13 @@ impl Running {
         signal: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let result = tokio::select! {
-            result = &mut self.server => match { self.server_done = true; result } {
-                Ok(r) => r.context("the HTTP server stopped"),
-                Err(e) => Err(anyhow::anyhow!("the HTTP server stopped: {e}")),
-            },
+            result = &mut self.server => {
+                self.server_done = true;
+                match result {
+                    Ok(r) => r.context("the HTTP server stopped"),
+                    Err(e) => Err(anyhow::anyhow!("the HTTP server stopped: {e}")),
+                }
+            }
             _ = signal => Ok(()),
         };
         self.stop(service).await;
