@@ -1,5 +1,6 @@
 //! Opens the queue a command works on: the SQLite store behind the service, with
-//! the configured defaults, and the shutdown signal every server mode obeys.
+//! the configured defaults and audit trail, and the shutdown signal every server
+//! mode obeys.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,21 +9,41 @@ use anyhow::Context;
 use queue_core::{Service, ServiceOptions};
 use queue_store::{BlockingPool, SqliteStore, StoreOptions};
 
+use crate::audit::AuditLog;
+use crate::cli::AuditContent;
 use crate::config::Config;
 
-/// The queue service over the configured database.
-pub(crate) fn open_service(config: &Config) -> anyhow::Result<Service> {
+/// The queue service over the configured database. Its audit lines name `source`,
+/// the command that made the change (`serve`, `stdio`, `cli`).
+pub(crate) fn open_service(config: &Config, source: &'static str) -> anyhow::Result<Service> {
     let path = &config.db_path;
     tracing::debug!(db = %path.display(), "opening the database");
     let store = SqliteStore::open(path, StoreOptions::default())
         .with_context(|| format!("could not open the database {}", path.display()))?;
     tracing::debug!(db = %path.display(), "database ready, migrations applied");
-    Service::builder(Arc::new(store))
+    tracing::info!(
+        db = %path.display(),
+        audit = %config.audit.describe(),
+        audit_content = match config.audit.content {
+            AuditContent::Hash => "hash",
+            AuditContent::Full => "full",
+        },
+        "queue opened"
+    );
+    let mut builder = Service::builder(Arc::new(store))
         .offload(Arc::new(BlockingPool))
         .options(ServiceOptions {
             defaults: config.defaults.clone(),
             ..ServiceOptions::default()
-        })
+        });
+    if let Some(audit) = &config.audit.path {
+        builder = builder.audit(Arc::new(AuditLog::new(
+            audit.clone(),
+            source,
+            config.audit.content,
+        )));
+    }
+    builder
         .build()
         .with_context(|| format!("could not read the database {}", path.display()))
 }

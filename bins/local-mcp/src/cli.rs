@@ -21,6 +21,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 Quick start:
   local-mcp serve                 # web UI and MCP over HTTP on http://127.0.0.1:8000
   local-mcp add \"write the tests\" # queue an instruction from the terminal
+  local-mcp status                # server, queue, agents and settings at a glance
   local-mcp mcp-config --client claude-code   # how to connect your agent
 
 Configuration: flag > environment variable > --config file (TOML, keys are the
@@ -83,6 +84,21 @@ pub(crate) struct GlobalArgs {
         env = "AGENT_STALE_AFTER_SECONDS"
     )]
     pub(crate) agent_stale_after_seconds: Option<u64>,
+
+    /// Append-only, hash-chained audit trail, or `off` [default: audit.jsonl next to the database]
+    #[arg(long, global = true, value_name = "FILE|off", env = "AUDIT_LOG")]
+    pub(crate) audit_log: Option<PathBuf>,
+
+    /// What the audit trail keeps of instruction text: its SHA-256 and length (hash) or also the text itself (full) [default: hash]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MODE",
+        env = "AUDIT_CONTENT",
+        value_enum,
+        ignore_case = true
+    )]
+    pub(crate) audit_content: Option<AuditContent>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +111,14 @@ pub(crate) enum Command {
     Add(AddArgs),
     /// Show the queue
     List(ListArgs),
+    /// Show whether the server runs, the queue, the agents and the settings
+    Status(StatusArgs),
+    /// Read or save the runtime settings (wait, empty response, stale-after)
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Check the audit trail
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a ready-to-paste MCP client configuration
     McpConfig(McpConfigArgs),
 }
@@ -168,6 +192,87 @@ pub(crate) struct ListArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print JSON (the shape of GET /api/status) instead of a summary
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Where to look for a running server [default: 127.0.0.1]
+    #[arg(long, value_name = "ADDR", env = "HOST")]
+    pub(crate) host: Option<String>,
+
+    /// Port of the running server to look for [default: 8000]
+    #[arg(long, value_name = "PORT", env = "HTTP_PORT")]
+    pub(crate) port: Option<u16>,
+}
+
+impl StatusArgs {
+    /// The server address options, as the configuration reads them.
+    pub(crate) fn http(&self) -> HttpArgs {
+        HttpArgs {
+            host: self.host.clone(),
+            port: self.port,
+            ..HttpArgs::default()
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the settings in force (all, or the one named), and where each comes from
+    Get(ConfigGetArgs),
+    /// Save a setting in the database; every local-mcp process on it uses the new value
+    #[command(after_help = "\
+Keys and allowed values:
+  default_wait_seconds       0..=86400
+  default_empty_response     any text up to 4096 characters, may be empty
+  agent_stale_after_seconds  1..=86400")]
+    Set(ConfigSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigGetArgs {
+    /// default_wait_seconds, default_empty_response or agent_stale_after_seconds; prints only its value
+    #[arg(value_name = "KEY")]
+    pub(crate) key: Option<String>,
+
+    /// Print JSON (the shape of GET /api/config)
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigSetArgs {
+    /// default_wait_seconds, default_empty_response or agent_stale_after_seconds
+    #[arg(value_name = "KEY")]
+    pub(crate) key: String,
+
+    /// The new value
+    #[arg(value_name = "VALUE", allow_hyphen_values = true)]
+    pub(crate) value: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check that no line of the audit trail was changed, removed or reordered
+    #[command(after_help = "\
+Prints `audit log FILE: N lines, chain intact` and the SHA-256 of the last line
+(note it down: a later check can only notice lines cut from the end if you
+compare it), or names the first broken line.
+
+Exit status: 0 the chain is intact, 1 a line is broken, 2 the file cannot be
+read (missing, unreadable, or the audit log is off and no --file is given).")]
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditVerifyArgs {
+    /// The file to check [default: the configured AUDIT_LOG]
+    #[arg(long, value_name = "PATH")]
+    pub(crate) file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct McpConfigArgs {
     /// Which client the configuration is for
     #[arg(long, value_enum)]
@@ -185,6 +290,16 @@ pub(crate) struct McpConfigArgs {
 pub(crate) enum LogFormat {
     Text,
     Json,
+}
+
+/// How much of an instruction's text the audit trail keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuditContent {
+    // Plain comments: doc comments here would make clap list the values at length.
+    // Its SHA-256 and length in characters.
+    Hash,
+    // The text itself as well.
+    Full,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

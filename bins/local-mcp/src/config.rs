@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use queue_core::{DEFAULT_EMPTY_RESPONSE, Settings};
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, HttpArgs, LogFormat};
+use crate::cli::{AuditContent, GlobalArgs, HttpArgs, LogFormat};
 
 /// The keys a config file may hold: the environment variable names in lower case.
 #[derive(Debug, Default, Deserialize)]
@@ -52,7 +52,47 @@ pub(crate) struct Config {
     pub(crate) log_file: Option<PathBuf>,
     /// Runtime settings in force until a person saves others.
     pub(crate) defaults: Settings,
+    /// Where each of `defaults` came from, for `config get`.
+    pub(crate) default_sources: DefaultSources,
     pub(crate) http: HttpConfig,
+    pub(crate) audit: AuditConfig,
+}
+
+/// Where each start-up default came from, in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DefaultSources {
+    pub(crate) default_wait_seconds: &'static str,
+    pub(crate) default_empty_response: &'static str,
+    pub(crate) agent_stale_after_seconds: &'static str,
+}
+
+/// Clap merges a flag and its environment variable, so the two are not told apart.
+fn source_of(flag: bool, file: bool) -> &'static str {
+    if flag {
+        "flag or environment"
+    } else if file {
+        "config file"
+    } else {
+        "built-in default"
+    }
+}
+
+/// Where the audit trail goes and how much of the text it keeps.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditConfig {
+    /// `None` when `AUDIT_LOG=off`.
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) content: AuditContent,
+}
+
+impl AuditConfig {
+    /// The path for the start-up log and error messages.
+    pub(crate) fn describe(&self) -> String {
+        match &self.path {
+            Some(path) => path.display().to_string(),
+            None => "off".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +173,20 @@ impl Config {
             },
         };
         let builtin = Settings::default();
+        let default_sources = DefaultSources {
+            default_wait_seconds: source_of(
+                global.default_wait_seconds.is_some(),
+                file.default_wait_seconds.is_some(),
+            ),
+            default_empty_response: source_of(
+                global.default_empty_response.is_some(),
+                file.default_empty_response.is_some(),
+            ),
+            agent_stale_after_seconds: source_of(
+                global.agent_stale_after_seconds.is_some(),
+                file.agent_stale_after_seconds.is_some(),
+            ),
+        };
         let wait = global
             .default_wait_seconds
             .or(file.default_wait_seconds)
@@ -155,9 +209,21 @@ impl Config {
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .collect();
-        // Accepted now so that a config written for the audit log is not refused;
-        // read by the commands that write the log.
-        let _ = (file.audit_log, file.audit_content);
+        let audit = AuditConfig {
+            path: audit_path(global.audit_log.clone(), file.audit_log, &db_path),
+            content: match (global.audit_content, file.audit_content.as_deref()) {
+                (Some(content), _) => content,
+                (None, None) => AuditContent::Hash,
+                (None, Some(text)) => match text.trim().to_ascii_lowercase().as_str() {
+                    "hash" => AuditContent::Hash,
+                    "full" => AuditContent::Full,
+                    _ => bail!(
+                        "invalid audit_content {text:?} in the config file: use hash (SHA-256 \
+                         and length of each text) or full (the text itself too)"
+                    ),
+                },
+            },
+        };
         Ok(Config {
             db_path,
             log_level: global
@@ -168,6 +234,7 @@ impl Config {
             log_format,
             log_file: global.log_file.clone().or(file.log_file),
             defaults: Settings::clamped(wait, &empty, stale),
+            default_sources,
             http: HttpConfig {
                 host: non_empty(http.host.clone())
                     .or(non_empty(file.host))
@@ -177,7 +244,32 @@ impl Config {
                 api_token: non_empty(http.api_token.clone()).or(non_empty(file.api_token)),
                 allowed_hosts,
             },
+            audit,
         })
+    }
+}
+
+/// `off` (any case) turns the audit trail off; an empty value counts as unset, so
+/// `AUDIT_LOG=` in a client's config falls back to the file and the default.
+fn audit_path(flag: Option<PathBuf>, file: Option<String>, db_path: &Path) -> Option<PathBuf> {
+    let given = flag
+        .filter(|p| !p.as_os_str().is_empty())
+        .or(file.filter(|p| !p.trim().is_empty()).map(PathBuf::from));
+    match given {
+        Some(path)
+            if path
+                .to_str()
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("off")) =>
+        {
+            None
+        }
+        Some(path) => Some(path),
+        None => Some(
+            db_path
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join("audit.jsonl"),
+        ),
     }
 }
 
@@ -241,6 +333,8 @@ mod tests {
             default_wait_seconds: None,
             default_empty_response: None,
             agent_stale_after_seconds: None,
+            audit_log: None,
+            audit_content: None,
         }
     }
 
@@ -280,6 +374,50 @@ mod tests {
         assert!(!config.http.stateless);
         // Clamped to the allowed range, as the setting itself is.
         assert_eq!(config.defaults.default_wait_seconds, 86_400);
+        assert_eq!(config.default_sources.default_wait_seconds, "config file");
+        assert_eq!(
+            config.default_sources.agent_stale_after_seconds,
+            "built-in default"
+        );
+    }
+
+    #[test]
+    fn the_audit_log_sits_next_to_the_database_unless_moved_or_off() {
+        let config = resolve(HttpArgs::default(), "").unwrap();
+        assert_eq!(
+            config.audit.path,
+            Some(PathBuf::from("/home/me/.local/share/local-mcp/audit.jsonl"))
+        );
+        assert_eq!(config.audit.content, AuditContent::Hash);
+
+        let config = resolve(HttpArgs::default(), "db_path = \"q.db\"").unwrap();
+        assert_eq!(config.audit.path, Some(PathBuf::from("audit.jsonl")));
+
+        let file = "audit_log = \"/var/log/a.jsonl\"\naudit_content = \"FULL\"\n";
+        let config = resolve(HttpArgs::default(), file).unwrap();
+        assert_eq!(config.audit.path, Some(PathBuf::from("/var/log/a.jsonl")));
+        assert_eq!(config.audit.content, AuditContent::Full);
+
+        let global = GlobalArgs {
+            audit_log: Some(PathBuf::from("Off")),
+            audit_content: Some(AuditContent::Hash),
+            ..global()
+        };
+        let config = Config::merge(
+            &global,
+            &HttpArgs::default(),
+            FileConfig::parse(file).unwrap(),
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(config.audit.path, None, "the flag wins and turns it off");
+        assert_eq!(config.audit.content, AuditContent::Hash);
+        assert_eq!(config.audit.describe(), "off");
+
+        let err = resolve(HttpArgs::default(), "audit_content = \"clear\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid audit_content \"clear\""), "{err}");
     }
 
     #[test]

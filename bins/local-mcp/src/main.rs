@@ -3,6 +3,7 @@
 //! library crates.
 
 mod app;
+mod audit;
 mod cli;
 mod config;
 mod logging;
@@ -17,13 +18,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AuditCommand, Cli, Command, ConfigCommand};
 use crate::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("local-mcp: error: {e:#}");
             ExitCode::FAILURE
@@ -31,24 +32,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let status_http = match &cli.command {
+        Command::Status(args) => Some(args.http()),
+        _ => None,
+    };
     let http = match &cli.command {
         Command::Serve(serve) => Some(&serve.http),
         Command::Stdio(args) => Some(&args.http),
         Command::McpConfig(args) => Some(&args.http),
-        _ => None,
+        _ => status_http.as_ref(),
     };
     let config = Config::resolve(&cli.global, http)?;
     // Terminal commands keep quiet unless something goes wrong.
     let level = match &cli.command {
-        Command::Add(_) | Command::List(_) | Command::McpConfig(_)
-            if cli.global.log_level.is_none() =>
-        {
-            "warn".to_owned()
-        }
-        _ => config.log_level.clone(),
+        Command::Serve(_) | Command::Stdio(_) => config.log_level.clone(),
+        _ if cli.global.log_level.is_some() => config.log_level.clone(),
+        _ => "warn".to_owned(),
     };
     logging::init(&level, config.log_format, config.log_file.as_deref())?;
+
+    // Checking the trail needs no database: a copy can be checked anywhere.
+    if let Command::Audit(AuditCommand::Verify(args)) = &cli.command {
+        return terminal::audit_verify(&config, args);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -59,21 +66,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve(_) => {
                 // Bind before opening the database so a busy port fails fast.
                 let listener = serve::bind(&config)?;
-                let service = app::open_service(&config)?;
+                let service = app::open_service(&config, "serve")?;
                 serve::run(&config, service, listener).await
             }
             Command::Stdio(args) => {
-                let service = app::open_service(&config)?;
+                let service = app::open_service(&config, "stdio")?;
                 stdio::run(&config, service, args.ui).await
             }
             Command::Add(args) => {
-                let service = app::open_service(&config)?;
+                let service = app::open_service(&config, "cli")?;
                 terminal::add(&service, args).await
             }
             Command::List(args) => {
-                let service = app::open_service(&config)?;
+                let service = app::open_service(&config, "cli")?;
                 terminal::list(&service, args).await
             }
+            Command::Status(args) => {
+                let service = app::open_service(&config, "cli")?;
+                terminal::status(&service, &config, args.json).await
+            }
+            Command::Config(ConfigCommand::Get(args)) => {
+                let service = app::open_service(&config, "cli")?;
+                terminal::config_get(&service, &config, args).await
+            }
+            Command::Config(ConfigCommand::Set(args)) => {
+                let service = app::open_service(&config, "cli")?;
+                terminal::config_set(&service, args).await
+            }
+            Command::Audit(AuditCommand::Verify(_)) => unreachable!("handled above"),
             Command::McpConfig(args) => {
                 let binary = std::env::current_exe()
                     .and_then(|p| p.canonicalize())
@@ -93,5 +113,5 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Reading stdin occupies a blocking thread until the client closes it; do not
     // wait for that thread (or any other straggler) before exiting.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    result
+    result.map(|()| ExitCode::SUCCESS)
 }

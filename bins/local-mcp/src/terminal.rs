@@ -1,12 +1,21 @@
-//! Terminal commands on the shared queue, no server needed: `add` and `list`.
+//! Terminal commands on the shared queue, no server needed: `add`, `list`,
+//! `status`, `config get|set` and `audit verify`.
 
 use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use queue_core::{Instruction, Page, QueueError, Service, StatusFilter};
-use serde_json::json;
+use queue_core::{
+    AgentState, Instruction, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS, Page,
+    QueueError, Service, Settings, SettingsPatch, StatusFilter, Timestamp,
+};
+use serde_json::{Value, json};
 
-use crate::cli::{AddArgs, ListArgs, StatusArg};
+use crate::audit::{self, VerifyError};
+use crate::cli::{AddArgs, AuditVerifyArgs, ConfigGetArgs, ConfigSetArgs, ListArgs, StatusArg};
+use crate::config::{Config, HttpConfig};
 
 /// Writes to stdout; a closed pipe (`local-mcp list | head`) is not an error.
 pub(crate) fn print(text: &str) -> anyhow::Result<()> {
@@ -101,4 +110,501 @@ fn row(item: &Instruction) -> String {
         &item.id.to_string()[..8],
         when
     )
+}
+
+/// How long `status` gives a server to answer `/healthz`, all steps together: a
+/// local server answers in well under a millisecond.
+const PROBE_BUDGET: Duration = Duration::from_millis(300);
+
+/// What `status` found at the configured address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Probe {
+    Up,
+    Down(String),
+}
+
+/// Asks `GET /healthz` at the configured host and port, over a plain socket: the
+/// terminal commands have no HTTP client, and this one request needs none.
+fn probe(http: &HttpConfig) -> (String, Probe) {
+    let base = http.base_url();
+    let url = format!("{base}/healthz");
+    let authority = base.trim_start_matches("http://").to_owned();
+    let addr = match probe_addr(&http.host, http.port) {
+        Some(addr) => addr,
+        None => {
+            let why = format!("cannot resolve the host {:?}", http.host);
+            return (url, Probe::Down(why));
+        }
+    };
+    let result = (|| -> std::io::Result<String> {
+        let started = Instant::now();
+        let left = || {
+            PROBE_BUDGET
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1))
+        };
+        let mut stream = TcpStream::connect_timeout(&addr, PROBE_BUDGET)?;
+        stream.set_write_timeout(Some(left()))?;
+        stream.write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )?;
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 1024];
+        // A /healthz answer is tiny; reading stops at the end of the connection,
+        // at 8 KiB, or when the budget is spent.
+        while answer.len() < 8192 {
+            stream.set_read_timeout(Some(left()))?;
+            match stream.read(&mut chunk)? {
+                0 => break,
+                n => answer.extend_from_slice(&chunk[..n]),
+            }
+            if started.elapsed() >= PROBE_BUDGET {
+                break;
+            }
+        }
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    })();
+    let probe = match result {
+        Ok(answer) => {
+            let status_line = answer.lines().next().unwrap_or("").trim();
+            let ok =
+                status_line.starts_with("HTTP/1.1 200") || status_line.starts_with("HTTP/1.0 200");
+            let compact: String = answer.chars().filter(|c| !c.is_whitespace()).collect();
+            if ok && compact.contains("\"status\":\"ok\"") {
+                Probe::Up
+            } else if status_line.is_empty() {
+                Probe::Down("something accepted the connection but did not answer".to_owned())
+            } else {
+                Probe::Down(format!("something else answers there ({status_line})"))
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Probe::Down("nothing listens there".to_owned())
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Probe::Down(format!("no answer within {} ms", PROBE_BUDGET.as_millis()))
+        }
+        Err(e) => Probe::Down(e.to_string()),
+    };
+    (url, probe)
+}
+
+/// The socket address for `host`: a server bound to every interface is reached on
+/// loopback.
+fn probe_addr(host: &str, port: u16) -> Option<SocketAddr> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Ok(IpAddr::V6(ip)) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        Ok(ip) => ip,
+        Err(_) if bare.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Err(_) => return (bare, port).to_socket_addrs().ok()?.next(),
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+pub(crate) async fn status(service: &Service, config: &Config, json: bool) -> anyhow::Result<()> {
+    let parts = http_api::StatusParts::read(service)
+        .await
+        .context("could not read the queue")?;
+    let now = service.now();
+    let (url, probe) = probe(&config.http);
+    let audit_log = config.audit.path.as_ref().map(|p| p.display().to_string());
+    if json {
+        let mut body = parts.to_json(&http_api::ServerInfo::new(now), now);
+        // This process is not the server: all it knows is whether one answered.
+        body["server"] = json!({
+            "status": if probe == Probe::Up { "up" } else { "down" },
+            "probed_url": url,
+            "detail": match &probe {
+                Probe::Up => "a local-mcp server answered".to_owned(),
+                Probe::Down(why) => why.clone(),
+            },
+        });
+        body["database"] = json!(config.db_path.display().to_string());
+        body["audit_log"] = json!(audit_log);
+        return print(&format!("{body:#}\n"));
+    }
+
+    let mut text = String::new();
+    let server = match &probe {
+        Probe::Up => format!("up at {}", config.http.base_url()),
+        Probe::Down(why) => format!("not running (probed {url}: {why})"),
+    };
+    text.push_str(&format!("server    {server}\n"));
+    text.push_str(&format!("database  {}\n", config.db_path.display()));
+    text.push_str(&format!(
+        "queue     {} pending, {} delivered\n",
+        parts.counts.pending, parts.counts.consumed
+    ));
+    text.push_str(&agents_text(
+        &parts.agents,
+        now,
+        parts.settings.agent_stale_after_seconds,
+    ));
+    let s = &parts.settings;
+    text.push_str(&format!(
+        "settings  wait {} s, agents count as gone {} s after their last call\n          \
+         empty response {}\n",
+        s.default_wait_seconds,
+        s.agent_stale_after_seconds,
+        summary(&s.default_empty_response, 60),
+    ));
+    text.push_str(&format!(
+        "audit     {}\n",
+        audit_log.as_deref().unwrap_or("off")
+    ));
+    print(&text)
+}
+
+/// At most this many agents are listed; the most recently seen come first.
+const MAX_AGENTS_SHOWN: usize = 8;
+
+fn agents_text(agents: &[queue_core::Agent], now: Timestamp, stale: u32) -> String {
+    if agents.is_empty() {
+        return "agents    none has called get_user_request yet\n".to_owned();
+    }
+    let width = agents
+        .iter()
+        .take(MAX_AGENTS_SHOWN)
+        .map(|a| a.id.as_str().chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(32);
+    let mut text = String::new();
+    for (i, agent) in agents.iter().take(MAX_AGENTS_SHOWN).enumerate() {
+        let label = if i == 0 { "agents" } else { "" };
+        let state = match agent.state(now, stale) {
+            AgentState::Waiting => "waiting",
+            AgentState::Working => "working",
+            AgentState::Idle => "idle",
+            AgentState::Gone => "gone",
+        };
+        text.push_str(&format!(
+            "{label:<9} {:<width$}  {state:<7}  last call {} ago\n",
+            agent.id.as_str(),
+            ago(now.micros_since(agent.last_seen_at)),
+        ));
+    }
+    if agents.len() > MAX_AGENTS_SHOWN {
+        text.push_str(&format!(
+            "          (and {} more)\n",
+            agents.len() - MAX_AGENTS_SHOWN
+        ));
+    }
+    text
+}
+
+fn ago(micros: i64) -> String {
+    let secs = micros / 1_000_000;
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3_600 => format!("{} min", secs / 60),
+        3_600..86_400 => format!("{} h", secs / 3_600),
+        _ => format!("{} d", secs / 86_400),
+    }
+}
+
+/// `text` quoted, cut to `max` characters.
+fn summary(text: &str, max: usize) -> String {
+    if text.is_empty() {
+        return "\"\" (calls that find nothing return result_type \"empty\")".to_owned();
+    }
+    let mut short: String = text.chars().take(max).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    format!("{short:?}")
+}
+
+/// The three runtime settings, by the names the config file and the API use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Wait,
+    EmptyResponse,
+    StaleAfter,
+}
+
+impl Key {
+    const ALL: [Key; 3] = [Key::Wait, Key::EmptyResponse, Key::StaleAfter];
+
+    fn name(self) -> &'static str {
+        match self {
+            Key::Wait => "default_wait_seconds",
+            Key::EmptyResponse => "default_empty_response",
+            Key::StaleAfter => "agent_stale_after_seconds",
+        }
+    }
+
+    /// Accepts the environment variable spelling and dashes too.
+    fn parse(text: &str) -> anyhow::Result<Key> {
+        let wanted = text.trim().to_ascii_lowercase().replace('-', "_");
+        match Key::ALL.into_iter().find(|k| k.name() == wanted) {
+            Some(key) => Ok(key),
+            None => bail!(
+                "unknown setting {text:?}: use default_wait_seconds, default_empty_response \
+                 or agent_stale_after_seconds"
+            ),
+        }
+    }
+
+    fn allowed(self) -> String {
+        match self {
+            Key::Wait => format!("a whole number of seconds from 0 to {MAX_WAIT_SECONDS}"),
+            Key::EmptyResponse => {
+                format!("any text of at most {MAX_EMPTY_RESPONSE_CHARS} characters, or empty")
+            }
+            Key::StaleAfter => format!("a whole number of seconds from 1 to {MAX_STALE_SECONDS}"),
+        }
+    }
+
+    fn value(self, settings: &Settings) -> Value {
+        match self {
+            Key::Wait => json!(settings.default_wait_seconds),
+            Key::EmptyResponse => json!(settings.default_empty_response),
+            Key::StaleAfter => json!(settings.agent_stale_after_seconds),
+        }
+    }
+
+    fn is_saved(self, stored: &queue_core::StoredSettings) -> bool {
+        match self {
+            Key::Wait => stored.default_wait_seconds.is_some(),
+            Key::EmptyResponse => stored.default_empty_response.is_some(),
+            Key::StaleAfter => stored.agent_stale_after_seconds.is_some(),
+        }
+    }
+
+    fn default_source(self, config: &Config) -> &'static str {
+        let sources = &config.default_sources;
+        match self {
+            Key::Wait => sources.default_wait_seconds,
+            Key::EmptyResponse => sources.default_empty_response,
+            Key::StaleAfter => sources.agent_stale_after_seconds,
+        }
+    }
+}
+
+pub(crate) async fn config_get(
+    service: &Service,
+    config: &Config,
+    args: &ConfigGetArgs,
+) -> anyhow::Result<()> {
+    let key = args.key.as_deref().map(Key::parse).transpose()?;
+    // The stored values, not just the merged ones, to tell which were saved.
+    let store = std::sync::Arc::clone(service.store());
+    let stored = tokio::task::spawn_blocking(move || store.settings())
+        .await
+        .context("could not read the settings")?
+        .context("could not read the settings")?;
+    let settings = service.effective_settings(&stored);
+    match (key, args.json) {
+        (Some(key), true) => print(&format!("{}\n", key.value(&settings))),
+        (Some(key), false) => match key.value(&settings) {
+            Value::String(text) => print(&format!("{text}\n")),
+            other => print(&format!("{other}\n")),
+        },
+        (None, true) => print(&format!("{:#}\n", http_api::settings_json(&settings))),
+        (None, false) => {
+            // TOML, so the output can be pasted into a config file as it is.
+            let mut text = String::new();
+            for key in Key::ALL {
+                let from = if key.is_saved(&stored) {
+                    "saved in the database".to_owned()
+                } else {
+                    format!("not saved: {}", key.default_source(config))
+                };
+                text.push_str(&format!(
+                    "{} = {}  # {from}\n",
+                    key.name(),
+                    key.value(&settings)
+                ));
+            }
+            print(&text)
+        }
+    }
+}
+
+pub(crate) async fn config_set(service: &Service, args: &ConfigSetArgs) -> anyhow::Result<()> {
+    let key = Key::parse(&args.key)?;
+    let invalid =
+        |why: &str| anyhow::anyhow!("invalid value {:?} for {}: {why}", args.value, key.name());
+    let number = || {
+        args.value
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(&format!("must be {}", key.allowed())))
+    };
+    let patch = match key {
+        Key::Wait => SettingsPatch::new(Some(number()?), None, None),
+        Key::EmptyResponse => SettingsPatch::new(None, Some(args.value.clone()), None),
+        Key::StaleAfter => SettingsPatch::new(None, None, Some(number()?)),
+    }
+    .map_err(|e| invalid(&e.message))?;
+    let settings = match service.update_settings(patch).await {
+        Ok(settings) => settings,
+        Err(QueueError::Validation(e)) => return Err(invalid(&e.message)),
+        Err(e) => return Err(e).context("could not save the setting"),
+    };
+    print(&format!(
+        "saved {} = {}\n",
+        key.name(),
+        key.value(&settings)
+    ))
+}
+
+/// Exit status of `audit verify` when the file cannot be checked at all, apart
+/// from 1 for a broken chain.
+const EXIT_UNREADABLE: u8 = 2;
+
+pub(crate) fn audit_verify(config: &Config, args: &AuditVerifyArgs) -> anyhow::Result<ExitCode> {
+    let Some(path) = args.file.as_deref().or(config.audit.path.as_deref()) else {
+        eprintln!(
+            "local-mcp: error: the audit log is off (AUDIT_LOG=off); pass --file PATH to check a file"
+        );
+        return Ok(ExitCode::from(EXIT_UNREADABLE));
+    };
+    match audit::verify(path) {
+        Ok(report) => {
+            let lines = match report.lines {
+                1 => "1 line".to_owned(),
+                n => format!("{n} lines"),
+            };
+            let head = match &report.head {
+                Some(head) => format!("; SHA-256 of the last line {head}"),
+                None => " (empty)".to_owned(),
+            };
+            print(&format!(
+                "audit log {}: {lines}, chain intact{head}\n",
+                path.display()
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(VerifyError::Broken { line, problem }) => {
+            print(&format!(
+                "audit log {}: chain broken at line {line}, which {problem}\n",
+                path.display()
+            ))?;
+            Ok(ExitCode::FAILURE)
+        }
+        Err(VerifyError::Missing) => {
+            eprintln!(
+                "local-mcp: error: audit log {} does not exist: nothing has been audited yet, \
+                 or AUDIT_LOG points elsewhere",
+                path.display()
+            );
+            Ok(ExitCode::from(EXIT_UNREADABLE))
+        }
+        Err(VerifyError::Unreadable(e)) => {
+            eprintln!(
+                "local-mcp: error: could not read the audit log {}: {e}",
+                path.display()
+            );
+            Ok(ExitCode::from(EXIT_UNREADABLE))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setting_names_are_forgiving_and_unknown_ones_list_the_known() {
+        assert_eq!(Key::parse("DEFAULT_WAIT_SECONDS").unwrap(), Key::Wait);
+        assert_eq!(
+            Key::parse("agent-stale-after-seconds").unwrap(),
+            Key::StaleAfter
+        );
+        let err = Key::parse("wait").unwrap_err().to_string();
+        assert!(err.contains("default_empty_response"), "{err}");
+    }
+
+    #[test]
+    fn ages_read_in_the_largest_whole_unit() {
+        let s = 1_000_000;
+        assert_eq!(ago(0), "0 s");
+        assert_eq!(ago(59 * s), "59 s");
+        assert_eq!(ago(61 * s), "1 min");
+        assert_eq!(ago(7_200 * s), "2 h");
+        assert_eq!(ago(200_000 * s), "2 d");
+    }
+
+    #[test]
+    fn a_server_bound_everywhere_is_probed_on_loopback() {
+        assert_eq!(
+            probe_addr("0.0.0.0", 1),
+            Some(SocketAddr::from(([127, 0, 0, 1], 1)))
+        );
+        assert_eq!(
+            probe_addr("[::]", 2),
+            Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 2))
+        );
+        assert_eq!(
+            probe_addr("localhost", 3),
+            Some(SocketAddr::from(([127, 0, 0, 1], 3)))
+        );
+    }
+
+    #[test]
+    fn a_port_where_nothing_answers_is_reported_down() {
+        // Bound and dropped: the port is free, and nothing else on a test machine
+        // picks a random ephemeral port in the meantime.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let http = HttpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            stateless: true,
+            api_token: None,
+            allowed_hosts: Vec::new(),
+        };
+        let (url, probe) = probe(&http);
+        assert_eq!(url, format!("http://127.0.0.1:{port}/healthz"));
+        assert!(matches!(probe, Probe::Down(_)), "{probe:?}");
+    }
+
+    #[test]
+    fn a_healthz_answer_counts_as_up_and_another_answer_does_not() {
+        for (answer, up) in [
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}",
+                true,
+            ),
+            ("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n", false),
+        ] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = std::thread::spawn(move || {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut request = [0u8; 1024];
+                let n = conn.read(&mut request).unwrap();
+                conn.write_all(answer.as_bytes()).unwrap();
+                String::from_utf8_lossy(&request[..n]).into_owned()
+            });
+            let http = HttpConfig {
+                host: "127.0.0.1".into(),
+                port,
+                stateless: true,
+                api_token: None,
+                allowed_hosts: Vec::new(),
+            };
+            let (_, probe) = probe(&http);
+            let request = server.join().unwrap();
+            assert!(
+                request.starts_with("GET /healthz HTTP/1.1\r\n")
+                    && request.contains(&format!("Host: 127.0.0.1:{port}\r\n")),
+                "{request}"
+            );
+            assert_eq!(probe == Probe::Up, up, "{probe:?}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The `local-mcp` command line as a newcomer meets it: help, version, errors and
-//! the terminal commands. (Cargo also builds the binary for these tests, which the
-//! workspace integration tests then drive.)
+//! the terminal commands (`add`, `list`, `status`, `config`, `audit verify`), with
+//! the audit trail they leave. (Cargo also builds the binary for these tests, which
+//! the workspace integration tests then drive.)
 
 use std::process::{Command, Output};
 
@@ -31,9 +32,14 @@ fn help_lists_every_command_and_the_quick_start() {
         "stdio",
         "add",
         "list",
+        "status",
+        "config",
+        "audit",
         "mcp-config",
         "Quick start",
         "DB_PATH",
+        "AUDIT_LOG",
+        "AUDIT_CONTENT",
     ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
@@ -184,5 +190,407 @@ fn flags_beat_environment_beat_the_config_file() {
     assert_eq!(
         url(Some(("HTTP_PORT", "9002")), &["--port", "9003"]),
         "http://localhost:9003/mcp"
+    );
+}
+
+/// A loopback port nothing listens on: bound, then released. Ephemeral ports are
+/// handed out in turn, so no other program gets this one back in the meantime.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn json_of(cmd: &mut Command) -> serde_json::Value {
+    serde_json::from_str(&ok(cmd)).unwrap()
+}
+
+#[test]
+fn status_shows_the_queue_before_and_after_an_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let port = free_port().to_string();
+    let status = || {
+        let mut cmd = local_mcp(&db);
+        cmd.env("HTTP_PORT", &port).arg("status");
+        cmd
+    };
+
+    let before = ok(&mut status());
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    assert!(
+        before.starts_with(&format!("server    not running (probed {url}")),
+        "{before}"
+    );
+    assert!(
+        before.contains("queue     0 pending, 0 delivered"),
+        "{before}"
+    );
+    assert!(before.contains("agents    none"), "{before}");
+    assert!(before.contains("wait 10 s"), "{before}");
+    let json = json_of(status().arg("--json"));
+    assert_eq!(json["server"]["status"], "down");
+    assert_eq!(json["server"]["probed_url"], url.as_str());
+    assert_eq!(json["queue"]["pending_count"], 0);
+    assert_eq!(json["agents"], serde_json::json!([]));
+    assert_eq!(json["settings"]["agent_stale_after_seconds"], 30);
+    assert_eq!(json["database"], db.to_str().unwrap());
+
+    ok(local_mcp(&db).args(["add", "first"]));
+    let after = ok(&mut status());
+    assert!(
+        after.contains("queue     1 pending, 0 delivered"),
+        "{after}"
+    );
+    let json = json_of(status().arg("--json"));
+    assert_eq!(json["queue"]["pending_count"], 1);
+    assert_eq!(json["queue"]["consumed_count"], 0);
+}
+
+/// Kills the server it holds when dropped, so a failed assertion leaves nothing running.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn status_finds_a_running_server() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let mut child = local_mcp(&db)
+        .args(["serve", "--port", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _server = Server(child);
+    // The start-up line names the address; serve logs it once it accepts
+    // connections. Its stderr is closed after that line, which must not stop it.
+    let marker = "listening on http://127.0.0.1:";
+    let port: String = std::io::BufReader::new(stderr)
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| {
+            let at = line.find(marker)? + marker.len();
+            Some(
+                line[at..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect(),
+            )
+        })
+        .expect("serve announces its address");
+    let status = ok(local_mcp(&db).args(["status", "--port", &port]));
+    assert!(
+        status.starts_with(&format!("server    up at http://127.0.0.1:{port}\n")),
+        "{status}"
+    );
+    let json = json_of(local_mcp(&db).args(["status", "--json", "--port", &port]));
+    assert_eq!(json["server"]["status"], "up");
+}
+
+#[test]
+fn config_set_saves_valid_values_and_refuses_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let get = ok(local_mcp(&db)
+        .env("DEFAULT_WAIT_SECONDS", "7")
+        .args(["config", "get"]));
+    assert_eq!(
+        get.lines().next().unwrap(),
+        "default_wait_seconds = 7  # not saved: flag or environment",
+        "{get}"
+    );
+    assert!(
+        get.contains("agent_stale_after_seconds = 30  # not saved: built-in default"),
+        "{get}"
+    );
+
+    let saved = ok(local_mcp(&db).args(["config", "set", "default_wait_seconds", "5"]));
+    assert_eq!(saved, "saved default_wait_seconds = 5\n");
+    let saved = ok(local_mcp(&db).args(["config", "set", "default_empty_response", "-- go on"]));
+    assert_eq!(saved, "saved default_empty_response = \"-- go on\"\n");
+    // Saved values beat the environment from now on.
+    let wait = ok(local_mcp(&db).env("DEFAULT_WAIT_SECONDS", "7").args([
+        "config",
+        "get",
+        "default_wait_seconds",
+    ]));
+    assert_eq!(wait, "5\n");
+    assert_eq!(
+        ok(local_mcp(&db).args(["config", "get", "default_empty_response"])),
+        "-- go on\n"
+    );
+    let json = json_of(local_mcp(&db).args(["config", "get", "--json"]));
+    assert_eq!(
+        json,
+        serde_json::json!({"default_wait_seconds": 5, "default_empty_response": "-- go on",
+                           "agent_stale_after_seconds": 30})
+    );
+
+    for (args, expected) in [
+        (
+            ["default_wait_seconds", "86401"],
+            "invalid value \"86401\" for default_wait_seconds: must be between 0 and 86400",
+        ),
+        (
+            ["agent_stale_after_seconds", "0"],
+            "invalid value \"0\" for agent_stale_after_seconds: must be between 1 and 86400",
+        ),
+        (
+            ["agent_stale_after_seconds", "soon"],
+            "invalid value \"soon\" for agent_stale_after_seconds: must be a whole number of seconds from 1 to 86400",
+        ),
+        (
+            ["wait", "5"],
+            "unknown setting \"wait\": use default_wait_seconds, default_empty_response or agent_stale_after_seconds",
+        ),
+    ] {
+        let out = run(local_mcp(&db).args(["config", "set"]).args(args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(text(&out.stderr), format!("local-mcp: error: {expected}\n"));
+        assert!(out.stdout.is_empty());
+    }
+    let long = "x".repeat(4_097);
+    let out = run(local_mcp(&db).args(["config", "set", "default_empty_response", &long]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("must be at most 4096 characters"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(local_mcp(&db).args(["config", "get", "nope"]));
+    assert_eq!(out.status.code(), Some(1));
+
+    let json = json_of(local_mcp(&db).args(["config", "get", "--json"]));
+    assert_eq!(json["default_wait_seconds"], 5, "nothing else was saved");
+    assert_eq!(json["agent_stale_after_seconds"], 30);
+}
+
+fn audit_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn verify(db: &std::path::Path, file: &std::path::Path) -> (Option<i32>, String) {
+    let out = run(local_mcp(db).args(["audit", "verify", "--file", file.to_str().unwrap()]));
+    (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+}
+
+#[test]
+fn audit_verify_accepts_the_trail_and_names_a_tampered_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let log = dir.path().join("audit.jsonl");
+    ok(local_mcp(&db).args(["add", "first"]));
+    ok(local_mcp(&db).args(["config", "set", "default_wait_seconds", "5"]));
+    ok(local_mcp(&db).args(["add", "second"]));
+    ok(local_mcp(&db).args(["add", "third"]));
+    // Reading commands leave no trace.
+    ok(local_mcp(&db).args(["list"]));
+    ok(local_mcp(&db).args(["config", "get"]));
+
+    let lines = audit_lines(&log);
+    let actions: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["source"], "cli");
+            v["action"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "instruction.created",
+            "config.updated",
+            "instruction.created",
+            "instruction.created"
+        ]
+    );
+    let out = run(local_mcp(&db).args(["audit", "verify"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.starts_with(&format!(
+            "audit log {}: 4 lines, chain intact; SHA-256 of the last line ",
+            log.display()
+        )),
+        "{report}"
+    );
+
+    let tampered = dir.path().join("tampered.jsonl");
+    let write = |lines: &[String]| std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    let broken_at = |n: u32| {
+        format!(
+            "audit log {}: chain broken at line {n}, which ",
+            tampered.display()
+        )
+    };
+
+    let mut edited = lines.clone();
+    edited[1] = edited[1].replace("\"default_wait_seconds\":5", "\"default_wait_seconds\":50");
+    write(&edited);
+    let (code, out) = verify(&db, &tampered);
+    assert_eq!(code, Some(1));
+    assert!(out.starts_with(&broken_at(2)), "{out}");
+    assert!(out.contains("was changed after it was written"), "{out}");
+
+    let mut deleted = lines.clone();
+    deleted.remove(1);
+    write(&deleted);
+    let (code, out) = verify(&db, &tampered);
+    assert_eq!(code, Some(1));
+    assert!(out.starts_with(&broken_at(2)), "{out}");
+    assert!(out.contains("does not follow line 1"), "{out}");
+
+    let mut reordered = lines.clone();
+    reordered.swap(2, 3);
+    write(&reordered);
+    let (code, out) = verify(&db, &tampered);
+    assert_eq!(code, Some(1));
+    assert!(out.starts_with(&broken_at(3)), "{out}");
+
+    let mut last = lines.clone();
+    last[3] = last[3].replace("\"content_chars\":5", "\"content_chars\":6");
+    write(&last);
+    let (code, out) = verify(&db, &tampered);
+    assert_eq!(code, Some(1));
+    assert!(out.starts_with(&broken_at(4)), "{out}");
+
+    let (code, out) = verify(&db, &dir.path().join("missing.jsonl"));
+    assert_eq!(code, Some(2));
+    assert!(out.contains("does not exist"), "{out}");
+}
+
+#[test]
+fn processes_adding_at_once_keep_one_intact_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    // The database exists first, so the processes race on the audit log, not on
+    // creating the schema.
+    ok(local_mcp(&db).args(["add", "setup"]));
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            local_mcp(&db)
+                .args(["add", &format!("instruction {i}")])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let log = dir.path().join("audit.jsonl");
+    let (code, out) = verify(&db, &log);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(": 7 lines, chain intact"), "{out}");
+    let pids: std::collections::HashSet<u64> = audit_lines(&log)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(pids.len(), 7, "one line from each process");
+}
+
+#[test]
+fn audit_log_off_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    ok(local_mcp(&db)
+        .env("AUDIT_LOG", "off")
+        .args(["add", "quiet"]));
+    ok(local_mcp(&db).args([
+        "--audit-log",
+        "OFF",
+        "config",
+        "set",
+        "default_wait_seconds",
+        "3",
+    ]));
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("q.db"))
+        .collect();
+    assert!(files.is_empty(), "{files:?}");
+    let out = run(local_mcp(&db)
+        .env("AUDIT_LOG", "off")
+        .args(["audit", "verify"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("the audit log is off"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_text_is_in_the_audit_log_only_in_full_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let hashed = dir.path().join("hashed.jsonl");
+    let full = dir.path().join("full.jsonl");
+    let secret = "deploy with key hunter2";
+    ok(local_mcp(&db)
+        .env("AUDIT_LOG", &hashed)
+        .args(["add", secret]));
+    ok(local_mcp(&db)
+        .env("AUDIT_LOG", &hashed)
+        .env("AUDIT_CONTENT", "full")
+        .args(["--audit-log", full.to_str().unwrap(), "add", secret]));
+    let hashed = std::fs::read_to_string(&hashed).unwrap();
+    let full = std::fs::read_to_string(&full).unwrap();
+    assert!(!hashed.contains("hunter2"), "{hashed}");
+    assert!(hashed.contains("\"content_chars\":23"), "{hashed}");
+    assert!(
+        full.contains(&format!("\"content\":\"{secret}\"")),
+        "{full}"
+    );
+    assert!(
+        !dir.path().join("audit.jsonl").exists(),
+        "the flag and the variable moved the log"
+    );
+
+    let out = run(local_mcp(&db)
+        .env("AUDIT_CONTENT", "clear")
+        .args(["add", "x"]));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("clear") && err.contains("hash, full"), "{err}");
+
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "audit_content = \"plain\"\n").unwrap();
+    let out = run(local_mcp(&db).args(["--config", config.to_str().unwrap(), "add", "x"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("invalid audit_content \"plain\""),
+        "{}",
+        text(&out.stderr)
     );
 }
