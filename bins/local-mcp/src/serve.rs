@@ -38,7 +38,40 @@ pub(crate) fn try_bind(config: &Config) -> anyhow::Result<std::io::Result<TcpLis
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve HOST {:?}", http.host))?
         .collect();
-    Ok(TcpListener::bind(addrs.as_slice()))
+    Ok(listen_any(&addrs))
+}
+
+/// How many connections may wait to be accepted. The standard library's 128 is
+/// too few when a thousand live-event clients reconnect at once after a restart:
+/// the rest would be dropped and retry a second later.
+const BACKLOG: u32 = 1024;
+
+fn listen_any(addrs: &[SocketAddr]) -> std::io::Result<TcpListener> {
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        "the host resolves to no address",
+    );
+    for addr in addrs {
+        match listen(*addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // What std's `TcpListener::bind` does too: a restart may reuse the port while
+    // old connections linger in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)?.into_std()
 }
 
 /// A running HTTP server.
