@@ -135,6 +135,7 @@ pub(crate) async fn start(
         url = %format!("http://{addr}"),
         mcp = %format!("http://{addr}/mcp"),
         db = %config.db_path.display(),
+        audit = %config.audit.describe(),
         stateless = config.http.stateless,
         token = if config.http.api_token.is_some() { "set" } else { "none" },
         "local-mcp listening on http://{addr}"
