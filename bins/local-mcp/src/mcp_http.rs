@@ -30,7 +30,7 @@ use rmcp_actix_web::transport::StreamableHttpService;
 use tokio_util::sync::CancellationToken;
 
 use actix_web::error::PayloadError;
-use http_api::{ApiError, BODY_LIMIT, HostPolicy};
+use http_api::{ApiError, HostPolicy};
 
 /// Bodies larger than this are not searched for cancellations: a cancellation is tiny.
 const INSPECT_LIMIT: usize = 64 * 1024;
@@ -164,11 +164,7 @@ async fn inspect_for_cancellations(
     while let Some(chunk) = payload.next().await {
         match chunk {
             Ok(chunk) => body.extend_from_slice(&chunk),
-            Err(PayloadError::Overflow) => {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "the request body is over the limit of {BODY_LIMIT} bytes (256 KiB)"
-                )));
-            }
+            Err(PayloadError::Overflow) => return Err(ApiError::payload_too_large()),
             // A broken body: hand rmcp what arrived and let it answer.
             Err(_) => break,
         }

@@ -44,6 +44,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The refusal of a body over [`BODY_LIMIT`](crate::BODY_LIMIT).
+    pub fn payload_too_large() -> Self {
+        ApiError::PayloadTooLarge(format!(
+            "the request body is over the limit of {} bytes (256 KiB)",
+            crate::BODY_LIMIT
+        ))
+    }
+
     /// The `code` field of the error body.
     pub const fn code(&self) -> &'static str {
         match self {
@@ -114,10 +122,7 @@ pub(crate) fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web
     let api = match &err {
         JsonPayloadError::OverflowKnownLength { .. }
         | JsonPayloadError::Overflow { .. }
-        | JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge(format!(
-            "the request body is over the limit of {} bytes",
-            crate::security::BODY_LIMIT
-        )),
+        | JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::payload_too_large(),
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(String::from(
             "send the body as JSON with `Content-Type: application/json`",
         )),

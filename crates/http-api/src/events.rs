@@ -165,22 +165,23 @@ impl Events {
 
     /// The last `/api/status` object the hub computed.
     pub fn status(&self) -> Value {
-        self.hub
-            .status
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or(Value::Null)
+        lock(&self.hub.status).clone()
     }
 
     fn push(&self, kind: &str, at: Timestamp, data: &Value) {
-        let mut ring = match self.hub.ring.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        self.append(false, |id| frame(id, kind, at, data, false));
+    }
+
+    /// Numbers the message `make` builds, keeps it in the ring (emptied first when
+    /// `forget_older`) and wakes the clients.
+    fn append(&self, forget_older: bool, make: impl FnOnce(u64) -> Bytes) {
+        let mut ring = lock(&self.hub.ring);
+        if forget_older {
+            ring.messages.clear();
+        }
         let id = ring.next_id;
         ring.next_id += 1;
-        ring.messages
-            .push_back((id, frame(id, kind, at, data, false)));
+        ring.messages.push_back((id, make(id)));
         while ring.messages.len() > self.hub.options.ring.max(1) {
             ring.messages.pop_front();
         }
@@ -193,9 +194,10 @@ impl Events {
         let service = self.hub.service.clone();
         let mut rx = service.subscribe();
         let mut tracker = Tracker::default();
-        let mut settings = service.settings().await.unwrap_or_default();
+        let mut settings = Settings::default();
         if let Ok(parts) = StatusParts::read(&service).await {
             tracker.seed(&parts, service.now());
+            settings = parts.settings;
         }
         let mut last_status = Instant::now();
         let mut status_due: Option<Instant> = None;
@@ -256,18 +258,8 @@ impl Events {
     fn push_refetch(&self) {
         let now = self.hub.service.now();
         let status = self.status();
-        let mut ring = match self.hub.ring.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
         // Every older id is now a gap: drop them so reconnecting clients refetch.
-        ring.messages.clear();
-        let id = ring.next_id;
-        ring.next_id += 1;
-        ring.messages
-            .push_back((id, frame(id, "status.changed", now, &status, true)));
-        drop(ring);
-        self.hub.newest.send_replace(id);
+        self.append(true, |id| frame(id, "status.changed", now, &status, true));
     }
 
     /// Recomputes `/api/status`, announces what changed, and returns when the next
@@ -297,10 +289,7 @@ impl Events {
         }
         let status = parts.to_json(&self.hub.server, now);
         let changed = {
-            let mut last = match self.hub.status.lock() {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut last = lock(&self.hub.status);
             let changed = *last != status;
             *last = status.clone();
             changed
@@ -343,6 +332,15 @@ impl Events {
             Some((Ok(chunk), client))
         })
     }
+}
+
+/// The guarded value; a panic elsewhere while holding the lock left nothing
+/// half-written here (every update is a single assignment or push), so a
+/// poisoned lock is used as is.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -432,13 +430,7 @@ impl Client {
         // Marked seen before the ring is read: a message pushed in between then
         // wakes this client again instead of waiting for the next one.
         self.newest.borrow_and_update();
-        let missed = {
-            let ring = match self.events.hub.ring.lock() {
-                Ok(r) => r,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            ring.after(self.last)
-        };
+        let missed = lock(&self.events.hub.ring).after(self.last);
         match missed {
             Missed::Nothing => None,
             Missed::Messages(messages, newest) => {

@@ -44,7 +44,6 @@ pub use token::RequireToken;
 pub struct ApiState {
     service: Service,
     events: Events,
-    server: ServerInfo,
     token: Option<String>,
 }
 
@@ -52,7 +51,6 @@ impl ApiState {
     /// State over `service`, publishing through `events`, with no token required.
     pub fn new(service: Service, events: Events) -> Self {
         ApiState {
-            server: events.server().clone(),
             service,
             events,
             token: None,

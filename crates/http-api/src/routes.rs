@@ -25,7 +25,7 @@ pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
 pub(crate) async fn status(state: web::Data<ApiState>) -> Result<HttpResponse> {
     let parts = StatusParts::read(&state.service).await?;
     let now = state.service.now();
-    Ok(HttpResponse::Ok().json(parts.to_json(&state.server, now)))
+    Ok(HttpResponse::Ok().json(parts.to_json(state.events.server(), now)))
 }
 
 #[derive(Deserialize)]

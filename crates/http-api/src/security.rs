@@ -250,15 +250,9 @@ fn refusal(policy: &HostPolicy, req: &ServiceRequest) -> Option<ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if length.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Some(too_large());
+        return Some(ApiError::payload_too_large());
     }
     None
-}
-
-fn too_large() -> ApiError {
-    ApiError::PayloadTooLarge(format!(
-        "the request body is over the limit of {BODY_LIMIT} bytes (256 KiB)"
-    ))
 }
 
 impl<S, B> Service<ServiceRequest> for ProtectService<S>
