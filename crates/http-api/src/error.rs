@@ -17,6 +17,15 @@ pub enum ApiError {
     /// Well-formed but invalid values.
     #[error("{0}")]
     Validation(String),
+    /// A well-formed request with one invalid field, named so that a form can show
+    /// the message next to it (the body carries `"field"`).
+    #[error("{field} {message}")]
+    InvalidField {
+        /// The field, as the API names it (`content`, `default_wait_seconds`, ...).
+        field: &'static str,
+        /// What is wrong, phrased to follow the field name.
+        message: String,
+    },
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
@@ -56,7 +65,7 @@ impl ApiError {
     pub const fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) | ApiError::MethodNotAllowed(_) => "bad_request",
-            ApiError::Validation(_) => "validation",
+            ApiError::Validation(_) | ApiError::InvalidField { .. } => "validation",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unauthorized(_) => "unauthorized",
@@ -73,7 +82,11 @@ impl ApiError {
         if let ApiError::Unauthorized(_) = self {
             res.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        res.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+        let mut error = json!({"code": self.code(), "message": self.to_string()});
+        if let ApiError::InvalidField { field, .. } = self {
+            error["field"] = json!(field);
+        }
+        res.json(json!({ "error": error }))
     }
 }
 
@@ -81,7 +94,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::InvalidField { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -103,7 +118,10 @@ impl ResponseError for ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match e {
-            QueueError::Validation(v) => ApiError::Validation(v.to_string()),
+            QueueError::Validation(v) => ApiError::InvalidField {
+                field: v.field,
+                message: v.message,
+            },
             QueueError::NotFound(id) => ApiError::NotFound(format!("no instruction with id {id}")),
             QueueError::Conflict(c) => ApiError::Conflict(c.to_string()),
             other => {

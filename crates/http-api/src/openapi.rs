@@ -777,6 +777,7 @@ fn schemas() -> Value {
                             "description": "What kind of refusal; stable, for programs.",
                         },
                         "message": {"type": "string", "description": "What went wrong and what to do, for people."},
+                        "field": {"type": "string", "description": "With `validation`, when one field is at fault: its name (`content`, `default_wait_seconds`, ...), so a form can show the message next to it."},
                     },
                 },
             },

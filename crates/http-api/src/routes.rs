@@ -3,7 +3,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use queue_core::{InstructionId, Page, SettingsPatch, StatusFilter};
+use queue_core::{InstructionId, Page, QueueError, SettingsPatch, StatusFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -171,6 +171,13 @@ pub(crate) struct ConfigBody {
     agent_stale_after_seconds: Option<i64>,
 }
 
+/// The settings `PATCH /api/config` takes, and whether each is a whole number.
+const CONFIG_FIELDS: [(&str, bool); 3] = [
+    ("default_wait_seconds", true),
+    ("default_empty_response", false),
+    ("agent_stale_after_seconds", true),
+];
+
 /// `PATCH /api/config`: any subset of the settings.
 pub(crate) async fn patch_config(
     state: web::Data<ApiState>,
@@ -178,13 +185,23 @@ pub(crate) async fn patch_config(
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
     // Leaving a setting out keeps it; `null` is not a value any of them takes.
-    if let Some((key, _)) = body
-        .as_object()
-        .and_then(|o| o.iter().find(|(_, v)| v.is_null()))
-    {
-        return Err(ApiError::Validation(format!(
-            "{key} cannot be null; leave it out to keep its value"
-        )));
+    if let Some(fields) = body.as_object() {
+        // Named per field, so that the settings form shows each message next to
+        // its input; serde's own type errors do not say which field they are about.
+        for (field, whole_number) in CONFIG_FIELDS {
+            let refusal = match fields.get(field) {
+                Some(Value::Null) => "cannot be null; leave it out to keep its value",
+                Some(v) if whole_number && !(v.is_i64() || v.is_u64()) => {
+                    "must be a whole number of seconds"
+                }
+                Some(v) if !whole_number && !v.is_string() => "must be a string",
+                _ => continue,
+            };
+            return Err(ApiError::InvalidField {
+                field,
+                message: String::from(refusal),
+            });
+        }
     }
     let body: ConfigBody = object(body)?;
     let patch = SettingsPatch::new(
@@ -192,7 +209,7 @@ pub(crate) async fn patch_config(
         body.default_empty_response,
         body.agent_stale_after_seconds,
     )
-    .map_err(|e| ApiError::Validation(e.to_string()))?;
+    .map_err(|e| ApiError::from(QueueError::Validation(e)))?;
     let settings = if patch.is_empty() {
         state.service.settings().await?
     } else {

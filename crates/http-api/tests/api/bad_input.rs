@@ -384,3 +384,48 @@ async fn numbers_beyond_any_machine_type_are_out_of_bounds_not_malformed() {
 async fn bodies_streamed_without_a_length_are_413_past_the_limit() {
     check(chunked_bodies()).await;
 }
+
+/// A refusal about one field names it, so the settings form can show the message
+/// next to that field; refusals about the request as a whole name none.
+// One case per line, so the table reads as one.
+#[rustfmt::skip]
+#[actix_web::test]
+async fn validation_errors_name_the_field_at_fault() {
+    let srv = Server::start().await;
+    let pending = srv.post("/api/instructions", &json!({"content": "x"})).await;
+    let edit = format!("/api/instructions/{}", id_of(&pending.json()["item"]));
+    let cases = [
+        ("/api/config", json!({"default_wait_seconds": 86_401}), Some("default_wait_seconds")),
+        ("/api/config", json!({"default_wait_seconds": "ten"}), Some("default_wait_seconds")),
+        ("/api/config", json!({"default_wait_seconds": 1.5}), Some("default_wait_seconds")),
+        ("/api/config", json!({"default_wait_seconds": null}), Some("default_wait_seconds")),
+        ("/api/config", json!({"agent_stale_after_seconds": 0}), Some("agent_stale_after_seconds")),
+        ("/api/config", json!({"agent_stale_after_seconds": ""}), Some("agent_stale_after_seconds")),
+        ("/api/config", json!({"default_empty_response": "r".repeat(4_097)}), Some("default_empty_response")),
+        ("/api/config", json!({"default_empty_response": 5}), Some("default_empty_response")),
+        ("/api/config", json!({"nonsense": 5}), None),
+        ("/api/config", json!([5]), None),
+    ];
+    for (uri, body, field) in cases {
+        let reply = srv.patch(uri, &body).await;
+        reply.expect_error(422, "validation");
+        let error = &reply.json()["error"];
+        assert_eq!(error["field"].as_str(), field, "{body}: {error}");
+        if let Some(field) = field {
+            let message = error["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with(field), "{body}: {message}");
+        }
+    }
+    for content in ["", "   ", &"c".repeat(32_769)] {
+        for reply in [
+            srv.post("/api/instructions", &json!({"content": content})).await,
+            srv.patch(&edit, &json!({"content": content})).await,
+        ] {
+            reply.expect_error(422, "validation");
+            assert_eq!(reply.json()["error"]["field"], "content", "{}", reply.what);
+        }
+    }
+    // Nothing above changed anything.
+    assert_eq!(srv.listed_ids("pending").await.len(), 1);
+    assert_eq!(srv.item(id_of(&pending.json()["item"])).await["content"], "x");
+}

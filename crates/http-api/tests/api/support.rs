@@ -17,7 +17,7 @@ use actix_web::test::TestRequest;
 use actix_web::web::Bytes;
 use actix_web::{App, Error};
 use futures_util::future::LocalBoxFuture;
-use http_api::{ApiState, Events, EventsOptions, HostPolicy, Protect, ServerInfo};
+use http_api::{ApiState, Events, EventsOptions, HostPolicy, Protect, ServerInfo, UiFiles};
 use queue_core::{AgentId, Audit, AuditEntry, Fetch, MemoryStore, Service};
 use serde_json::{Value, json};
 
@@ -58,6 +58,7 @@ pub(crate) struct Setup {
     token: Option<String>,
     allowed_hosts: Vec<String>,
     events: EventsOptions,
+    ui: UiFiles,
 }
 
 impl Setup {
@@ -74,6 +75,12 @@ impl Setup {
     /// Extra names, as `ALLOWED_HOSTS` gives them.
     pub(crate) fn allowed_hosts(mut self, hosts: &[&str]) -> Self {
         self.allowed_hosts = hosts.iter().map(|h| (*h).to_owned()).collect();
+        self
+    }
+
+    /// Where the web UI's files come from (the embedded copies by default).
+    pub(crate) fn ui(mut self, ui: UiFiles) -> Self {
+        self.ui = ui;
         self
     }
 
@@ -104,7 +111,9 @@ impl Setup {
         tokio::spawn(async move { watcher.watch().await });
         tokio::task::yield_now().await;
 
-        let state = ApiState::new(service.clone(), events.clone()).with_token(self.token);
+        let state = ApiState::new(service.clone(), events.clone())
+            .with_token(self.token)
+            .with_ui(self.ui);
         let app = actix_web::test::init_service(
             App::new()
                 .wrap(Protect::new(HostPolicy::new(
@@ -397,7 +406,22 @@ impl Reply {
             .flatten()
             .map(|(k, _)| k.as_str())
             .collect();
-        assert_eq!(keys, BTreeSet::from(["code", "message"]), "{what}: {body}");
+        // `field` names the one field at fault, on validation errors only.
+        let allowed = if self.status == 422 {
+            BTreeSet::from(["code", "message", "field"])
+        } else {
+            BTreeSet::from(["code", "message"])
+        };
+        assert!(
+            keys.contains("code") && keys.contains("message") && keys.is_subset(&allowed),
+            "{what}: {body}"
+        );
+        if keys.contains("field") {
+            assert!(
+                error["field"].as_str().is_some_and(|f| !f.is_empty()),
+                "{what}: {body}"
+            );
+        }
         let code = error["code"].as_str().unwrap_or_default();
         assert!(CODES.contains(&code), "{what}: undocumented code in {body}");
         let message = error["message"].as_str().unwrap_or_default();
