@@ -1,11 +1,12 @@
 //! `GET /docs`: the interactive API docs (Swagger UI over `/openapi.json`), served
 //! from the files the `web-assets` crate embeds, so the page loads nothing from the
-//! network. Also the caching rules shared with `/openapi.json`: a strong `ETag`,
-//! `If-None-Match` answered with 304, and `Cache-Control` by kind of file.
+//! network. Also the rules shared with `/openapi.json` and the web UI: a strong
+//! `ETag`, `If-None-Match` answered with 304, `Cache-Control` by kind of file, and
+//! the headers every static answer carries.
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
 
@@ -47,42 +48,62 @@ fn matches(if_none_match: &HeaderValue, etag: &str) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
 }
 
-/// A 200 with `body`, or a 304 when the request's `If-None-Match` already holds
-/// its ETag; with the caching headers, `nosniff`, and the CSP on HTML.
+/// [`respond_with`] under the docs page's policy.
 pub(crate) fn respond(req: &HttpRequest, body: Body<'_>) -> HttpResponse {
+    respond_with(req, body, DOCS_CSP)
+}
+
+/// A 200 with `body`, or a 304 when the request's `If-None-Match` already holds
+/// its ETag; with the caching headers, and [`protect`]'s with `csp` on HTML.
+pub(crate) fn respond_with(req: &HttpRequest, body: Body<'_>, csp: &'static str) -> HttpResponse {
     let fresh = (req.method() == Method::GET || req.method() == Method::HEAD)
         && req
             .headers()
             .get(header::IF_NONE_MATCH)
             .is_some_and(|v| matches(v, body.etag));
-    let mut res = HttpResponse::build(if fresh {
-        StatusCode::NOT_MODIFIED
+    let mut res = if fresh {
+        HttpResponse::NotModified().finish()
     } else {
-        StatusCode::OK
-    });
-    res.insert_header((header::ETAG, body.etag))
-        .insert_header((
-            header::CACHE_CONTROL,
-            if body.immutable {
-                IMMUTABLE
-            } else {
-                "no-cache"
-            },
-        ))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    if fresh {
-        return res.finish();
+        HttpResponse::Ok()
+            .content_type(body.content_type.to_owned())
+            .body(body.bytes)
+    };
+    if let Ok(etag) = HeaderValue::from_str(body.etag) {
+        res.headers_mut().insert(header::ETAG, etag);
     }
-    protect_html(&mut res, body.content_type);
-    res.content_type(body.content_type.to_owned())
-        .body(body.bytes)
+    let cache = if body.immutable {
+        IMMUTABLE
+    } else {
+        "no-cache"
+    };
+    // A 304 carries no body, so no content type to choose a policy by.
+    let html = !fresh && body.content_type.starts_with("text/html");
+    protect(res.headers_mut(), cache, html.then_some(csp));
+    res
 }
 
-/// The CSP and referrer policy on HTML pages.
-fn protect_html(res: &mut HttpResponseBuilder, content_type: &str) {
-    if content_type.starts_with("text/html") {
-        res.insert_header((header::CONTENT_SECURITY_POLICY, DOCS_CSP))
-            .insert_header((header::REFERRER_POLICY, "no-referrer"));
+/// The headers of every static answer: its cache policy, `nosniff` (a file is
+/// never run as another type than the one sent), no referrer to other sites, and
+/// on a page its content security policy.
+pub(crate) fn protect(
+    headers: &mut HeaderMap,
+    cache: &'static str,
+    page_csp: Option<&'static str>,
+) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Some(csp) = page_csp {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        );
     }
 }
 

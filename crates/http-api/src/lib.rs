@@ -1,5 +1,5 @@
 //! The HTTP side of local-mcp on actix-web: the JSON API of SPEC §4, live events
-//! over SSE, and the guards of SPEC §5.
+//! over SSE, the guards of SPEC §5, and the web UI at `/` ([`UiFiles`]).
 //!
 //! [`configure`] adds the routes to an actix `App`; wrap the `App` in [`Protect`]
 //! (Host/Origin, content type, body limit). The binary mounts `/mcp` next to the
@@ -28,6 +28,7 @@ mod openapi;
 mod routes;
 mod security;
 mod token;
+mod ui;
 
 use actix_web::web;
 use queue_core::Service;
@@ -38,6 +39,7 @@ pub use json::{ServerInfo, StatusParts, agent_json, item_json, settings_json};
 pub use openapi::openapi_document;
 pub use security::{BODY_LIMIT, HostPolicy, Protect};
 pub use token::RequireToken;
+pub use ui::{AssetsDirError, UiFiles};
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -45,6 +47,7 @@ pub struct ApiState {
     service: Service,
     events: Events,
     token: Option<String>,
+    ui: UiFiles,
 }
 
 impl ApiState {
@@ -54,7 +57,14 @@ impl ApiState {
             service,
             events,
             token: None,
+            ui: UiFiles::embedded(),
         }
+    }
+
+    /// Serves the web UI from `ui` instead of the embedded copies.
+    pub fn with_ui(mut self, ui: UiFiles) -> Self {
+        self.ui = ui;
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` on `/api` when `token` is set.
@@ -124,6 +134,9 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(resource("/events").route(web::get().to(routes::events)))
                     .default_service(web::to(routes::not_found)),
             )
+            // Last, so every route above keeps its paths; the UI needs no token
+            // (it holds no data) and answers the JSON 404 for what it lacks.
+            .service(web::resource("/{path:.*}").to(ui::serve))
             .default_service(web::to(routes::not_found));
     }
 }

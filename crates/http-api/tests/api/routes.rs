@@ -523,8 +523,8 @@ async fn an_empty_config_patch_is_a_200_no_op() {
 #[actix_web::test]
 async fn unknown_paths_are_404_json() {
     let srv = Server::start().await;
+    // `/` and `/index.html` are the web UI's page (tests/api/ui.rs).
     for uri in [
-        "/",
         "/nope",
         "/api",
         "/api/",
@@ -533,7 +533,8 @@ async fn unknown_paths_are_404_json() {
         "/api/instructions/00000000-0000-4000-8000-000000000000/nope",
         "/api/status/extra",
         "/healthz/",
-        "/index.html",
+        "/index.htm",
+        "/css/",
     ] {
         srv.get(uri).await.expect_error(404, "not_found");
     }
