@@ -152,10 +152,24 @@ pub(crate) struct HttpArgs {
     pub(crate) allowed_hosts: Option<Vec<String>>,
 }
 
+/// Where the web UI comes from.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct AssetsArgs {
+    /// Serve the web UI from this folder instead of the copy built into local-mcp.
+    /// Files are read again on every request, so an edit shows when you reload the
+    /// page: for working on the UI, e.g. `--assets-dir crates/web-assets/assets` in
+    /// a checkout [default: the built-in copy]
+    #[arg(long, value_name = "DIR", env = "ASSETS_DIR")]
+    pub(crate) assets_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) http: HttpArgs,
+
+    #[command(flatten)]
+    pub(crate) assets: AssetsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +181,9 @@ pub(crate) struct StdioArgs {
 
     #[command(flatten)]
     pub(crate) http: HttpArgs,
+
+    #[command(flatten)]
+    pub(crate) assets: AssetsArgs,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use queue_core::{DEFAULT_EMPTY_RESPONSE, Settings};
 use serde::Deserialize;
 
-use crate::cli::{AuditContent, GlobalArgs, HttpArgs, LogFormat};
+use crate::cli::{AssetsArgs, AuditContent, GlobalArgs, HttpArgs, LogFormat};
 
 /// The keys a config file may hold: the environment variable names in lower case.
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +29,7 @@ pub(crate) struct FileConfig {
     allowed_hosts: Option<Vec<String>>,
     audit_log: Option<String>,
     audit_content: Option<String>,
+    assets_dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -56,6 +57,8 @@ pub(crate) struct Config {
     pub(crate) default_sources: DefaultSources,
     pub(crate) http: HttpConfig,
     pub(crate) audit: AuditConfig,
+    /// Serve the web UI from this folder instead of the embedded copy.
+    pub(crate) assets_dir: Option<PathBuf>,
 }
 
 /// Where each start-up default came from, in words.
@@ -144,18 +147,24 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 impl Config {
     /// Resolves the configuration of a command.
-    pub(crate) fn resolve(global: &GlobalArgs, http: Option<&HttpArgs>) -> anyhow::Result<Self> {
+    pub(crate) fn resolve(
+        global: &GlobalArgs,
+        http: Option<&HttpArgs>,
+        assets: Option<&AssetsArgs>,
+    ) -> anyhow::Result<Self> {
         let file = match &global.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
         let http_args = http.cloned().unwrap_or_default();
-        Self::merge(global, &http_args, file, &Env::process())
+        let assets = assets.cloned().unwrap_or_default();
+        Self::merge(global, &http_args, &assets, file, &Env::process())
     }
 
     fn merge(
         global: &GlobalArgs,
         http: &HttpArgs,
+        assets: &AssetsArgs,
         file: FileConfig,
         env: &Env,
     ) -> anyhow::Result<Self> {
@@ -245,6 +254,12 @@ impl Config {
                 allowed_hosts,
             },
             audit,
+            // Empty counts as unset, as for AUDIT_LOG.
+            assets_dir: assets
+                .assets_dir
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty())
+                .or(file.assets_dir.filter(|p| !p.as_os_str().is_empty())),
         })
     }
 }
@@ -341,7 +356,13 @@ mod tests {
     // Built by hand rather than parsed: clap would also read this process's
     // environment (HOST, HTTP_PORT, ...), which the tests must not depend on.
     fn resolve(http: HttpArgs, file: &str) -> anyhow::Result<Config> {
-        Config::merge(&global(), &http, FileConfig::parse(file)?, &env())
+        Config::merge(
+            &global(),
+            &http,
+            &AssetsArgs::default(),
+            FileConfig::parse(file)?,
+            &env(),
+        )
     }
 
     #[test]
@@ -406,6 +427,7 @@ mod tests {
         let config = Config::merge(
             &global,
             &HttpArgs::default(),
+            &AssetsArgs::default(),
             FileConfig::parse(file).unwrap(),
             &env(),
         )
@@ -418,6 +440,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid audit_content \"clear\""), "{err}");
+    }
+
+    #[test]
+    fn the_assets_dir_flag_wins_over_the_file() {
+        assert_eq!(resolve(HttpArgs::default(), "").unwrap().assets_dir, None);
+        let file = "assets_dir = \"from/file\"";
+        let config = resolve(HttpArgs::default(), file).unwrap();
+        assert_eq!(config.assets_dir, Some(PathBuf::from("from/file")));
+        let merged = |flag: &str| {
+            let assets = AssetsArgs {
+                assets_dir: Some(PathBuf::from(flag)),
+            };
+            let file = FileConfig::parse(file).unwrap();
+            Config::merge(&global(), &HttpArgs::default(), &assets, file, &env())
+                .unwrap()
+                .assets_dir
+        };
+        assert_eq!(merged("from/flag"), Some(PathBuf::from("from/flag")));
+        assert_eq!(
+            merged(""),
+            Some(PathBuf::from("from/file")),
+            "empty is unset"
+        );
     }
 
     #[test]

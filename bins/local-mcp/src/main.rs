@@ -43,7 +43,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::McpConfig(args) => Some(&args.http),
         _ => status_http.as_ref(),
     };
-    let config = Config::resolve(&cli.global, http)?;
+    let assets = match &cli.command {
+        Command::Serve(serve) => Some(&serve.assets),
+        Command::Stdio(args) => Some(&args.assets),
+        _ => None,
+    };
+    let config = Config::resolve(&cli.global, http, assets)?;
     // Terminal commands keep quiet unless something goes wrong.
     let level = match &cli.command {
         Command::Serve(_) | Command::Stdio(_) => config.log_level.clone(),

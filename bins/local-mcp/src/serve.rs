@@ -1,5 +1,5 @@
-//! `local-mcp serve`: the HTTP server — API and live events at `/api`, MCP at
-//! `/mcp`, `/healthz` — behind the guards of SPEC §5. `stdio --ui` runs the same
+//! `local-mcp serve`: the HTTP server — the web UI at `/`, API and live events at
+//! `/api`, MCP at `/mcp`, `/healthz` — behind the guards of SPEC §5. `stdio --ui` runs the same
 //! server next to stdio.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
-use http_api::{ApiState, Events, EventsOptions, HostPolicy, Protect, ServerInfo};
+use http_api::{ApiState, Events, EventsOptions, HostPolicy, Protect, ServerInfo, UiFiles};
 use mcp_adapter::{Cancellations, QueueServer};
 use queue_core::Service;
 use tokio_util::sync::CancellationToken;
@@ -33,12 +33,31 @@ pub(crate) fn bind(config: &Config) -> anyhow::Result<TcpListener> {
 pub(crate) fn try_bind(config: &Config) -> anyhow::Result<std::io::Result<TcpListener>> {
     let http = &config.http;
     http.check_exposure()?;
+    // Checked here too, so a wrong folder stops `serve` before it binds and
+    // `stdio --ui` even when another process holds the port.
+    ui_files(config)?;
     let host = http.host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = (host, http.port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve HOST {:?}", http.host))?
         .collect();
     Ok(listen_any(&addrs))
+}
+
+/// Where the web UI's files come from: the built-in copy, or `--assets-dir`,
+/// which must be a readable folder.
+pub(crate) fn ui_files(config: &Config) -> anyhow::Result<UiFiles> {
+    let Some(dir) = &config.assets_dir else {
+        return Ok(UiFiles::embedded());
+    };
+    let ui = UiFiles::directory(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot serve the web UI from --assets-dir (ASSETS_DIR): {e}. Give the folder \
+             that holds the UI's index.html (crates/web-assets/assets in a local-mcp \
+             checkout), or leave it unset to serve the built-in UI."
+        )
+    })?;
+    Ok(ui)
 }
 
 /// How many connections may wait to be accepted. The standard library's 128 is
@@ -107,7 +126,18 @@ pub(crate) async fn start(
     let cancellations = Cancellations::new();
     let handler = QueueServer::new(service.clone()).with_cancellations(cancellations.clone());
     let mcp = mcp_service(handler, config.http.stateless, &hosts, mcp_shutdown.clone());
-    let api = ApiState::new(service.clone(), events).with_token(config.http.api_token.clone());
+    let ui = ui_files(config)?;
+    if let Some(dir) = ui.dir()
+        && !dir.join("index.html").is_file()
+    {
+        tracing::warn!(
+            "{} has no index.html, so / answers 404; --assets-dir wants the folder holding the UI's index.html",
+            dir.display()
+        );
+    }
+    let api = ApiState::new(service.clone(), events)
+        .with_token(config.http.api_token.clone())
+        .with_ui(ui.clone());
     let watch_connections = WatchConnections::new(service.clone(), cancellations);
 
     let server = HttpServer::new(move || {
@@ -138,8 +168,15 @@ pub(crate) async fn start(
         audit = %config.audit.describe(),
         stateless = config.http.stateless,
         token = if config.http.api_token.is_some() { "set" } else { "none" },
+        ui = %ui,
         "local-mcp listening on http://{addr}"
     );
+    if let Some(dir) = ui.dir() {
+        tracing::info!(
+            "serving the web UI from {} on disk, not the built-in copy: edit a file there and reload the page",
+            dir.display()
+        );
+    }
     Ok(Running {
         server,
         server_done: false,
