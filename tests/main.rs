@@ -1,6 +1,6 @@
 //! local-mcp's integration tests, one binary: the store contract against every
-//! implementation, the model-based property test, multi-process cases, and the
-//! MCP tool with real clients over every transport.
+//! implementation, the model-based property test, multi-process cases, the MCP
+//! tool with real clients over every transport, and the web UI's files.
 
 mod contract;
 mod events;
@@ -8,3 +8,4 @@ mod http;
 mod mcp;
 mod model;
 mod processes;
+mod ui_serving;
