@@ -183,7 +183,7 @@ function refreshPending(li, item, index, count) {
   down.disabled = index === count - 1;
   li.querySelector(".ticket-edit").setAttribute("aria-label", `Edit: ${label}`);
   li.querySelector(".ticket-delete").setAttribute("aria-label", `Delete: ${label}`);
-  li.classList.toggle("is-new", state.fresh.has(item.id));
+  if (state.fresh.has(item.id)) animate(li, "is-new");
 
   const body = li.querySelector(".ticket-body");
   const editing = state.editing === item.id;
@@ -491,10 +491,16 @@ function refreshHistory(li, item) {
   setText(li.querySelector(".consumed-by"), item.consumed_by_agent_id ? `by ${item.consumed_by_agent_id}` : "");
   const label = item.content.length > 60 ? `${item.content.slice(0, 57)}…` : item.content;
   li.querySelector(".ticket-requeue").setAttribute("aria-label", `Send again: ${label}`);
-  li.classList.toggle("is-taken", state.fresh.has(item.id));
+  if (state.fresh.has(item.id)) animate(li, "is-taken");
 }
 
 /* Rendering ------------------------------------------------------------------------ */
+
+/** Plays a one-off entrance animation; the class goes when it ends, so a later render cannot cut it short. */
+function animate(el, name) {
+  el.classList.add(name);
+  el.addEventListener("animationend", () => el.classList.remove(name), { once: true });
+}
 
 function render(s) {
   const pendingList = document.getElementById("pending-list");
