@@ -39,11 +39,11 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
     /// TOML config file; its keys are the environment variable names in lower case.
-    #[arg(long, global = true, value_name = "FILE", env = "LOCAL_MCP_CONFIG")]
+    #[arg(long, global = true, value_name = "FILE", env = "LOCAL_MCP_CONFIG", value_parser = any_path)]
     pub(crate) config: Option<PathBuf>,
 
     /// SQLite database file [default: $XDG_DATA_HOME/local-mcp/local_mcp.sqlite3]
-    #[arg(long, global = true, value_name = "PATH", env = "DB_PATH")]
+    #[arg(long, global = true, value_name = "PATH", env = "DB_PATH", value_parser = any_path)]
     pub(crate) db: Option<PathBuf>,
 
     /// error, warn, info, debug or trace (any case), or a RUST_LOG-style filter [default: info]
@@ -55,7 +55,7 @@ pub(crate) struct GlobalArgs {
     pub(crate) log_format: Option<LogFormat>,
 
     /// Also append logs to this file
-    #[arg(long, global = true, value_name = "FILE", env = "LOG_FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "LOG_FILE", value_parser = any_path)]
     pub(crate) log_file: Option<PathBuf>,
 
     /// How long get_user_request waits on an empty queue, 0..=86400, until a value is saved in the UI [default: 10]
@@ -86,7 +86,7 @@ pub(crate) struct GlobalArgs {
     pub(crate) agent_stale_after_seconds: Option<u64>,
 
     /// Append-only, hash-chained audit trail, or `off` [default: audit.jsonl next to the database]
-    #[arg(long, global = true, value_name = "FILE|off", env = "AUDIT_LOG")]
+    #[arg(long, global = true, value_name = "FILE|off", env = "AUDIT_LOG", value_parser = any_path)]
     pub(crate) audit_log: Option<PathBuf>,
 
     /// What the audit trail keeps of instruction text: its SHA-256 and length (hash) or also the text itself (full) [default: hash]
@@ -159,7 +159,7 @@ pub(crate) struct AssetsArgs {
     /// Files are read again on every request, so an edit shows when you reload the
     /// page: for working on the UI, e.g. `--assets-dir crates/web-assets/assets` in
     /// a checkout [default: the built-in copy]
-    #[arg(long, value_name = "DIR", env = "ASSETS_DIR")]
+    #[arg(long, value_name = "DIR", env = "ASSETS_DIR", value_parser = any_path)]
     pub(crate) assets_dir: Option<PathBuf>,
 }
 
@@ -349,5 +349,28 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+}
+
+/// A path as given, the empty one included: `LOG_FILE=` and the like mean "not
+/// set", as an empty variable does everywhere else, instead of stopping clap.
+fn any_path(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
+}
+
+impl GlobalArgs {
+    /// Treats `--db ""`, `DB_PATH=` and the like as not given, so the file or the
+    /// default applies.
+    pub(crate) fn forget_empty_paths(&mut self) {
+        for path in [
+            &mut self.config,
+            &mut self.db,
+            &mut self.log_file,
+            &mut self.audit_log,
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                *path = None;
+            }
+        }
     }
 }

@@ -22,7 +22,8 @@ use crate::cli::{AuditCommand, Cli, Command, ConfigCommand};
 use crate::config::Config;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.global.forget_empty_paths();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

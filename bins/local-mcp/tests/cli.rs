@@ -594,3 +594,28 @@ fn the_text_is_in_the_audit_log_only_in_full_mode() {
         text(&out.stderr)
     );
 }
+
+/// SPEC §2 lists "empty" as the default of `LOG_FILE`: a variable set to the empty
+/// string (as an `.env` template leaves it) means "not set", for every path.
+#[test]
+fn empty_path_variables_mean_not_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let out = run(local_mcp(&db)
+        .env("LOG_FILE", "")
+        .env("AUDIT_LOG", "")
+        .env("LOCAL_MCP_CONFIG", "")
+        .env("ASSETS_DIR", "")
+        .args(["add", "still works"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // AUDIT_LOG= is the default: audit.jsonl next to the database.
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert_eq!(audit.lines().count(), 1, "{audit}");
+    let out = run(local_mcp(&db)
+        .env("DB_PATH", "")
+        .env("HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path().join("xdg"))
+        .args(["add", "to the default database"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.path().join("xdg/local-mcp/local_mcp.sqlite3").exists());
+}
