@@ -98,3 +98,27 @@ export function describeActive() {
 export function squeeze(text) {
   return (text ?? '').replace(/\s+/g, ' ').trim();
 }
+
+/**
+ * Starts recording every text `#announcer` takes (a MutationObserver in the
+ * page), so that an announcement replaced a moment later by another one is
+ * still seen. Call after the page loaded.
+ */
+export async function recordAnnouncements(page) {
+  await page.evaluate(() => {
+    const el = document.getElementById('announcer');
+    window.__announcements = [el.textContent];
+    new MutationObserver(() => window.__announcements.push(el.textContent))
+      .observe(el, { childList: true, characterData: true, subtree: true });
+  });
+}
+
+/** Waits until `#announcer` has said something containing `text` (since `recordAnnouncements`). */
+export async function announced(page, text, opts) {
+  return until(async () => {
+    const said = await page.evaluate(() => window.__announcements);
+    assert.ok(Array.isArray(said), 'recordAnnouncements(page) was not called');
+    assert.ok(said.some((s) => (s ?? '').includes(text)),
+      `#announcer never said ${JSON.stringify(text)}; it said ${JSON.stringify(said)}`);
+  }, { what: 'announcement', ...opts });
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { useBrowser, appFor } from '../support/fixture.js';
 import { getUserRequest } from '../support/api.js';
 import { startWaitingCall } from '../support/seed.js';
-import { attrIs, countIs, textHas, textIs, textsAre, until, visible, squeeze } from '../support/wait.js';
+import { announced, attrIs, countIs, recordAnnouncements, textHas, textIs, textsAre, until, visible, squeeze } from '../support/wait.js';
 
 const browser = useBrowser();
 const pendingTexts = (page) => page.locator('#pending-list > li.ticket .ticket-text');
@@ -18,6 +18,7 @@ test('a consumed instruction moves live to the history, struck through, with age
   await api.add('then make it pass');
   await textsAre(pendingTexts(page), ['write the failing test first', 'then make it pass']);
   await visible(page.locator('#history-empty'));
+  await recordAnnouncements(page);
 
   const answer = await getUserRequest(server, 'claude-main');
   assert.equal(answer.result_type, 'instruction');
@@ -51,7 +52,7 @@ test('a consumed instruction moves live to the history, struck through, with age
   await countIs(page.locator('#history-list > li.ticket.consumed'), 1);
 
   // Announced for screen readers.
-  await textHas(page.locator('#announcer'), 'claude-main took: write the failing test first');
+  await announced(page, 'claude-main took: write the failing test first');
   assert.equal(await page.locator('#announcer').getAttribute('aria-live'), 'polite');
 
   // The agent appears, and is the one in the status strip.
@@ -75,6 +76,7 @@ test('a consumed instruction moves live to the history, struck through, with age
 test('a call waiting on the empty queue shows "waiting"; an add in the UI wakes it with that instruction', async (t) => {
   const { page, api, server } = await appFor(t, browser());
   const call = await startWaitingCall(server, api, 'claude-main', 60);
+  await recordAnnouncements(page);
   const state = page.locator('#agent-state');
   await attrIs(state, 'data-state', 'waiting');
   await textHas(state, 'waiting for you');
@@ -93,7 +95,8 @@ test('a call waiting on the empty queue shows "waiting"; an add in the UI wakes 
   await attrIs(state, 'data-state', 'working');
   await textHas(page.locator('#history-list > li.ticket.consumed .ticket-text'), 'wake up: run the tests');
   await visible(page.locator('#pending-empty'));
-  await textHas(page.locator('#announcer'), 'claude-main took: wake up: run the tests');
+  // The page may also announce its own add ("Queued.") around the same moment.
+  await announced(page, 'claude-main took: wake up: run the tests');
   assert.equal(await page.title(), 'local-mcp');
 });
 
