@@ -64,7 +64,7 @@ function render(s) {
   const label = document.getElementById("agent-state");
   label.dataset.state = stateName;
   setText(label, stripText(agent));
-  setText(document.getElementById("agent-name"), agent ? agent.agent_id : "—");
+  setText(document.getElementById("agent-name"), agent ? agent.agent_id : "");
   setText(document.getElementById("pending-count"), numberFormat.format(s.pending.length));
   setText(document.getElementById("taken-count"), numberFormat.format(s.historyTotal));
 

@@ -6,12 +6,11 @@ import { api, onTokenNeeded, tokenWorks } from "./api.js";
 import { initAgents } from "./agents.js";
 import { announce, isTyping, setText } from "./dom.js";
 import { connect } from "./events.js";
-import { initInstructions } from "./instructions.js";
+import { initInstructions, reordered } from "./instructions.js";
 import { initSettings } from "./settings.js";
 import {
   HISTORY_PAGE,
   dropItem,
-  orderPending,
   putAgent,
   putItem,
   putSnapshot,
@@ -184,7 +183,7 @@ function onEvent(type, envelope) {
       dropItem(data.id);
       break;
     case "instruction.reordered":
-      orderPending(data.ids ?? []);
+      reordered(data.ids ?? []);
       break;
     case "config.updated":
       setSettings(data);

@@ -121,14 +121,23 @@ export function formatDuration(seconds) {
 
 export const numberFormat = new Intl.NumberFormat("en-US");
 
-/** Says `message` to screen readers (the page's polite live region). */
+let announced = { at: 0, text: "" };
+
+/**
+ * Says `message` to screen readers (the page's polite live region). Messages
+ * that come close together are read as one, so a quick second one (an add
+ * that wakes the agent, then the agent taking it) does not silence the first.
+ */
 export function announce(message) {
   const region = document.getElementById("announcer");
   if (!region) return;
+  const now = Date.now();
+  const text = now - announced.at < 1500 ? `${announced.text} ${message}` : message;
+  announced = { at: now, text };
   // Clearing first makes a repeated message be read again.
   region.textContent = "";
   requestAnimationFrame(() => {
-    region.textContent = message;
+    region.textContent = text;
   });
 }
 

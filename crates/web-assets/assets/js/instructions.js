@@ -316,14 +316,23 @@ async function restore(content, index) {
 /* Reordering ------------------------------------------------------------------ */
 
 let reorderChain = Promise.resolve();
+/** Orders this page sent whose `instruction.reordered` echo has not come back yet, oldest first. */
+const echoes = [];
 
-/** Shows the new order at once and sends it; on a refusal, reloads the truth. */
+/**
+ * Shows the new order at once and sends it. Each request carries the order as
+ * it was when the person made that move, so quick moves in a row are all kept;
+ * on a refusal the page reloads the truth.
+ */
 function reorder(ids) {
   orderPending(ids);
+  const order = ids.slice();
+  echoes.push(order.join(","));
   reorderChain = reorderChain.then(async () => {
     try {
-      await api.reorder(state.pending.map((p) => p.id));
+      await api.reorder(order);
     } catch (err) {
+      echoes.length = 0;
       if (err instanceof ApiError && err.status === 409) {
         toast("The queue changed meanwhile; here it is as it is now.");
       } else {
@@ -333,6 +342,21 @@ function reorder(ids) {
     }
   });
   return reorderChain;
+}
+
+/**
+ * An `instruction.reordered` event. The echo of an order this page sent earlier
+ * than its latest would briefly undo the person's later moves, so it is
+ * skipped; any other order (from another page, say) is shown.
+ */
+export function reordered(ids) {
+  const key = ids.join(",");
+  const at = echoes.indexOf(key);
+  if (at !== -1) {
+    echoes.splice(0, at + 1);
+    if (echoes.length > 0) return;
+  }
+  orderPending(ids);
 }
 
 function move(id, by) {
