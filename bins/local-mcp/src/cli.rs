@@ -341,17 +341,6 @@ pub(crate) enum TransportKind {
     Http,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
-    }
-}
-
 /// A path as given, the empty one included: `LOG_FILE=` and the like mean "not
 /// set", as an empty variable does everywhere else, instead of stopping clap.
 fn any_path(value: &str) -> Result<PathBuf, std::convert::Infallible> {
@@ -372,5 +361,16 @@ impl GlobalArgs {
                 *path = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }
