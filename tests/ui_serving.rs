@@ -399,12 +399,11 @@ async fn serve_assets_dir_serves_from_disk_and_edits_show_without_a_restart() {
         .arg(folder.root());
     let mut server = Proc::spawn(cmd);
     let addr = server.listening(START).await;
-    let log = server.log();
     let shown = folder.root().canonicalize().unwrap().display().to_string();
-    assert!(
-        log.contains(&format!("serving the web UI from {shown}")),
-        "the log says where the UI comes from:\n{log}"
-    );
+    // Logged beside the listening line, not necessarily before it: wait for it.
+    server
+        .wait_for_log(&format!("serving the web UI from {shown}"), START)
+        .await;
     edits_show_without_a_restart(&format!("http://{addr}"), &folder).await;
 }
 
