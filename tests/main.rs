@@ -8,4 +8,5 @@ mod http;
 mod mcp;
 mod model;
 mod processes;
+mod readme;
 mod ui_serving;
