@@ -60,7 +60,10 @@ pid_now() { cat "$pid_file" 2>/dev/null || true; }
 # Process $1 has ended (a zombie counts: whether init reaps it soon is not ours to test).
 gone() {
     ! kill -0 "$1" 2>/dev/null && return 0
-    case $(ps -p "$1" -o stat= 2>/dev/null) in Z*) return 0 ;; *) return 1 ;; esac
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null || ps -p "$1" -o stat= 2>/dev/null) || return 0
+    stat=${stat##*) }
+    case $stat in Z* | X*) return 0 ;; *) return 1 ;; esac
 }
 
 echo "server-sh-test: $LOCAL_MCP_BIN on port $HTTP_PORT, state in $LOCAL_MCP_HOME"

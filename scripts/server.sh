@@ -100,8 +100,16 @@ proc_cmd() {
 # Is process $1 there (and not a zombie)?
 alive() {
     kill -0 "$1" 2>/dev/null || return 1
-    case $(ps -p "$1" -o stat= 2>/dev/null || echo '?') in
-        Z*) return 1 ;;
+    local state='?' stat
+    if [[ -r /proc/$1/stat ]]; then
+        stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+        stat=${stat##*) }
+        state=${stat%% *}
+    else
+        state=$(ps -p "$1" -o stat= 2>/dev/null) || state='?'
+    fi
+    case $state in
+        Z* | X*) return 1 ;;
         *) return 0 ;;
     esac
 }
