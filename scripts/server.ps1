@@ -109,7 +109,8 @@ function Read-PidFile {
 function Get-Server($ProcessId) {
     if ($null -eq $ProcessId) { return $null }
     $p = Get-Process -Id $ProcessId -ErrorAction SilentlyContinue
-    if ($null -eq $p -or $p.HasExited) { return $null }
+    if ($null -eq $p) { return $null }
+    try { if ($p.HasExited) { return $null } } catch { return $null } # another user's process
     $names = @('local-mcp')
     if ($env:LOCAL_MCP_BIN) { $names += [IO.Path]::GetFileNameWithoutExtension($env:LOCAL_MCP_BIN) }
     if ($names -contains $p.ProcessName) { return $p }
