@@ -429,19 +429,7 @@ async fn api_token_guards_the_api_and_mcp_but_not_healthz() {
 async fn refused_start(db: &TempDb, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = local_mcp(db.path());
     cmd.args(args).envs(env.iter().copied());
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
-    let out = tokio::time::timeout(SOON, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("local-mcp {args:?} kept running instead of refusing"))
-        .expect("run local-mcp");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} started: {stderr}");
-    assert!(
-        !stderr.contains("listening on"),
-        "{args:?} listened before refusing: {stderr}"
-    );
-    stderr
+    integration::refused_start(cmd, &format!("{args:?}"), SOON).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

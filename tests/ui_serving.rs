@@ -438,26 +438,15 @@ async fn assets_dir_works_from_the_environment_the_config_file_and_stdio_ui() {
     assert!(exit.success(), "{exit:?}:\n{}", both.log());
 }
 
-/// Runs `local-mcp ARGS` expecting it to refuse to start; returns its stderr.
+/// Runs `local-mcp ARGS --assets-dir DIR` expecting it to refuse to start;
+/// returns its stderr.
 async fn refused_start(db: &TempDb, args: &[&str], assets_dir: &Path) -> String {
     let mut cmd = local_mcp(db.path());
     cmd.env("HTTP_PORT", "0")
         .args(args)
         .arg("--assets-dir")
         .arg(assets_dir);
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
-    let out = tokio::time::timeout(START, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("local-mcp {args:?} kept running instead of refusing"))
-        .expect("run local-mcp");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} started: {stderr}");
-    assert!(
-        !stderr.contains("listening on"),
-        "{args:?} listened before refusing: {stderr}"
-    );
-    stderr
+    integration::refused_start(cmd, &format!("{args:?}"), START).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,25 @@ pub fn local_mcp(db: &Path) -> Command {
     cmd
 }
 
+/// Runs `cmd` (a `local-mcp` command) expecting it to refuse to start within
+/// `within`: it must exit unsuccessfully without ever listening. Returns its
+/// stderr; `what` names the command in failure messages.
+pub async fn refused_start(cmd: Command, what: &str, within: std::time::Duration) -> String {
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
+    let out = tokio::time::timeout(within, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("local-mcp {what} kept running instead of refusing"))
+        .expect("run local-mcp");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{what} started: {stderr}");
+    assert!(
+        !stderr.contains("listening on"),
+        "{what} listened before refusing: {stderr}"
+    );
+    stderr
+}
+
 /// A running `local-mcp serve` on a free loopback port; killed on drop.
 pub struct Serve {
     child: Option<Child>,
