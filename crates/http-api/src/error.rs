@@ -4,7 +4,7 @@
 use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use queue_core::QueueError;
+use queue_core::{QueueError, StoreError};
 use serde_json::json;
 
 /// Why a request was refused, as the client sees it.
@@ -79,8 +79,16 @@ impl ApiError {
     /// The response for this error.
     pub fn to_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        if let ApiError::Unauthorized(_) = self {
-            res.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                res.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            // A busy, full or read-only database is usually a passing state: tell
+            // scripts when to try again rather than leave them to guess.
+            ApiError::Internal(_) => {
+                res.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+            }
+            _ => {}
         }
         let mut error = json!({"code": self.code(), "message": self.to_string()});
         if let ApiError::InvalidField { field, .. } = self {
@@ -126,12 +134,27 @@ impl From<QueueError> for ApiError {
             QueueError::Conflict(c) => ApiError::Conflict(c.to_string()),
             other => {
                 tracing::error!(error = %other, "a queue operation failed");
-                ApiError::Internal(String::from(
-                    "the queue could not be read or written just now; nothing was changed, try again",
-                ))
+                ApiError::Internal(unavailable_message(&other))
             }
         }
     }
+}
+
+/// Seconds a client is asked to wait after a 503 (`Retry-After`).
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// What a client is told when the store fails: what happened in words an operator
+/// can act on, never SQLite's raw text (that goes to the log).
+fn unavailable_message(e: &QueueError) -> String {
+    let what = match e {
+        QueueError::Store(StoreError::Busy) => "the database is locked by another process",
+        QueueError::Store(StoreError::ReadOnly(_)) => {
+            "the database cannot be written (the file, its folder or the disk is read-only)"
+        }
+        QueueError::Store(StoreError::Full) => "the disk holding the database is full",
+        _ => "the queue could not be read or written just now",
+    };
+    format!("{what}; nothing was changed, try again")
 }
 
 /// Maps body parsing failures: bad syntax is 400, a valid document with wrong or

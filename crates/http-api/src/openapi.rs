@@ -125,7 +125,7 @@ const ERRORS: [(u16, &str, &str, &str); 10] = [
     (
         503,
         "Unavailable",
-        "The queue could not be read or written just now (for example the database is locked by another process for too long); nothing was changed and a retry may succeed. The details go to the server log, never into the answer.",
+        "The queue could not be read or written just now: the database is locked by another process for too long, read-only, or on a full disk; the message says which. Nothing was changed and a retry may succeed; `Retry-After` says when. SQLite's own wording goes to the server log, never into the answer.",
         "internal",
     ),
 ];
@@ -264,6 +264,14 @@ fn error_responses() -> Value {
                 "WWW-Authenticate": {
                     "description": "Always `Bearer`.",
                     "schema": {"type": "string", "const": "Bearer"},
+                },
+            });
+        }
+        if status == 503 {
+            response["headers"] = json!({
+                "Retry-After": {
+                    "description": "Seconds to wait before trying again; always `1`.",
+                    "schema": {"type": "string", "const": "1"},
                 },
             });
         }

@@ -1946,6 +1946,11 @@ async fn unavailable(server: &Server) {
             !message.contains("busy"),
             "{method} {template}: details leaked: {message}"
         );
+        assert!(
+            message.starts_with("the database is locked by another process;"),
+            "{method} {template}: the message should say what is wrong: {message}"
+        );
+        assert_eq!(reply.header("retry-after"), "1", "{method} {template}");
     }
     // Health does not touch the store.
     server
