@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use integration::RawSse;
+use integration::{RawSse, open_fds, rss_kib};
 use serde_json::{Value, json};
 
 struct Args {
@@ -97,18 +97,6 @@ fn parse_args() -> anyhow::Result<Args> {
         timeout: Duration::from_secs(timeout),
         handshakes,
     })
-}
-
-/// The process's resident memory in KiB, from `/proc/PID/status`.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// How many files (sockets included) the process holds open.
-fn open_fds(pid: u32) -> Option<usize> {
-    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
 
 fn show_rss(pid: Option<u32>, when: &str) {

@@ -806,3 +806,33 @@ impl Proc {
         }
     }
 }
+
+/// A process's resident memory in KiB, from `/proc/PID/status` (Linux).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A process's peak resident memory in KiB (`VmHWM` in `/proc/PID/status`).
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// How many files (sockets included) a process holds open.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// Whether the long versions of the soak, fault and fuzz runs were asked for
+/// (`LOCAL_MCP_LONG_TESTS=1`, set by `bash .ci/run --long`); CI runs the quick ones.
+pub fn long_tests() -> bool {
+    std::env::var("LOCAL_MCP_LONG_TESTS").is_ok_and(|v| v == "1")
+}
+
+/// `quick` normally, `long` when [`long_tests`] is on.
+pub fn quick_or_long<T>(quick: T, long: T) -> T {
+    if long_tests() { long } else { quick }
+}
