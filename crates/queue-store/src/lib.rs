@@ -151,6 +151,17 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `f` while holding the database's write lock, as a long transaction in
+    /// another program would: every other writer, in any process, waits and then
+    /// fails with [`StoreError::Busy`]. For fault drills and tests; `f` should not
+    /// touch this store.
+    pub fn with_write_lock<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.write(move |_| Ok(f())).map_err(store_error)
+    }
+
     fn read<T>(
         &self,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T, OpError>,
