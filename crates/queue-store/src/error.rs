@@ -1,6 +1,9 @@
 //! Turning SQLite's failures into the domain's [`StoreError`]s, by what an operator
 //! can do about them.
 
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
 use queue_core::{QueueError, StoreError};
 
 /// The error of one operation inside a transaction: a refusal by a queue rule (the
@@ -50,5 +53,67 @@ pub(crate) fn db_error(e: diesel::result::Error) -> StoreError {
     match e {
         diesel::result::Error::DatabaseError(_, info) => classify(info.message()),
         other => classify(&other.to_string()),
+    }
+}
+
+/// Sharpens an unclassified failure by looking at the disk itself. SQLite names a
+/// read-only or full disk only when a write hits it; opening a WAL database there
+/// fails earlier, as "unable to open database file" (the `-shm` file cannot be
+/// created) or "disk I/O error" (it cannot be grown), which say nothing an operator
+/// can act on.
+pub(crate) fn refine(e: StoreError, db: &Path) -> StoreError {
+    let StoreError::Other(message) = &e else {
+        return e;
+    };
+    let m = message.to_ascii_lowercase();
+    if !(m.contains("unable to open database file") || m.contains("disk i/o error")) {
+        return e;
+    }
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match probe(dir) {
+        Some(ErrorKind::ReadOnlyFilesystem) => StoreError::ReadOnly(format!(
+            "{} is on a read-only file system ({message})",
+            dir.display()
+        )),
+        Some(ErrorKind::PermissionDenied) => StoreError::ReadOnly(format!(
+            "no permission to write in {} ({message})",
+            dir.display()
+        )),
+        Some(ErrorKind::StorageFull | ErrorKind::QuotaExceeded) => StoreError::Full,
+        _ => e,
+    }
+}
+
+/// Writes and removes a small file in `dir`; the kind of error it met, if any.
+fn probe(dir: &Path) -> Option<ErrorKind> {
+    let file = dir.join(format!(".local-mcp-probe-{}", std::process::id()));
+    let written = std::fs::File::create(&file).and_then(|mut f| {
+        // A page's worth, so a full disk cannot fit it in a block already allocated.
+        f.write_all(&[0_u8; 4096])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&file);
+    written.err().map(|e| e.kind())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refine_keeps_what_the_disk_does_not_explain() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.sqlite3");
+        assert_eq!(refine(StoreError::Busy, &db), StoreError::Busy);
+        let other = StoreError::Other("no such table: x".into());
+        assert_eq!(refine(other.clone(), &db), other);
+        // A writable, roomy folder: the failure stays unexplained, and the probe
+        // leaves nothing behind.
+        let cantopen = StoreError::Other("unable to open database file".into());
+        assert_eq!(refine(cantopen.clone(), &db), cantopen);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -93,7 +93,12 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to
     /// date. A file written by a newer version is refused and left untouched.
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        let path = path.as_ref();
+        Self::open_here(path, options).map_err(|e| error::refine(e, path))
+    }
+
+    fn open_here(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 let msg = format!("cannot create the folder {}: {e}", dir.display());
