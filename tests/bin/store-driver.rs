@@ -5,6 +5,8 @@
 //!   store-driver claim DB THREADS     after a line on stdin, claim until empty; print each claimed id
 //!   store-driver add-load DB THREADS  add forever; print each id once its add is durable
 //!   store-driver add DB TEXT          add one instruction; print its id
+//!   store-driver mixed DB THREADS     add, edit and claim forever; print each change once durable
+//!   store-driver lock DB              hold the write lock; print `locked`, release on a stdin line
 #![allow(
     clippy::print_stdout,
     reason = "printing results is this program's job"
@@ -15,13 +17,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
-use queue_core::{AgentId, Claim, Clock, Content, IdSource, RandomIds, Store, SystemClock};
+use queue_core::{
+    AgentId, Claim, Clock, Content, IdSource, RandomIds, ResultType, Store, SystemClock,
+};
 use queue_store::{SqliteStore, StoreOptions};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, db, rest @ ..] = args.as_slice() else {
-        bail!("usage: store-driver claim|add-load|add DB ARG");
+        bail!("usage: store-driver claim|add-load|mixed|lock|add DB [ARG]");
     };
     let store = Arc::new(
         SqliteStore::open(db, StoreOptions::default()).with_context(|| format!("opening {db}"))?,
@@ -29,6 +33,8 @@ fn main() -> anyhow::Result<()> {
     match (mode.as_str(), rest) {
         ("claim", [threads]) => claim(store, threads.parse()?),
         ("add-load", [threads]) => add_load(store, threads.parse()?),
+        ("mixed", [threads]) => mixed(store, threads.parse()?),
+        ("lock", []) => lock(&store),
         ("add", [text]) => {
             let item = store.add(
                 RandomIds.next_id(),
@@ -103,4 +109,83 @@ fn add_load(store: Arc<SqliteStore>, threads: usize) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("adder thread panicked"))??;
     }
     Ok(())
+}
+
+/// Prints one line at once: the test reads it as an acknowledgement, and a line
+/// still in a buffer when the process is killed was never acknowledged.
+fn say(line: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Adds, edits its own pending instructions and claims, in a cycle per thread.
+/// Lines: `add ID CONTENT` and `edit ID CONTENT` after the commit, `try ID CONTENT`
+/// before an edit is sent (so an edit cut off by a kill is known), `claim ID` for
+/// each instruction handed to this process.
+fn mixed(store: Arc<SqliteStore>, threads: usize) -> anyhow::Result<()> {
+    let pid = std::process::id();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let agent = AgentId::parse(&format!("driver-{pid}-{t}"))?;
+                let mut mine = Vec::new();
+                for i in 0_u64.. {
+                    let text = format!("driver {pid}/{t} #{i}");
+                    let item = store.add(
+                        RandomIds.next_id(),
+                        Content::parse(&text)?,
+                        SystemClock.now(),
+                    )?;
+                    say(&format!("add {} {text}", item.id))?;
+                    mine.push(item.id);
+                    if i % 2 == 1
+                        && let Some(&id) = mine.get(mine.len().saturating_sub(2))
+                    {
+                        let text = format!("driver {pid}/{t} #{i} edited");
+                        say(&format!("try {id} {text}"))?;
+                        // A claim by another process may have taken it first.
+                        if store
+                            .edit(id, Content::parse(&text)?, SystemClock.now())
+                            .is_ok()
+                        {
+                            say(&format!("edit {id} {text}"))?;
+                        }
+                    }
+                    if i % 3 == 2 {
+                        let now = SystemClock.now();
+                        let ticket = store.begin_call(&agent, now, now)?;
+                        let claim = store.claim(&agent, ticket.generation, SystemClock.now())?;
+                        if let Claim::Claimed(item) = &claim {
+                            say(&format!("claim {}", item.id))?;
+                        }
+                        let result = match claim {
+                            Claim::Claimed(_) => ResultType::Instruction,
+                            _ => ResultType::Empty,
+                        };
+                        store.end_call(&agent, ticket.generation, result, SystemClock.now())?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("mixed-load thread panicked"))??;
+    }
+    Ok(())
+}
+
+/// Holds the write lock until a line (or the end) arrives on stdin.
+fn lock(store: &SqliteStore) -> anyhow::Result<()> {
+    store.with_write_lock(|| -> anyhow::Result<()> {
+        say("locked")?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(())
+    })??;
+    say("released")
 }
