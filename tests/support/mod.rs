@@ -836,3 +836,54 @@ pub fn long_tests() -> bool {
 pub fn quick_or_long<T>(quick: T, long: T) -> T {
     if long_tests() { long } else { quick }
 }
+
+// ---------------------------------------------------------------------------
+// Fault tests: talking to a process that may be killed at any moment.
+// ---------------------------------------------------------------------------
+
+impl Proc {
+    /// The whole response message (`result` or `error`) to request `id`, skipping
+    /// other lines; `None` once its stdout closes, as when the process was killed.
+    /// Panics after `within`.
+    pub async fn response_or_exit(
+        &mut self,
+        id: u64,
+        within: std::time::Duration,
+    ) -> Option<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let line = match tokio::time::timeout_at(deadline, self.stdout.next_line()).await {
+                Err(_) => panic!(
+                    "no response to request {id} within {within:?}:\n{}",
+                    self.log()
+                ),
+                Ok(Ok(Some(line))) => line,
+                Ok(_) => return None,
+            };
+            let message: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            if message["id"] == serde_json::json!(id) {
+                return Some(message);
+            }
+        }
+    }
+
+    /// Sends a request like [`Proc::start_request`]; `None` when its stdin is
+    /// closed, as when the process was killed.
+    pub async fn try_start_request(
+        &mut self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Option<u64> {
+        use tokio::io::AsyncWriteExt;
+        let id = self.next_id;
+        self.next_id += 1;
+        let message = serde_json::json!({"jsonrpc":"2.0","id":id,"method":method,"params":params});
+        let mut line = message.to_string();
+        line.push('\n');
+        let stdin = self.stdin.as_mut()?;
+        stdin.write_all(line.as_bytes()).await.ok()?;
+        stdin.flush().await.ok()?;
+        Some(id)
+    }
+}
