@@ -107,7 +107,7 @@ const ERRORS: [(u16, &str, &str, &str); 10] = [
     (
         413,
         "PayloadTooLarge",
-        "The request body is over 262144 bytes (256 KiB).",
+        "The request body is over 262144 bytes (256 KiB): on any route as soon as its `Content-Length` says so, else while it streams in.",
         "payload_too_large",
     ),
     (
@@ -131,13 +131,15 @@ const ERRORS: [(u16, &str, &str, &str); 10] = [
 ];
 
 /// `responses` of an operation: the given successes plus the shared error
-/// responses for `errors`.
+/// responses for `errors`, and 413 on every operation: the guard refuses a
+/// request whose `Content-Length` is over the limit before any route is looked
+/// at, whether or not the route reads a body (a `GET` or `DELETE` included).
 fn responses(success: &[(&str, Value)], errors: &[u16]) -> Value {
     let mut out = Map::new();
     for (status, response) in success {
         out.insert((*status).to_owned(), response.clone());
     }
-    for status in errors {
+    for status in errors.iter().chain(&[413]) {
         let Some((_, name, _, _)) = ERRORS.iter().find(|(s, ..)| s == status) else {
             continue;
         };
