@@ -930,11 +930,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let server = measure_startup(&args.binary, &plan, &mut report).await?;
     // The two wake figures need an empty queue, so they come first; the fan-out
     // leaves its adds pending, and the drains take only what they queued.
+    let pid = server.pid();
+    let peak = || {
+        println!(
+            "    serve's peak RSS so far: {:.1} MiB",
+            mib(peak_rss_kib(pid).unwrap_or(0))
+        );
+    };
     measure_wake(&server, &plan, &mut report).await?;
+    peak();
     measure_cross(&args.binary, &server, &plan, &mut report).await?;
+    peak();
     measure_fan_out(&server, &plan, &mut report).await?;
+    peak();
     measure_consume(&server, &plan, &mut report).await?;
+    peak();
     measure_reads(&server, &plan, &mut report).await?;
+    peak();
     measure_create(&server, &plan, &mut report).await?;
     let peak = peak_rss_kib(server.pid()).context("reading serve's VmHWM")?;
     report.row(

@@ -2,20 +2,41 @@
 //! routes, the live events and the terminal commands all print the same thing.
 
 use queue_core::{Agent, Counts, Instruction, QueueError, Service, Settings, Timestamp};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The JSON form of an instruction.
 pub fn item_json(item: &Instruction) -> Value {
-    json!({
-        "id": item.id.to_string(),
-        "content": item.content.as_str(),
-        "status": item.status.as_str(),
-        "created_at": item.created_at.to_rfc3339(),
-        "updated_at": item.updated_at.to_rfc3339(),
-        "consumed_at": item.consumed_at.map(|t| t.to_rfc3339()),
-        "consumed_by_agent_id": item.consumed_by.as_ref().map(|a| a.as_str()),
-        "position": item.position,
-    })
+    serde_json::to_value(ItemJson::from(item)).unwrap_or(Value::Null)
+}
+
+/// The JSON form of an instruction, serialized straight from the item: a listing
+/// of thousands is written without building a `Value` per item first.
+#[derive(Serialize)]
+pub(crate) struct ItemJson<'a> {
+    id: String,
+    content: &'a str,
+    status: &'static str,
+    created_at: String,
+    updated_at: String,
+    consumed_at: Option<String>,
+    consumed_by_agent_id: Option<&'a str>,
+    position: i64,
+}
+
+impl<'a> From<&'a Instruction> for ItemJson<'a> {
+    fn from(item: &'a Instruction) -> Self {
+        ItemJson {
+            id: item.id.to_string(),
+            content: item.content.as_str(),
+            status: item.status.as_str(),
+            created_at: item.created_at.to_rfc3339(),
+            updated_at: item.updated_at.to_rfc3339(),
+            consumed_at: item.consumed_at.map(|t| t.to_rfc3339()),
+            consumed_by_agent_id: item.consumed_by.as_ref().map(|a| a.as_str()),
+            position: item.position,
+        }
+    }
 }
 
 /// The JSON form of the settings (`GET /api/config`).
@@ -76,10 +97,12 @@ pub struct StatusParts {
 impl StatusParts {
     /// Reads the parts from `service`.
     pub async fn read(service: &Service) -> Result<Self, QueueError> {
+        // One store call, not three: `/api/status` is polled by every open page.
+        let overview = service.overview().await?;
         Ok(StatusParts {
-            agents: service.agents().await?,
-            counts: service.counts().await?,
-            settings: service.settings().await?,
+            settings: service.effective_settings(&overview.settings),
+            agents: overview.agents,
+            counts: overview.counts,
         })
     }
 

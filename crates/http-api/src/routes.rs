@@ -4,12 +4,12 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use queue_core::{InstructionId, Page, QueueError, SettingsPatch, StatusFilter};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::error::{ApiError, object};
-use crate::json::{StatusParts, item_json, settings_json};
+use crate::json::{ItemJson, StatusParts, item_json, settings_json};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -67,8 +67,17 @@ pub(crate) async fn list(
         limit: count("limit", query.limit.as_deref())?,
     };
     let listing = state.service.list(filter, page).await?;
-    let items: Vec<_> = listing.items.iter().map(item_json).collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items, "total": listing.total})))
+    Ok(HttpResponse::Ok().json(ListJson {
+        items: listing.items.iter().map(ItemJson::from).collect(),
+        total: listing.total,
+    }))
+}
+
+/// `{"items": [...], "total": n}`.
+#[derive(Serialize)]
+struct ListJson<'a> {
+    items: Vec<ItemJson<'a>>,
+    total: u64,
 }
 
 #[derive(Deserialize)]

@@ -47,7 +47,8 @@ pub use settings::{
     Settings, SettingsPatch, StoredSettings,
 };
 pub use store::{
-    CallTicket, Change, Claim, Counts, Event, Listing, Page, StatusFilter, Store, check_reorder,
+    CallTicket, Change, Claim, Counts, Event, Listing, Overview, Page, StatusFilter, Store,
+    check_reorder,
 };
 pub use types::{
     Agent, AgentId, AgentState, Content, Instruction, InstructionId, ResultType, Status, Timestamp,

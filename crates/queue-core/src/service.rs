@@ -16,7 +16,9 @@ use tokio::time::Instant;
 use crate::audit::{Audit, AuditEntry};
 use crate::error::{QueueError, StoreError};
 use crate::settings::{Settings, SettingsPatch};
-use crate::store::{CallTicket, Claim, Counts, Event, Listing, Page, StatusFilter, Store};
+use crate::store::{
+    CallTicket, Claim, Counts, Event, Listing, Overview, Page, StatusFilter, Store,
+};
 use crate::types::{Agent, AgentId, Content, Instruction, InstructionId, ResultType, Timestamp};
 
 /// Where the time comes from.
@@ -463,6 +465,12 @@ impl Service {
         self.call(|s| s.agents()).await
     }
 
+    /// Every agent, the counts and the saved settings, in one store call: what a
+    /// status page needs (see [`Store::overview`]).
+    pub async fn overview(&self) -> Result<Overview, QueueError> {
+        self.call(|s| s.overview()).await
+    }
+
     /// The settings in force.
     pub async fn settings(&self) -> Result<Settings, QueueError> {
         let stored = self.call(|s| s.settings()).await?;
@@ -673,9 +681,13 @@ impl Service {
             outcome.result_type(),
             self.now(),
         );
+        // A delivering claim recorded the call's end in its own commit.
+        let ended = matches!(outcome, FetchOutcome::Instruction(_));
         let (service, delivered) = (self.clone(), outcome.clone());
-        self.mutate(move |s| {
-            s.end_call(&a, generation, result, now)?;
+        let finish = move |s: &dyn Store| {
+            if !ended {
+                s.end_call(&a, generation, result, now)?;
+            }
             service.audit(&AuditEntry::ToolCall {
                 agent: &a,
                 result,
@@ -687,8 +699,12 @@ impl Service {
                 waited: Some(waited),
             });
             Ok(())
-        })
-        .await?;
+        };
+        if ended {
+            self.call(finish).await?;
+        } else {
+            self.mutate(finish).await?;
+        }
         guard.armed = false;
         Ok(Fetch {
             agent,
@@ -706,7 +722,7 @@ impl Service {
         let now = self.now();
         let out = self
             .call_undoable(
-                move |s| s.claim(&agent, generation, now),
+                move |s| s.claim_and_end(&agent, generation, now),
                 |service: &Service, claim: Claim| {
                     if let Claim::Claimed(item) = claim {
                         // Nobody is waiting for this instruction any more: put it back

@@ -46,6 +46,18 @@ pub struct Counts {
     pub consumed: u64,
 }
 
+/// What a status page shows from the store: every agent, the counts and the saved
+/// settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overview {
+    /// Every agent seen, most recently seen first.
+    pub agents: Vec<Agent>,
+    /// Instruction counts.
+    pub counts: Counts,
+    /// The settings a person saved.
+    pub settings: StoredSettings,
+}
+
 /// The outcome of a claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
@@ -191,6 +203,24 @@ pub trait Store: Send + Sync {
     /// Consumes the head of the queue for `agent` if `generation` is its newest.
     fn claim(&self, agent: &AgentId, generation: u64, now: Timestamp) -> Result<Claim, QueueError>;
 
+    /// [`Store::claim`], and when that delivers an instruction, [`Store::end_call`]
+    /// of the same call with [`ResultType::Instruction`] at `now`, in one atomic
+    /// step where the store can: a delivery then costs one durable commit instead
+    /// of two. The default runs the two one after the other; the claim stands even
+    /// if recording the end fails, since the instruction is already the caller's.
+    fn claim_and_end(
+        &self,
+        agent: &AgentId,
+        generation: u64,
+        now: Timestamp,
+    ) -> Result<Claim, QueueError> {
+        let claim = self.claim(agent, generation, now)?;
+        if matches!(claim, Claim::Claimed(_)) {
+            let _ = self.end_call(agent, generation, ResultType::Instruction, now);
+        }
+        Ok(claim)
+    }
+
     /// Ends a call: records `last_fetch_at = now` and `last_result_type`, and, if
     /// `generation` is still the newest, clears `waiting_until`.
     fn end_call(
@@ -210,6 +240,18 @@ pub trait Store: Send + Sync {
 
     /// The settings a person saved.
     fn settings(&self) -> Result<StoredSettings, QueueError>;
+
+    /// [`Store::agents`], [`Store::counts`] and [`Store::settings`] together, as
+    /// one consistent read where the store can give one. A status page asks for
+    /// this on every refresh, so a store may answer it from a cache, as long as
+    /// every change committed before the call (by any process) shows.
+    fn overview(&self) -> Result<Overview, QueueError> {
+        Ok(Overview {
+            agents: self.agents()?,
+            counts: self.counts()?,
+            settings: self.settings()?,
+        })
+    }
 
     /// Saves the given settings and returns all saved values afterwards.
     fn update_settings(

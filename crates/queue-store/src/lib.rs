@@ -26,8 +26,8 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use queue_core::{
     Agent, AgentId, CallTicket, Claim, Content, Counts, Event, Instruction, InstructionId, Listing,
-    Offload, Page, QueueError, ResultType, SettingsPatch, StatusFilter, Store, StoreError,
-    StoredSettings, Timestamp,
+    Offload, Overview, Page, QueueError, ResultType, SettingsPatch, StatusFilter, Store,
+    StoreError, StoredSettings, Timestamp,
 };
 
 use crate::error::{OpError, classify, db_error};
@@ -78,6 +78,9 @@ pub struct SqliteStore {
     /// A connection used only to read `PRAGMA data_version`, which changes when any
     /// other connection — in this process or another — commits.
     watcher: Mutex<SqliteConnection>,
+    /// The last [`Store::overview`] and the change token read just before it: while
+    /// the token stays the same, nothing was committed since, by any process.
+    overview: Mutex<Option<(u64, Overview)>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -132,6 +135,7 @@ impl SqliteStore {
             writer,
             readers: Mutex::new(Vec::new()),
             watcher: Mutex::new(watcher),
+            overview: Mutex::new(None),
         })
     }
 
@@ -340,6 +344,22 @@ impl Store for SqliteStore {
         self.write(move |c| ops::claim(c, &agent, generation, now))
     }
 
+    fn claim_and_end(
+        &self,
+        agent: &AgentId,
+        generation: u64,
+        now: Timestamp,
+    ) -> Result<Claim, QueueError> {
+        let agent = agent.clone();
+        self.write(move |c| {
+            let claim = ops::claim(c, &agent, generation, now)?;
+            if matches!(claim, Claim::Claimed(_)) {
+                ops::end_call(c, &agent, generation, ResultType::Instruction, now)?;
+            }
+            Ok(claim)
+        })
+    }
+
     fn end_call(
         &self,
         agent: &AgentId,
@@ -361,6 +381,26 @@ impl Store for SqliteStore {
 
     fn settings(&self) -> Result<StoredSettings, QueueError> {
         self.read(ops::stored_settings)
+    }
+
+    fn overview(&self) -> Result<Overview, QueueError> {
+        // Read before the data, so a commit landing in between moves the token
+        // past the one cached and the next call reads again.
+        let token = self.change_token()?;
+        if let Some((cached, overview)) = &*self.overview.lock().unwrap_or_else(|e| e.into_inner())
+            && *cached == token
+        {
+            return Ok(overview.clone());
+        }
+        let overview = self.read(|c| {
+            Ok(Overview {
+                agents: ops::agents(c)?,
+                counts: ops::counts(c)?,
+                settings: ops::stored_settings(c)?,
+            })
+        })?;
+        *self.overview.lock().unwrap_or_else(|e| e.into_inner()) = Some((token, overview.clone()));
+        Ok(overview)
     }
 
     fn update_settings(
