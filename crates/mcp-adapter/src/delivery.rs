@@ -45,6 +45,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Deliveries {
     service: Service,
     pending: Arc<Mutex<HashMap<RequestId, InstructionId>>>,
+    /// Cancelled when the client's input ends (stdin closed): the client is
+    /// leaving, so a waiting call must stop rather than claim for a reader that
+    /// may never read its answer.
+    input_closed: CancellationToken,
 }
 
 impl std::fmt::Debug for Deliveries {
@@ -61,7 +65,13 @@ impl Deliveries {
         Deliveries {
             service,
             pending: Arc::default(),
+            input_closed: CancellationToken::new(),
         }
+    }
+
+    /// Cancelled once the [`TrackedTransport`]'s input has ended.
+    pub(crate) fn input_closed(&self) -> &CancellationToken {
+        &self.input_closed
     }
 
     /// Records that the response to `request` carries instruction `id`.
@@ -125,7 +135,18 @@ where
     }
 
     fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleServer>>> + Send {
-        self.inner.receive()
+        let next = self.inner.receive();
+        let closed = self.deliveries.input_closed.clone();
+        async move {
+            let message = next.await;
+            // rmcp keeps in-flight calls running for seconds after the input ends,
+            // to let their answers out; a waiting call must not sit out that time
+            // and claim an instruction the departing client will not read.
+            if message.is_none() {
+                closed.cancel();
+            }
+            message
+        }
     }
 
     fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {

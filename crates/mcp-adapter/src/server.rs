@@ -107,8 +107,17 @@ impl QueueServer {
             .as_ref()
             .map(|c| c.gone().clone())
             .unwrap_or_default();
-        let stopped =
-            || ctx.ct.is_cancelled() || registration.token.is_cancelled() || gone.is_cancelled();
+        let input_closed = self
+            .deliveries
+            .as_ref()
+            .map(|d| d.input_closed().clone())
+            .unwrap_or_default();
+        let stopped = || {
+            ctx.ct.is_cancelled()
+                || registration.token.is_cancelled()
+                || gone.is_cancelled()
+                || input_closed.is_cancelled()
+        };
 
         let progress_token = ctx.meta.get_progress_token();
         let period = self
@@ -128,6 +137,7 @@ impl QueueServer {
                 _ = ctx.ct.cancelled() => break None,
                 _ = registration.token.cancelled() => break None,
                 _ = gone.cancelled() => break None,
+                _ = input_closed.cancelled() => break None,
                 result = &mut fetch => break Some(result),
                 _ = progress.tick(), if progress_token.is_some() => {
                     let Some(token) = progress_token.clone() else { continue };
