@@ -719,6 +719,10 @@ async fn measure_reads(server: &Server, plan: &Plan, report: &mut Report) -> any
         "≥ 30,000 req/s",
         rate >= 30_000.0,
     );
+    println!(
+        "    serve's peak RSS after the status rate: {:.1} MiB",
+        mib(peak_rss_kib(server.pid()).unwrap_or(0))
+    );
 
     let mut conn = server.conn().await?;
     let list = server.requests.get("/api/instructions");
