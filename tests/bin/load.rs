@@ -4,10 +4,12 @@
 //! as a markdown table with its target.
 //!
 //! Usage:
-//!   load [--binary PATH] [--quick] [--timeout SECS]
+//!   load [--binary PATH] [--quick] [--timeout SECS] [--env KEY=VALUE]...
 //!
 //! `--binary` defaults to `target/release/local-mcp`; `--quick` uses small counts
-//! so that it can run as a smoke test against a debug build. Every request goes
+//! so that it can run as a smoke test against a debug build; `--env` sets an
+//! environment variable for the `local-mcp` processes (for experiments such as
+//! `--env AUDIT_LOG=off`; the figures are taken with the defaults). Every request goes
 //! over a hand-written HTTP/1.1 keep-alive client on loopback ([`Conn`]): it costs
 //! the shared CPU far less than a general-purpose client, so the rates say more
 //! about the server. MCP tool calls are plain JSON-RPC POSTs to `/mcp` in the
@@ -34,18 +36,20 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: load [--binary PATH] [--quick] [--timeout SECS]";
+const USAGE: &str = "usage: load [--binary PATH] [--quick] [--timeout SECS] [--env KEY=VALUE]...";
 
 struct Args {
     binary: PathBuf,
     quick: bool,
     timeout: Duration,
+    env: Vec<(String, String)>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut binary = PathBuf::from("target/release/local-mcp");
     let mut quick = false;
     let mut timeout = 600;
+    let mut env = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -53,6 +57,11 @@ fn parse_args() -> anyhow::Result<Args> {
             "--binary" => binary = PathBuf::from(value()?),
             "--quick" => quick = true,
             "--timeout" => timeout = value()?.parse().context("--timeout")?,
+            "--env" => {
+                let pair = value()?;
+                let (k, v) = pair.split_once('=').context("--env takes KEY=VALUE")?;
+                env.push((k.to_owned(), v.to_owned()));
+            }
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -69,6 +78,7 @@ fn parse_args() -> anyhow::Result<Args> {
         binary,
         quick,
         timeout: Duration::from_secs(timeout),
+        env,
     })
 }
 
@@ -330,12 +340,12 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Starts `serve` with the built-in defaults (logs at `info` to a file, audit log
 /// on, `synchronous=FULL`, stateless MCP) and times it until `/healthz` answers.
-async fn start_server(binary: &Path) -> anyhow::Result<Server> {
+async fn start_server(binary: &Path, env: &[(String, String)]) -> anyhow::Result<Server> {
     let mut last = None;
     // The free port is found by binding and letting go, so another program may
     // take it first; then the server exits and another port is tried.
     for _ in 0..3 {
-        match try_start(binary).await {
+        match try_start(binary, env).await {
             Ok(server) => return Ok(server),
             Err(e) => last = Some(e),
         }
@@ -343,7 +353,7 @@ async fn start_server(binary: &Path) -> anyhow::Result<Server> {
     Err(last.unwrap_or_else(|| anyhow::anyhow!("serve did not start")))
 }
 
-async fn try_start(binary: &Path) -> anyhow::Result<Server> {
+async fn try_start(binary: &Path, env: &[(String, String)]) -> anyhow::Result<Server> {
     let db = TempDb::new();
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -355,6 +365,7 @@ async fn try_start(binary: &Path) -> anyhow::Result<Server> {
         .env("HOME", db.dir())
         .env("DB_PATH", db.path())
         .env("HTTP_PORT", port.to_string())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -465,14 +476,15 @@ fn verdict(met: bool) -> &'static str {
 
 async fn measure_startup(
     binary: &Path,
+    env: &[(String, String)],
     plan: &Plan,
     report: &mut Report,
 ) -> anyhow::Result<Server> {
     let mut times = Vec::with_capacity(plan.startups);
     for _ in 1..plan.startups {
-        times.push(start_server(binary).await?.startup);
+        times.push(start_server(binary, env).await?.startup);
     }
-    let server = start_server(binary).await?;
+    let server = start_server(binary, env).await?;
     times.push(server.startup);
     times.sort();
     let median = quantile(&times, 0.5);
@@ -869,6 +881,7 @@ async fn measure_fan_out(server: &Server, plan: &Plan, report: &mut Report) -> a
 /// gets the add.
 async fn measure_cross(
     binary: &Path,
+    env: &[(String, String)],
     server: &Server,
     plan: &Plan,
     report: &mut Report,
@@ -879,7 +892,8 @@ async fn measure_cross(
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", server.db.dir())
-        .env("DB_PATH", server.db.path());
+        .env("DB_PATH", server.db.path())
+        .envs(env.iter().map(|(k, v)| (k, v)));
     let mut stdio = Proc::spawn(cmd);
     stdio.initialize("load").await;
     let mut sse = RawSse::connect(server.addr, None).await?;
@@ -931,7 +945,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if args.quick { "quick" } else { "full" },
         std::thread::available_parallelism().map_or(0, usize::from)
     );
-    let server = measure_startup(&args.binary, &plan, &mut report).await?;
+    for (k, v) in &args.env {
+        println!("  with {k}={v} (not a default)");
+    }
+    let server = measure_startup(&args.binary, &args.env, &plan, &mut report).await?;
     // The two wake figures need an empty queue, so they come first; the fan-out
     // leaves its adds pending, and the drains take only what they queued.
     let pid = server.pid();
@@ -943,7 +960,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     measure_wake(&server, &plan, &mut report).await?;
     peak();
-    measure_cross(&args.binary, &server, &plan, &mut report).await?;
+    measure_cross(&args.binary, &args.env, &server, &plan, &mut report).await?;
     peak();
     measure_fan_out(&server, &plan, &mut report).await?;
     peak();
