@@ -192,12 +192,22 @@ pub(crate) async fn patch_config(
     state: web::Data<ApiState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse> {
-    let body = body.into_inner();
+    let mut body = body.into_inner();
     // Leaving a setting out keeps it; `null` is not a value any of them takes.
-    if let Some(fields) = body.as_object() {
+    if let Some(fields) = body.as_object_mut() {
         // Named per field, so that the settings form shows each message next to
         // its input; serde's own type errors do not say which field they are about.
         for (field, whole_number) in CONFIG_FIELDS {
+            // The document says `integer`, and JSON Schema counts `7.0` as one:
+            // take it as 7. Past i64 it saturates, so the bounds check names it.
+            if whole_number
+                && let Some(f) = fields.get(field).and_then(Value::as_f64)
+                && !fields[field].is_i64()
+                && !fields[field].is_u64()
+                && f.fract() == 0.0
+            {
+                fields.insert(field.to_owned(), Value::from(f as i64));
+            }
             let refusal = match fields.get(field) {
                 Some(Value::Null) => "cannot be null; leave it out to keep its value",
                 Some(v) if whole_number && !(v.is_i64() || v.is_u64()) => {
