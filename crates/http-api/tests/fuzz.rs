@@ -882,6 +882,15 @@ fn expect_reorder(value: &Value, pending: &[String]) -> Expect {
     }
 }
 
+/// A JSON Schema `integer`: a number with no fraction, `7.0` included.
+fn whole_number(v: &Value) -> Option<i64> {
+    match v.as_i64() {
+        Some(n) => Some(n),
+        None if v.is_u64() => None,
+        None => v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64),
+    }
+}
+
 fn expect_config(value: &Value, current: &Settings) -> Expect {
     let Some(object) = value.as_object() else {
         return VALIDATION;
@@ -889,13 +898,13 @@ fn expect_config(value: &Value, current: &Settings) -> Expect {
     let mut next = current.clone();
     for (key, v) in object {
         match key.as_str() {
-            "default_wait_seconds" => match v.as_i64() {
+            "default_wait_seconds" => match whole_number(v) {
                 Some(n) if (0..=i64::from(MAX_WAIT_SECONDS)).contains(&n) => {
                     next.default_wait_seconds = n as u32;
                 }
                 _ => return VALIDATION,
             },
-            "agent_stale_after_seconds" => match v.as_i64() {
+            "agent_stale_after_seconds" => match whole_number(v) {
                 Some(n) if (1..=i64::from(MAX_STALE_SECONDS)).contains(&n) => {
                     next.agent_stale_after_seconds = n as u32;
                 }
@@ -1054,6 +1063,54 @@ fn fuzz_request_bodies() {
             judge(&expect, &reply, &f, &before, &after)
                 .map_err(|e| TestCaseError::fail(format!("{method} {path} {expect:?}: {e}")))
         })
+    });
+}
+
+/// Found by schemathesis: the document says `integer`, which JSON Schema
+/// reads as any number without a fraction, so `7.0` is a valid wait.
+#[test]
+fn fuzz_found_whole_number_floats_are_integers() {
+    let rt = System::new();
+    on(&rt, async {
+        let f = Fixture::start(None).await;
+        for (body, wait, stale) in [
+            (r#"{"default_wait_seconds": 7.0}"#, 7, 30),
+            (
+                r#"{"default_wait_seconds": 0.0, "agent_stale_after_seconds": 86400.0}"#,
+                0,
+                86_400,
+            ),
+            (r#"{"agent_stale_after_seconds": 1e1}"#, 0, 10),
+        ] {
+            let req = Server::req(Method::PATCH, "/api/config")
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload(body);
+            let reply = send(&f.server, &Method::PATCH, "/api/config", req).await;
+            reply.expect_status(200);
+            let settings = f.state().await.settings;
+            assert_eq!(
+                (
+                    settings.default_wait_seconds,
+                    settings.agent_stale_after_seconds
+                ),
+                (wait, stale),
+                "{body}"
+            );
+        }
+        for body in [
+            r#"{"default_wait_seconds": 1.5}"#,
+            r#"{"default_wait_seconds": 1e300}"#,
+            r#"{"agent_stale_after_seconds": 0.0}"#,
+        ] {
+            let before = f.state().await;
+            let req = Server::req(Method::PATCH, "/api/config")
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload(body);
+            send(&f.server, &Method::PATCH, "/api/config", req)
+                .await
+                .expect_error(422, "validation");
+            assert_eq!(f.state().await, before, "{body}");
+        }
     });
 }
 
