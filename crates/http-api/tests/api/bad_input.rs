@@ -160,7 +160,7 @@ fn table() -> Vec<Row> {
         row("wait u64::MAX", patch.clone(), config, text(r#"{"default_wait_seconds": 18446744073709551615}"#), 422, invalid),
         row("wait beyond u64", patch.clone(), config, text(r#"{"default_wait_seconds": 99999999999999999999999}"#), 422, invalid),
         row("wait below i64", patch.clone(), config, text(r#"{"default_wait_seconds": -99999999999999999999999}"#), 422, invalid),
-        row("wait 1e3", patch.clone(), config, text(r#"{"default_wait_seconds": 1e3}"#), 422, invalid),
+        row("wait 1e5, whole but past the limit", patch.clone(), config, text(r#"{"default_wait_seconds": 1e5}"#), 422, invalid),
         row("stale 0", patch.clone(), config, text(r#"{"agent_stale_after_seconds": 0}"#), 422, invalid),
         row("stale 86,401", patch.clone(), config, text(r#"{"agent_stale_after_seconds": 86401}"#), 422, invalid),
         row("stale -86,400", patch.clone(), config, text(r#"{"agent_stale_after_seconds": -86400}"#), 422, invalid),
