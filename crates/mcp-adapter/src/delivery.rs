@@ -10,13 +10,13 @@
 //! - [`Cancellations`] routes `notifications/cancelled` that arrive over stateless
 //!   HTTP, which rmcp drops, to the call they name.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use queue_core::{InstructionId, Service};
 use rmcp::RoleServer;
-use rmcp::model::{JsonRpcMessage, RequestId};
+use rmcp::model::{ClientNotification, ErrorData, JsonRpcMessage, RequestId};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use tokio_util::sync::CancellationToken;
@@ -91,16 +91,26 @@ impl Deliveries {
 
 /// A transport that notices when a result carrying an instruction fails to go
 /// out, and puts that instruction back.
+///
+/// It also refuses a request whose id is already in flight. rmcp keys its
+/// in-flight requests by id, so a second one with the same id makes it drop
+/// one of the two answers unsent; if that answer carried an instruction, the
+/// instruction would be consumed and delivered to no one.
 #[derive(Debug)]
 pub struct TrackedTransport<T> {
     inner: T,
     deliveries: Deliveries,
+    in_flight: HashSet<RequestId>,
 }
 
 impl<T> TrackedTransport<T> {
     /// Wraps `inner`; give the same `deliveries` to the [`QueueServer`](crate::QueueServer).
     pub fn new(inner: T, deliveries: Deliveries) -> Self {
-        TrackedTransport { inner, deliveries }
+        TrackedTransport {
+            inner,
+            deliveries,
+            in_flight: HashSet::new(),
+        }
     }
 }
 
@@ -116,13 +126,15 @@ where
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         // Taken now, synchronously: rmcp calls `send` from its event loop in order,
         // so a cancellation handled after this point finds nothing to put back.
-        let carried = match &item {
-            JsonRpcMessage::Response(response) => self.deliveries.take(&response.id),
-            JsonRpcMessage::Error(error) => {
-                error.id.as_ref().and_then(|id| self.deliveries.take(id))
-            }
+        let answered = match &item {
+            JsonRpcMessage::Response(response) => Some(&response.id),
+            JsonRpcMessage::Error(error) => error.id.as_ref(),
             _ => None,
         };
+        let carried = answered.and_then(|id| {
+            self.in_flight.remove(id);
+            self.deliveries.take(id)
+        });
         let sent = self.inner.send(item);
         let service = self.deliveries.service().clone();
         async move {
@@ -135,17 +147,42 @@ where
     }
 
     fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleServer>>> + Send {
-        let next = self.inner.receive();
         let closed = self.deliveries.input_closed.clone();
         async move {
-            let message = next.await;
-            // rmcp keeps in-flight calls running for seconds after the input ends,
-            // to let their answers out; a waiting call must not sit out that time
-            // and claim an instruction the departing client will not read.
-            if message.is_none() {
-                closed.cancel();
+            loop {
+                let message = self.inner.receive().await;
+                match &message {
+                    // rmcp keeps in-flight calls running for seconds after the input
+                    // ends, to let their answers out; a waiting call must not sit out
+                    // that time and claim an instruction the departing client will
+                    // not read.
+                    None => closed.cancel(),
+                    Some(JsonRpcMessage::Request(request))
+                        if !self.in_flight.insert(request.id.clone()) =>
+                    {
+                        tracing::warn!(id = %request.id, "refused a request whose id is already in flight");
+                        let refusal = TxJsonRpcMessage::<RoleServer>::error(
+                            ErrorData::invalid_request(
+                                "a request with this id is still in flight; use a new id for each request",
+                                None,
+                            ),
+                            Some(request.id.clone()),
+                        );
+                        let _ = self.inner.send(refusal).await;
+                        continue;
+                    }
+                    // A cancelled request gets no answer, so it leaves no trace here.
+                    Some(JsonRpcMessage::Notification(n)) => {
+                        if let ClientNotification::CancelledNotification(c) = &n.notification
+                            && let Some(id) = &c.params.request_id
+                        {
+                            self.in_flight.remove(id);
+                        }
+                    }
+                    Some(_) => {}
+                }
+                return message;
             }
-            message
         }
     }
 
