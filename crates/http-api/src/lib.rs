@@ -85,8 +85,10 @@ impl ApiState {
 pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let guard = state.token_guard();
-        let resource = |path: &str| {
-            web::resource(path.to_owned()).default_service(web::to(routes::method_not_allowed))
+        // `allow` lists the methods the path takes, for the 405's `Allow` header.
+        let resource = |path: &str, allow: &'static str| {
+            web::resource(path.to_owned())
+                .default_service(web::to(move |req| routes::method_not_allowed(req, allow)))
         };
         cfg.app_data(web::Data::new(state))
             .app_data(
@@ -99,39 +101,40 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
-            .service(resource("/healthz").route(web::get().to(routes::healthz)))
+            .service(resource("/healthz", "GET").route(web::get().to(routes::healthz)))
             // The API's description and its viewer: no data, so no token.
-            .service(resource("/openapi.json").route(web::get().to(openapi::serve)))
-            .service(resource("/docs").route(web::get().to(docs::redirect)))
-            .service(resource("/docs/{file:.*}").route(web::get().to(docs::file)))
+            .service(resource("/openapi.json", "GET").route(web::get().to(openapi::serve)))
+            .service(resource("/docs", "GET").route(web::get().to(docs::redirect)))
+            .service(resource("/docs/{file:.*}", "GET").route(web::get().to(docs::file)))
             .service(
                 web::scope("/api")
                     .wrap(guard)
-                    .service(resource("/status").route(web::get().to(routes::status)))
+                    .service(resource("/status", "GET").route(web::get().to(routes::status)))
                     .service(
-                        resource("/instructions")
+                        resource("/instructions", "GET, POST")
                             .route(web::get().to(routes::list))
                             .route(web::post().to(routes::create)),
                     )
                     .service(
-                        resource("/instructions/reorder").route(web::post().to(routes::reorder)),
+                        resource("/instructions/reorder", "POST")
+                            .route(web::post().to(routes::reorder)),
                     )
                     .service(
-                        resource("/instructions/{id}")
+                        resource("/instructions/{id}", "GET, PATCH, DELETE")
                             .route(web::get().to(routes::get))
                             .route(web::patch().to(routes::edit))
                             .route(web::delete().to(routes::delete)),
                     )
                     .service(
-                        resource("/instructions/{id}/requeue")
+                        resource("/instructions/{id}/requeue", "POST")
                             .route(web::post().to(routes::requeue)),
                     )
                     .service(
-                        resource("/config")
+                        resource("/config", "GET, PATCH")
                             .route(web::get().to(routes::get_config))
                             .route(web::patch().to(routes::patch_config)),
                     )
-                    .service(resource("/events").route(web::get().to(routes::events)))
+                    .service(resource("/events", "GET").route(web::get().to(routes::events)))
                     .default_service(web::to(routes::not_found)),
             )
             // Last, so every route above keeps its paths; the UI needs no token

@@ -261,8 +261,13 @@ pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::NotFound(format!("nothing is served at {}", req.path())).to_response()
 }
 
-/// A known path asked with a method it does not take.
-pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path()))
-        .to_response()
+/// A known path asked with a method it does not take; `allow` lists the ones it
+/// takes (RFC 9110 requires them on a 405).
+pub(crate) async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut res =
+        ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path()))
+            .to_response();
+    res.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    res
 }
