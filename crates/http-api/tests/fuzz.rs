@@ -1114,6 +1114,48 @@ fn fuzz_found_whole_number_floats_are_integers() {
     });
 }
 
+/// Found by schemathesis: a 405 must say in `Allow` which methods the path
+/// takes (RFC 9110); they are the ones the document lists for it.
+#[test]
+fn fuzz_found_405_names_the_allowed_methods() {
+    let rt = System::new();
+    on(&rt, async {
+        let f = Fixture::start(None).await;
+        for (template, item) in openapi_document()["paths"].as_object().expect("paths") {
+            let documented: BTreeSet<String> = item
+                .as_object()
+                .expect("a path item")
+                .keys()
+                .filter(|k| *k != "parameters")
+                .map(|k| k.to_ascii_uppercase())
+                .collect();
+            let path = template
+                .replace("{id}", &f.pending[0].to_string())
+                .replace("{file}", "init.js");
+            for method in [Method::TRACE, Method::PUT, Method::OPTIONS, Method::DELETE] {
+                if documented.contains(method.as_str()) {
+                    continue;
+                }
+                let mut req = Server::req(method.clone(), &path);
+                if method == Method::PUT {
+                    req = req
+                        .insert_header((header::CONTENT_TYPE, "application/json"))
+                        .set_payload("{}");
+                }
+                let reply = send(&f.server, &method, &path, req).await;
+                reply.expect_error(405, "bad_request");
+                let allow: BTreeSet<String> = reply
+                    .header("allow")
+                    .unwrap_or_else(|| panic!("{method} {path}: a 405 without Allow"))
+                    .split(',')
+                    .map(|m| m.trim().to_owned())
+                    .collect();
+                assert_eq!(allow, documented, "{method} {path}");
+            }
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------
 // (b) Query strings on the listing.
 // ---------------------------------------------------------------------------
