@@ -887,3 +887,10 @@ impl Proc {
         Some(id)
     }
 }
+
+impl Serve {
+    /// The server's process id, for reading its memory and open files in `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("still running").id()
+    }
+}
