@@ -327,14 +327,14 @@ fn paths() -> Value {
                         "in": "query",
                         "required": false,
                         "description": "At most this many items. Absent: every item from `offset` on.",
-                        "schema": {"type": "integer", "minimum": 0},
+                        "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX},
                     },
                     {
                         "name": "offset",
                         "in": "query",
                         "required": false,
                         "description": "Skip this many items first.",
-                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                        "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 0},
                     },
                 ],
                 "responses": responses(
