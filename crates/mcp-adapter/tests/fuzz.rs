@@ -18,8 +18,7 @@
 //! seed each time. A failure names its seed; `LOCAL_MCP_FUZZ_SEED=N` replays it.
 
 use std::fmt::Debug;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mcp_adapter::tool::TOOL_NAME;
@@ -58,19 +57,36 @@ fn seed() -> u64 {
     0x10ca_13c9
 }
 
-/// Set by the panic hook: a panic in any task (rmcp runs each request in its
-/// own) fails the case even when nothing waits on that task.
-static PANICKED: AtomicBool = AtomicBool::new(false);
+/// The names of the threads that panicked, kept by the panic hook: a panic in
+/// any task (rmcp runs each request in its own) fails the case even when
+/// nothing waits on that task. Each test names its runtime's threads after
+/// itself, so tests running side by side in one process (`cargo test`) only
+/// see their own.
+static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn watch_panics() {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            PANICKED.store(true, Ordering::SeqCst);
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            PANICS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(name);
             previous(info);
         }));
     });
+}
+
+/// How many panics threads named after `test` have had.
+fn panics(test: &str) -> usize {
+    PANICS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|name| name.starts_with(test))
+        .count()
 }
 
 /// Checks `test` on `cases` values of `strategy` (20 times as many on a long run)
@@ -96,10 +112,11 @@ fn fuzz<S>(
     };
     let mut runner = TestRunner::new(config);
     let result = runner.run(&strategy, |value| {
-        PANICKED.store(false, Ordering::SeqCst);
+        let before = panics(name);
         test(value)?;
-        prop_assert!(
-            !PANICKED.load(Ordering::SeqCst),
+        prop_assert_eq!(
+            panics(name),
+            before,
             "something panicked (see the output above)"
         );
         Ok(())
@@ -112,9 +129,11 @@ fn fuzz<S>(
     }
 }
 
-fn runtime() -> Runtime {
+/// A runtime whose threads are named after `test`.
+fn runtime(test: &str) -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name(format!("{test}-worker"))
         .enable_all()
         .build()
         .expect("a runtime")
@@ -519,7 +538,7 @@ fn expected_agent(arguments: Option<&Value>, client: &str) -> Result<String, boo
 
 #[test]
 fn fuzz_tool_arguments() {
-    let rt = runtime();
+    let rt = runtime("fuzz_tool_arguments");
     fuzz("fuzz_tool_arguments", 3000, arguments(), |arguments| {
         rt.block_on(async {
             let mut wire = Wire::open().await;
@@ -598,7 +617,7 @@ fn client_info() -> BoxedStrategy<Option<Value>> {
 
 #[test]
 fn fuzz_client_names() {
-    let rt = runtime();
+    let rt = runtime("fuzz_client_names");
     fuzz("fuzz_client_names", 2000, client_info(), |info| {
         rt.block_on(async {
             let mut wire = Wire::open().await;
@@ -827,7 +846,7 @@ fn session() -> BoxedStrategy<Session> {
 
 #[test]
 fn fuzz_jsonrpc_messages() {
-    let rt = runtime();
+    let rt = runtime("fuzz_jsonrpc_messages");
     fuzz("fuzz_jsonrpc_messages", 3000, session(), |session| {
         rt.block_on(async {
             let mut wire = Wire::open().await;
@@ -900,7 +919,7 @@ fn fuzz_jsonrpc_messages() {
 #[test]
 fn fuzz_found_a_reused_request_id_loses_no_instruction() {
     watch_panics();
-    let rt = runtime();
+    let rt = runtime("fuzz_found_a_reused_request_id_loses_no_instruction");
     rt.block_on(async {
         let mut wire = Wire::open_with(30, false).await;
         let init = wire
@@ -961,5 +980,9 @@ fn fuzz_found_a_reused_request_id_loses_no_instruction() {
         assert_eq!(wire.seen.iter().filter(|m| carries_job(m)).count(), 1);
         wire.close().await.expect("the server ends cleanly");
     });
-    assert!(!PANICKED.load(Ordering::SeqCst), "something panicked");
+    assert_eq!(
+        panics("fuzz_found_a_reused_request_id_loses_no_instruction"),
+        0,
+        "something panicked"
+    );
 }
