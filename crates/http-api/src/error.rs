@@ -141,7 +141,7 @@ impl From<QueueError> for ApiError {
 }
 
 /// Seconds a client is asked to wait after a 503 (`Retry-After`).
-pub const RETRY_AFTER_SECS: u32 = 1;
+pub(crate) const RETRY_AFTER_SECS: u32 = 1;
 
 /// What a client is told when the store fails: what happened in words an operator
 /// can act on, never SQLite's raw text (that goes to the log).
