@@ -93,6 +93,40 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)?.into_std()
 }
 
+/// What every local-mcp HTTP server is built with, `serve` and `stdio --ui` alike
+/// (a macro because actix's `HttpServer` bounds name types actix-web does not
+/// re-export).
+macro_rules! tuned {
+    ($server:expr) => {
+        $server
+            .on_connect(no_delay)
+            // A client that closes its side ends the connection at once, so a call
+            // it abandoned stops waiting instead of claiming an instruction nobody
+            // reads.
+            .h1_allow_half_closed(false)
+            .disable_signals()
+            .shutdown_timeout(1)
+    };
+}
+
+/// Whether `TCP_NODELAY` took on an accepted connection, kept in the connection's
+/// data so a test can see what the socket really says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NoDelay(pub(crate) bool);
+
+/// Turns Nagle's algorithm off on every accepted connection. With it on, the body
+/// of an answer written after its headers waits for the client's ACK of the
+/// headers, which a client on a kept-alive connection delays by up to 40 ms:
+/// every MCP call on a reused connection took ~42 ms instead of ~2.
+fn no_delay(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+        data.insert(NoDelay(stream.nodelay().unwrap_or(false)));
+    }
+}
+
 /// A running HTTP server.
 pub(crate) struct Running {
     /// The server runs only while its future is polled: it is spawned at once so
@@ -140,7 +174,7 @@ pub(crate) async fn start(
         .with_ui(ui.clone());
     let watch_connections = WatchConnections::new(service.clone(), cancellations);
 
-    let server = HttpServer::new(move || {
+    let server = tuned!(HttpServer::new(move || {
         App::new()
             .wrap(Protect::new(hosts.clone()))
             .service(
@@ -150,12 +184,7 @@ pub(crate) async fn start(
                     .wrap(api.token_guard()),
             )
             .configure(http_api::configure(api.clone()))
-    })
-    // A client that closes its side ends the connection at once, so a call it
-    // abandoned stops waiting instead of claiming an instruction nobody reads.
-    .h1_allow_half_closed(false)
-    .disable_signals()
-    .shutdown_timeout(1)
+    }))
     .listen(listener)
     .with_context(|| format!("could not serve on {addr}"))?
     .run();
@@ -244,4 +273,45 @@ pub(crate) async fn run(
     let _ = watch.await;
     tracing::info!("stopped");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{HttpRequest, web};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The server side of a connection has `TCP_NODELAY` on: the socket itself is
+    /// asked, through the connection data the hook leaves.
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tuned!(HttpServer::new(|| {
+            App::new().route(
+                "/",
+                web::get().to(|req: HttpRequest| async move {
+                    format!("{:?}", req.conn_data::<NoDelay>())
+                }),
+            )
+        }))
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        let running = tokio::spawn(server);
+
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.ends_with("\r\n\r\nSome(NoDelay(true))"), "{answer}");
+
+        handle.stop(false).await;
+        running.await.unwrap().unwrap();
+    }
 }
