@@ -35,8 +35,13 @@
 //! file. Reading the last line and appending the next is one critical section
 //! under an exclusive lock on the file (`flock` on Unix); a mutex guards this
 //! process's cached hash of the last line, which spares reading the tail back
-//! while nobody else appended. The file is reopened for every line, so a log moved
-//! away (rotated by hand) is followed by a new one that starts a new chain.
+//! while nobody else appended. Within a process, lines recorded at the same time
+//! are appended together (group commit, as the store does with its writes): the
+//! first caller to find the writer free writes every line queued by then under one
+//! lock of the file, in one `write`, and each caller returns once its line is in.
+//! The file stays open between appends; before each one the path is checked to
+//! still name that file, so a log moved away (rotated by hand) is followed by a
+//! new one that starts a new chain.
 //! `verify` reads the length under a shared lock, so it never sees half a line
 //! being written.
 //!
@@ -88,14 +93,37 @@ pub(crate) struct AuditLog {
     source: &'static str,
     content: AuditContent,
     pid: u32,
+    /// Entries waiting for a writer, in the order their callers recorded them.
+    queue: Mutex<Queue>,
+    /// The writer's side: whoever holds it appends everything queued so far.
     state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
+struct Queue {
+    entries: Vec<Queued>,
+    /// The ticket the next entry gets; tickets count up from 1.
+    next: u64,
+}
+
+#[derive(Debug)]
+struct Queued {
+    ticket: u64,
+    action: &'static str,
+    fields: Vec<(&'static str, Value)>,
+}
+
+#[derive(Debug, Default)]
 struct State {
+    /// The file, kept open between appends, and which file it is, so that a log
+    /// moved away is noticed and a new one started at the path.
+    file: Option<(File, FileId)>,
     /// The file's length after our last append and the hash of that line: while
     /// the length is unchanged nobody else appended, so the tail need not be read.
     tail: Option<(u64, String)>,
+    /// The highest ticket appended (or given up on): an entry with a ticket up to
+    /// this one needs nothing more.
+    done: u64,
     /// Error kinds already warned about, so a full disk does not flood the log.
     reported: HashSet<io::ErrorKind>,
 }
@@ -109,6 +137,10 @@ impl AuditLog {
             source,
             content,
             pid: std::process::id(),
+            queue: Mutex::new(Queue {
+                entries: Vec::new(),
+                next: 1,
+            }),
             state: Mutex::new(State::default()),
         }
     }
@@ -222,69 +254,152 @@ impl AuditLog {
         })
     }
 
-    /// Appends one line for `action`: the critical section every writer of the
-    /// file goes through.
-    fn append(&self, action: &str, fields: &[(&'static str, Value)]) -> io::Result<()> {
+    /// Queues one line and returns once it is in the file (or failed): the caller
+    /// that finds the writer free appends everything queued by then, its own line
+    /// and those of the callers that came while the previous batch was written, in
+    /// one critical section — one lock of the file and one `write` for the batch.
+    fn record_line(&self, action: &'static str, fields: Vec<(&'static str, Value)>) {
+        let ticket = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let ticket = queue.next;
+            queue.next += 1;
+            queue.entries.push(Queued {
+                ticket,
+                action,
+                fields,
+            });
+            ticket
+        };
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut file = open_for_append(&self.path)?;
-        lock_exclusive(&file)?;
-        let written = (|| {
+        if state.done >= ticket {
+            // The writer before us took our line along.
+            return;
+        }
+        let batch = std::mem::take(
+            &mut self
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entries,
+        );
+        let Some(last) = batch.last().map(|q| q.ticket) else {
+            return;
+        };
+        state.done = last;
+        if let Err(e) = self.append(&mut state, &batch) {
+            state.tail = None;
+            // A file that failed may be a file gone bad (a removed folder, a
+            // revoked permission): open it afresh next time.
+            state.file = None;
+            if state.reported.insert(e.kind()) {
+                tracing::warn!(
+                    file = %self.path.display(),
+                    error = %e,
+                    action = batch.first().map_or(action, |q| q.action),
+                    entries = batch.len(),
+                    "could not write to the audit log; the change itself was made. \
+                     Further errors of this kind are not logged"
+                );
+            }
+        } else if !state.reported.is_empty() {
+            state.reported.clear();
+            tracing::info!(file = %self.path.display(), "the audit log is written again");
+        }
+    }
+
+    /// Appends `batch`, one line each: the critical section every writer of the
+    /// file goes through.
+    fn append(&self, state: &mut State, batch: &[Queued]) -> io::Result<()> {
+        self.open_current(state)?;
+        let Some((file, _)) = &state.file else {
+            return Err(io::Error::other("the audit log is not open"));
+        };
+        lock_exclusive(file)?;
+        let written = (|| -> io::Result<(u64, String)> {
             let len = file.metadata()?.len();
-            let (prev, cut_short) = match &state.tail {
+            let (mut prev, cut_short) = match &state.tail {
                 Some((cached, hash)) if *cached == len => (hash.clone(), false),
-                _ => last_line_hash(&mut file, len)?,
+                _ => last_line_hash(file, len)?,
             };
-            // Taken inside the lock, so times never go backwards down the file.
-            let ts = SystemClock.now().to_rfc3339();
-            let line = render(&prev, &ts, action, self.pid, self.source, fields);
-            let mut bytes = Vec::with_capacity(line.len() + 2);
+            let mut bytes = Vec::with_capacity(batch.len() * 400 + 1);
             if cut_short {
                 // Keeps a torn last line (a write cut short by a crash) apart from
                 // ours; `verify` will name it.
                 bytes.push(b'\n');
             }
-            bytes.extend_from_slice(line.as_bytes());
-            bytes.push(b'\n');
-            // One write of the whole line: O_APPEND puts it at the end as a unit.
-            file.write_all(&bytes)?;
-            Ok((len + bytes.len() as u64, sha256_hex(line.as_bytes())))
+            for entry in batch {
+                // Taken inside the lock, so times never go backwards down the file.
+                let ts = SystemClock.now().to_rfc3339();
+                let line = render(
+                    &prev,
+                    &ts,
+                    entry.action,
+                    self.pid,
+                    self.source,
+                    &entry.fields,
+                );
+                bytes.extend_from_slice(line.as_bytes());
+                bytes.push(b'\n');
+                prev = sha256_hex(line.as_bytes());
+            }
+            // One write of the whole batch: O_APPEND puts it at the end as a unit.
+            (&*file).write_all(&bytes)?;
+            Ok((len + bytes.len() as u64, prev))
         })();
-        // Closing the file would release the lock too; unlocking first keeps
-        // the critical section as short as the work in it.
+        // Unlocking at once keeps the critical section as short as the work in it.
         let _ = file.unlock();
-        match written {
-            Ok(tail) => {
-                state.tail = Some(tail);
-                if !state.reported.is_empty() {
-                    state.reported.clear();
-                    tracing::info!(file = %self.path.display(), "the audit log is written again");
-                }
-                Ok(())
-            }
-            Err(e) => {
-                state.tail = None;
-                Err(e)
-            }
+        state.tail = Some(written?);
+        Ok(())
+    }
+
+    /// Opens (and creates) the log file again when there is none open yet or the
+    /// path no longer names the file held open: someone moved or removed the log,
+    /// and the next line starts a new one, as the module docs promise.
+    fn open_current(&self, state: &mut State) -> io::Result<()> {
+        let moved = match (&state.file, file_id(&self.path)) {
+            (Some((_, held)), Ok(now)) => *held != now,
+            (Some(_), Err(_)) | (None, _) => true,
+        };
+        if moved {
+            state.file = None;
+            state.tail = None;
+            let file = open_for_append(&self.path)?;
+            let id = file_id_of(&file)?;
+            state.file = Some((file, id));
         }
+        Ok(())
     }
 }
 
 impl Audit for AuditLog {
     fn record(&self, entry: &AuditEntry<'_>) {
-        let fields = self.fields(entry);
-        if let Err(e) = self.append(entry.action(), &fields) {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if state.reported.insert(e.kind()) {
-                tracing::warn!(
-                    file = %self.path.display(),
-                    error = %e,
-                    action = entry.action(),
-                    "could not write to the audit log; the change itself was made. \
-                     Further errors of this kind are not logged"
-                );
-            }
-        }
+        // The fields (and their content hashes) are made before any lock is taken.
+        self.record_line(entry.action(), self.fields(entry));
     }
+}
+
+/// Which file a path names: device and inode on Unix. Elsewhere every check says
+/// "moved", so the file is opened again for every batch, as before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+#[cfg(unix)]
+fn id_of(meta: &std::fs::Metadata) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    Some(FileId(meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn id_of(_meta: &std::fs::Metadata) -> Option<FileId> {
+    None
+}
+
+fn file_id(path: &Path) -> io::Result<FileId> {
+    id_of(&std::fs::metadata(path)?).ok_or_else(|| io::Error::other("no file identity"))
+}
+
+fn file_id_of(file: &File) -> io::Result<FileId> {
+    Ok(id_of(&file.metadata()?).unwrap_or(FileId(u64::MAX, u64::MAX)))
 }
 
 /// One line without its newline; see the module docs for the layout.
@@ -378,7 +493,7 @@ fn lock_with(try_lock: impl Fn() -> Result<(), TryLockError>) -> io::Result<()> 
 /// The hash of the file's last line (the next line's `prev`), and whether that
 /// line lacks its newline. Reads backwards from the end to the newline before it,
 /// then hashes forwards, so a long line is never held in memory.
-fn last_line_hash(file: &mut File, len: u64) -> io::Result<(String, bool)> {
+fn last_line_hash(mut file: &File, len: u64) -> io::Result<(String, bool)> {
     if len == 0 {
         return Ok((GENESIS.to_owned(), false));
     }
@@ -847,6 +962,62 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(verify(&path).unwrap().lines, 400);
+    }
+
+    #[test]
+    fn a_log_moved_away_is_followed_by_a_new_chain_at_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::new(path.clone(), "test", AuditContent::Hash);
+        let record = |n: u128| {
+            let it = item(n, "keep me");
+            log.record(&AuditEntry::InstructionDeleted { item: &it });
+        };
+        record(1);
+        record(2);
+        let archived = dir.path().join("audit.1.jsonl");
+        std::fs::rename(&path, &archived).unwrap();
+        record(3);
+
+        assert_eq!(verify(&archived).unwrap().lines, 2);
+        assert_eq!(verify(&path).unwrap().lines, 1);
+        let first: Value = serde_json::from_str(&lines(&path)[0]).unwrap();
+        assert_eq!(first["prev"], GENESIS);
+        assert_eq!(first["id"], InstructionId::from_u128(3).to_string());
+    }
+
+    #[test]
+    fn lines_recorded_together_keep_their_order_per_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = Arc::new(AuditLog::new(path.clone(), "test", AuditContent::Hash));
+        let threads: Vec<_> = (0..4u128)
+            .map(|t| {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    for i in 0..100u128 {
+                        let it = item(t * 1_000 + i + 1, "x");
+                        log.record(&AuditEntry::InstructionDeleted { item: &it });
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(verify(&path).unwrap().lines, 400);
+        let ids: Vec<u128> = lines(&path)
+            .iter()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                u128::from_str_radix(&v["id"].as_str().unwrap().replace('-', ""), 16).unwrap()
+            })
+            .collect();
+        for t in 0..4u128 {
+            let mine: Vec<u128> = ids.iter().copied().filter(|i| i / 1_000 == t).collect();
+            let expected: Vec<u128> = (0..100).map(|i| t * 1_000 + i + 1).collect();
+            assert_eq!(mine, expected, "thread {t}");
+        }
     }
 
     #[test]
