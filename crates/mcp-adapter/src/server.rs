@@ -201,6 +201,9 @@ impl QueueServer {
                 }
             }
         }
+        if let Some(e) = &fetch.count_error {
+            tracing::warn!(agent = %fetch.agent, error = %e, "could not count the pending instructions after a delivery; reporting 0");
+        }
         tracing::info!(
             agent = %fetch.agent,
             result_type = fetch.outcome.result_type().as_str(),

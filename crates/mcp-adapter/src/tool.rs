@@ -227,6 +227,7 @@ mod tests {
             outcome: FetchOutcome::Instruction(item),
             reason: EndReason::Delivered,
             remaining_pending: 3,
+            count_error: None,
             waited: Duration::from_millis(1500),
         };
         let expected = json!({

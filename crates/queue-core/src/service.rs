@@ -130,8 +130,12 @@ pub struct Fetch {
     pub outcome: FetchOutcome,
     /// Why it ended.
     pub reason: EndReason,
-    /// Pending instructions left after this call.
+    /// Pending instructions left after this call; 0 when they could not be
+    /// counted (see `count_error`).
     pub remaining_pending: u64,
+    /// Why the pending instructions could not be counted after a delivery. The
+    /// delivery stands: the caller should log this and go on.
+    pub count_error: Option<QueueError>,
     /// How long the call waited.
     pub waited: Duration,
 }
@@ -673,7 +677,15 @@ impl Service {
             }
         };
 
-        let remaining_pending = self.counts().await?.pending;
+        // Once an instruction is claimed it is the caller's: failing the call over
+        // the count would leave it consumed and undelivered if putting it back
+        // failed too. The count is only informative, so it gives way instead.
+        let delivering = matches!(outcome, FetchOutcome::Instruction(_));
+        let (remaining_pending, count_error) = match self.counts().await {
+            Ok(counts) => (counts.pending, None),
+            Err(e) if delivering => (0, Some(e)),
+            Err(e) => return Err(e),
+        };
         let waited = started.elapsed();
         let (a, generation, result, now) = (
             agent.clone(),
@@ -682,7 +694,7 @@ impl Service {
             self.now(),
         );
         // A delivering claim recorded the call's end in its own commit.
-        let ended = matches!(outcome, FetchOutcome::Instruction(_));
+        let ended = delivering;
         let (service, delivered) = (self.clone(), outcome.clone());
         let finish = move |s: &dyn Store| {
             if !ended {
@@ -711,6 +723,7 @@ impl Service {
             outcome,
             reason,
             remaining_pending,
+            count_error,
             waited,
         })
     }
@@ -861,5 +874,155 @@ impl Drop for CallGuard {
         }
         self.service
             .end_call_in_background(&self.agent, self.generation, self.result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::settings::StoredSettings;
+    use crate::store::Page;
+
+    /// A [`MemoryStore`] whose counts fail once an instruction has been claimed.
+    #[derive(Default)]
+    struct CountsFailAfterClaim {
+        inner: MemoryStore,
+        claimed: AtomicBool,
+    }
+
+    impl Store for CountsFailAfterClaim {
+        fn add(
+            &self,
+            id: InstructionId,
+            content: Content,
+            now: Timestamp,
+        ) -> Result<Instruction, QueueError> {
+            self.inner.add(id, content, now)
+        }
+        fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
+            self.inner.get(id)
+        }
+        fn edit(
+            &self,
+            id: InstructionId,
+            content: Content,
+            now: Timestamp,
+        ) -> Result<Instruction, QueueError> {
+            self.inner.edit(id, content, now)
+        }
+        fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
+            self.inner.delete(id, now)
+        }
+        fn requeue(
+            &self,
+            id: InstructionId,
+            new_id: InstructionId,
+            now: Timestamp,
+        ) -> Result<Instruction, QueueError> {
+            self.inner.requeue(id, new_id, now)
+        }
+        fn reorder(
+            &self,
+            ids: &[InstructionId],
+            now: Timestamp,
+        ) -> Result<Vec<Instruction>, QueueError> {
+            self.inner.reorder(ids, now)
+        }
+        fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
+            self.inner.list(filter, page)
+        }
+        fn counts(&self) -> Result<Counts, QueueError> {
+            if self.claimed.load(Ordering::SeqCst) {
+                return Err(StoreError::Busy.into());
+            }
+            self.inner.counts()
+        }
+        fn begin_call(
+            &self,
+            agent: &AgentId,
+            now: Timestamp,
+            until: Timestamp,
+        ) -> Result<CallTicket, QueueError> {
+            self.inner.begin_call(agent, now, until)
+        }
+        fn claim(
+            &self,
+            agent: &AgentId,
+            generation: u64,
+            now: Timestamp,
+        ) -> Result<Claim, QueueError> {
+            let claim = self.inner.claim(agent, generation, now)?;
+            if matches!(claim, Claim::Claimed(_)) {
+                self.claimed.store(true, Ordering::SeqCst);
+            }
+            Ok(claim)
+        }
+        fn end_call(
+            &self,
+            agent: &AgentId,
+            generation: u64,
+            result: ResultType,
+            now: Timestamp,
+        ) -> Result<Agent, QueueError> {
+            self.inner.end_call(agent, generation, result, now)
+        }
+        fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
+            self.inner.unclaim(id, now)
+        }
+        fn agents(&self) -> Result<Vec<Agent>, QueueError> {
+            self.inner.agents()
+        }
+        fn settings(&self) -> Result<StoredSettings, QueueError> {
+            self.inner.settings()
+        }
+        fn update_settings(
+            &self,
+            patch: &SettingsPatch,
+            now: Timestamp,
+        ) -> Result<StoredSettings, QueueError> {
+            self.inner.update_settings(patch, now)
+        }
+        fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
+            self.inner.events_after(after, limit)
+        }
+        fn last_event_seq(&self) -> Result<u64, QueueError> {
+            self.inner.last_event_seq()
+        }
+        fn change_token(&self) -> Result<u64, StoreError> {
+            self.inner.change_token()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_count_after_a_claim_still_delivers() {
+        let store = Arc::new(CountsFailAfterClaim::default());
+        let service = Service::builder(store.clone()).build().unwrap();
+        let queued = service.add("ship it").await.unwrap();
+        assert_eq!(service.counts().await.unwrap().pending, 1);
+
+        let fetch = service
+            .next_instruction(AgentId::default_agent())
+            .await
+            .unwrap();
+
+        let FetchOutcome::Instruction(item) = &fetch.outcome else {
+            panic!("expected the instruction, got {:?}", fetch.outcome)
+        };
+        assert_eq!(item.id, queued.id);
+        assert_eq!(item.content.as_str(), "ship it");
+        assert_eq!(fetch.reason, EndReason::Delivered);
+        assert_eq!(fetch.remaining_pending, 0);
+        assert_eq!(fetch.count_error, Some(StoreError::Busy.into()));
+        // Delivered once and left consumed: not put back behind the caller's back.
+        let consumed = store
+            .inner
+            .list(StatusFilter::Consumed, Page::default())
+            .unwrap();
+        assert_eq!(consumed.total, 1);
+        assert_eq!(consumed.items[0].id, queued.id);
+        assert_eq!(store.inner.counts().unwrap().pending, 0);
     }
 }
