@@ -48,6 +48,7 @@ pub struct ApiState {
     events: Events,
     token: Option<String>,
     ui: UiFiles,
+    lists: routes::ListCache,
 }
 
 impl ApiState {
@@ -58,6 +59,7 @@ impl ApiState {
             events,
             token: None,
             ui: UiFiles::embedded(),
+            lists: routes::ListCache::default(),
         }
     }
 

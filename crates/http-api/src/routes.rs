@@ -3,8 +3,10 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use std::sync::{Arc, Mutex};
+
 use queue_core::{InstructionId, Page, QueueError, SettingsPatch, StatusFilter};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ApiState;
@@ -66,18 +68,69 @@ pub(crate) async fn list(
         offset: count("offset", query.offset.as_deref())?.unwrap_or(0),
         limit: count("limit", query.limit.as_deref())?,
     };
-    let listing = state.service.list(filter, page).await?;
-    Ok(HttpResponse::Ok().json(ListJson {
-        items: listing.items.iter().map(ItemJson::from).collect(),
-        total: listing.total,
-    }))
+    let key = (filter, page);
+    let token = state.service.change_token().await?;
+    if let Some(body) = state.lists.get(token, key) {
+        return Ok(list_response(body));
+    }
+    // Each item is written out as the store reads it, so the items are never all
+    // held at once: the body is the only thing that grows with the listing.
+    let mut start = Vec::with_capacity(64 * 1024);
+    start.extend_from_slice(b"{\"items\":[");
+    let listed = state
+        .service
+        .list_each(filter, page, (start, 0_u64), |(out, n), item| {
+            if *n > 0 {
+                out.push(b',');
+            }
+            *n += 1;
+            // Writing to a Vec cannot fail, and the item's fields are all plain.
+            let _ = serde_json::to_writer(&mut *out, &ItemJson::from(item));
+        })
+        .await?;
+    let (mut body, _) = listed.state;
+    body.extend_from_slice(format!("],\"total\":{}}}", listed.total).as_bytes());
+    let body = web::Bytes::from(body);
+    if let Some(token) = listed.token {
+        state.lists.put(token, key, body.clone());
+    }
+    Ok(list_response(body))
 }
 
-/// `{"items": [...], "total": n}`.
-#[derive(Serialize)]
-struct ListJson<'a> {
-    items: Vec<ItemJson<'a>>,
-    total: u64,
+/// The last listing body served, with the store's change token read before its
+/// items. The token moves on every commit by any process, so while it has not
+/// moved the body is still exactly what a fresh read would give. One entry: the
+/// point is the unpaged listing asked for again and again, not every page.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ListCache(Arc<Mutex<Option<ListEntry>>>);
+
+type ListKey = (StatusFilter, Page);
+
+#[derive(Debug)]
+struct ListEntry {
+    token: u64,
+    key: ListKey,
+    body: web::Bytes,
+}
+
+impl ListCache {
+    fn get(&self, token: u64, key: ListKey) -> Option<web::Bytes> {
+        let entry = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        entry
+            .as_ref()
+            .filter(|e| e.token == token && e.key == key)
+            .map(|e| e.body.clone())
+    }
+
+    fn put(&self, token: u64, key: ListKey, body: web::Bytes) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(ListEntry { token, key, body });
+    }
+}
+
+fn list_response(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
 }
 
 #[derive(Deserialize)]

@@ -56,6 +56,6 @@ pub use types::{
 
 #[cfg(feature = "runtime")]
 pub use service::{
-    Clock, EndReason, Fetch, FetchOutcome, IdSource, Inline, Offload, RandomIds, Service,
+    Clock, EndReason, Fetch, FetchOutcome, IdSource, Inline, Listed, Offload, RandomIds, Service,
     ServiceBuilder, ServiceOptions, SystemClock,
 };

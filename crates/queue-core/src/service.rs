@@ -140,6 +140,17 @@ pub struct Fetch {
     pub waited: Duration,
 }
 
+/// What [`Service::list_each`] gives back.
+#[derive(Debug)]
+pub struct Listed<S> {
+    /// What was built from the items.
+    pub state: S,
+    /// How many items the filter matches in all.
+    pub total: u64,
+    /// The change token read before the items; `None` if it could not be read.
+    pub token: Option<u64>,
+}
+
 /// Tuning for a [`Service`]; the defaults suit a desktop server.
 #[derive(Clone, Debug)]
 pub struct ServiceOptions {
@@ -457,6 +468,40 @@ impl Service {
     /// A page of instructions.
     pub async fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
         self.call(move |s| s.list(filter, page)).await
+    }
+
+    /// A listing handed item by item to `each`, together with `state` to build on,
+    /// on the store's side (see [`Store::list_each`]). Returns the built state, the
+    /// total, and the store's change token as read before the items, so that output
+    /// built from them can be reused while [`Service::change_token`] still gives
+    /// that token.
+    pub async fn list_each<S, F>(
+        &self,
+        filter: StatusFilter,
+        page: Page,
+        mut state: S,
+        mut each: F,
+    ) -> Result<Listed<S>, QueueError>
+    where
+        S: Send + 'static,
+        F: FnMut(&mut S, &Instruction) + Send + 'static,
+    {
+        self.call(move |s| {
+            let token = s.change_token().ok();
+            let total = s.list_each(filter, page, &mut |item| each(&mut state, item))?;
+            Ok(Listed {
+                state,
+                total,
+                token,
+            })
+        })
+        .await
+    }
+
+    /// The store's change token ([`Store::change_token`]): it moves whenever any
+    /// process may have committed a change.
+    pub async fn change_token(&self) -> Result<u64, QueueError> {
+        self.call(|s| Ok(s.change_token()?)).await
     }
 
     /// Pending and consumed counts.

@@ -188,6 +188,21 @@ pub trait Store: Send + Sync {
     /// A page of instructions (see [`StatusFilter`] for the order).
     fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError>;
 
+    /// [`Store::list`], handing the items to `each` one at a time as they are read
+    /// and returning the total; a store that can read row by row never holds the
+    /// whole listing, so a listing of thousands costs no more memory than its
+    /// output. The default lists, then hands the items over.
+    fn list_each(
+        &self,
+        filter: StatusFilter,
+        page: Page,
+        each: &mut dyn FnMut(&Instruction),
+    ) -> Result<u64, QueueError> {
+        let listing = self.list(filter, page)?;
+        listing.items.iter().for_each(each);
+        Ok(listing.total)
+    }
+
     /// Pending and consumed counts.
     fn counts(&self) -> Result<Counts, QueueError>;
 

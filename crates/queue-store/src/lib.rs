@@ -205,6 +205,15 @@ fn store_error(e: QueueError) -> StoreError {
     }
 }
 
+diesel::table! {
+    /// SQLite's `pragma_data_version` table-valued function: one row, whose value
+    /// changes when another connection (of any process) has committed.
+    pragma_data_version (data_version) {
+        /// The connection's view of the database's version.
+        data_version -> BigInt,
+    }
+}
+
 #[derive(QueryableByName)]
 struct TextValue {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -325,6 +334,15 @@ impl Store for SqliteStore {
         self.read(|c| ops::list(c, filter, page))
     }
 
+    fn list_each(
+        &self,
+        filter: StatusFilter,
+        page: Page,
+        each: &mut dyn FnMut(&Instruction),
+    ) -> Result<u64, QueueError> {
+        self.read(|c| ops::list_each(c, filter, page, &mut |item| each(&item)))
+    }
+
     fn counts(&self) -> Result<Counts, QueueError> {
         self.read(ops::counts)
     }
@@ -422,9 +440,12 @@ impl Store for SqliteStore {
 
     fn change_token(&self) -> Result<u64, StoreError> {
         let mut conn = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
-        diesel::sql_query("SELECT data_version AS value FROM pragma_data_version")
-            .get_result::<ops::BigIntValue>(&mut *conn)
-            .map(|v| u64::try_from(v.value).unwrap_or(0))
+        // Through the query builder rather than `sql_query`, so that diesel keeps the
+        // statement prepared: this runs for every status request and every poll.
+        pragma_data_version::table
+            .select(pragma_data_version::data_version)
+            .get_result::<i64>(&mut *conn)
+            .map(|v| u64::try_from(v).unwrap_or(0))
             .map_err(db_error)
     }
 }

@@ -281,34 +281,45 @@ pub(crate) fn reorder(
     Ok(out)
 }
 
-fn page_of(
+/// Hands the window of `status` items to `each`, row by row as SQLite yields
+/// them; returns how many there were.
+fn page_each(
     c: &mut SqliteConnection,
     status: Status,
     offset: i64,
     limit: i64,
-) -> Result<Vec<Instruction>> {
+    each: &mut dyn FnMut(Instruction),
+) -> Result<i64> {
     let query = instructions::table
         .filter(instructions::status.eq(status.as_str()))
         .select(InstructionRow::as_select())
         .offset(offset)
         .limit(limit);
-    let rows = match status {
+    let mut n = 0;
+    let mut visit = |row: QueryResult<InstructionRow>| -> Result<()> {
+        each(row?.into_domain()?);
+        n += 1;
+        Ok(())
+    };
+    match status {
         Status::Pending => query
             .order((
                 instructions::position,
                 instructions::created_at,
                 instructions::id,
             ))
-            .load(c)?,
+            .load_iter::<InstructionRow, diesel::connection::DefaultLoadingMode>(c)?
+            .try_for_each(&mut visit)?,
         Status::Consumed => query
             .order((
                 instructions::consumed_at,
                 instructions::position,
                 instructions::id,
             ))
-            .load(c)?,
-    };
-    rows.into_iter().map(InstructionRow::into_domain).collect()
+            .load_iter::<InstructionRow, diesel::connection::DefaultLoadingMode>(c)?
+            .try_for_each(&mut visit)?,
+    }
+    Ok(n)
 }
 
 fn count(c: &mut SqliteConnection, status: Status) -> Result<u64> {
@@ -327,6 +338,18 @@ pub(crate) fn counts(c: &mut SqliteConnection) -> Result<Counts> {
 }
 
 pub(crate) fn list(c: &mut SqliteConnection, filter: StatusFilter, page: Page) -> Result<Listing> {
+    let mut items = Vec::new();
+    let total = list_each(c, filter, page, &mut |item| items.push(item))?;
+    Ok(Listing { items, total })
+}
+
+/// The listing of `filter` in `page`, item by item; returns the total.
+pub(crate) fn list_each(
+    c: &mut SqliteConnection,
+    filter: StatusFilter,
+    page: Page,
+    each: &mut dyn FnMut(Instruction),
+) -> Result<u64> {
     // SQLite reads LIMIT -1 as "no limit".
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let offset = clamp(page.offset);
@@ -339,26 +362,22 @@ pub(crate) fn list(c: &mut SqliteConnection, filter: StatusFilter, page: Page) -
                 Status::Consumed
             };
             let total = count(c, status)?;
-            let items = page_of(c, status, offset, limit)?;
-            Ok(Listing { items, total })
+            page_each(c, status, offset, limit, each)?;
+            Ok(total)
         }
         StatusFilter::All => {
             let Counts { pending, consumed } = counts(c)?;
             let n_consumed = clamp(consumed);
-            let mut items = Vec::new();
+            let mut taken = 0;
             if offset < n_consumed {
-                items = page_of(c, Status::Consumed, offset, limit)?;
+                taken = page_each(c, Status::Consumed, offset, limit, each)?;
             }
-            let taken = i64::try_from(items.len()).unwrap_or(i64::MAX);
             let rest = if limit < 0 { -1 } else { limit - taken };
             if rest != 0 {
                 let pending_offset = (offset - n_consumed).max(0);
-                items.extend(page_of(c, Status::Pending, pending_offset, rest)?);
+                page_each(c, Status::Pending, pending_offset, rest, each)?;
             }
-            Ok(Listing {
-                items,
-                total: pending + consumed,
-            })
+            Ok(pending + consumed)
         }
     }
 }
