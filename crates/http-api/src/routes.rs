@@ -324,3 +324,69 @@ pub(crate) async fn method_not_allowed(req: HttpRequest, allow: &'static str) ->
         .insert(header::ALLOW, header::HeaderValue::from_static(allow));
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::App;
+    use actix_web::test::{TestRequest, call_and_read_body_json, init_service};
+    use queue_core::{Content, InstructionId, MemoryStore, Service, Store, Timestamp};
+    use serde_json::Value;
+
+    use crate::{ApiState, Events, EventsOptions, ServerInfo};
+
+    /// A listing served from the kept body is the one a fresh read gives, and a
+    /// change made behind the service's back — as another process sharing the
+    /// database makes it — is in the next listing.
+    #[actix_web::test]
+    async fn a_kept_listing_never_hides_a_change_made_elsewhere() {
+        let store = Arc::new(MemoryStore::new());
+        let service = Service::builder(store.clone()).build().unwrap();
+        let events = Events::new(
+            service.clone(),
+            ServerInfo::new(service.now()),
+            EventsOptions::default(),
+        )
+        .await
+        .unwrap();
+        let app = init_service(
+            App::new().configure(crate::configure(ApiState::new(service.clone(), events))),
+        )
+        .await;
+        let list = || TestRequest::get().uri("/api/instructions").to_request();
+
+        let empty: Value = call_and_read_body_json(&app, list()).await;
+        assert_eq!(empty, serde_json::json!({"items": [], "total": 0}));
+
+        let first = service.add("first").await.unwrap();
+        let fresh: Value = call_and_read_body_json(&app, list()).await;
+        let again: Value = call_and_read_body_json(&app, list()).await;
+        assert_eq!(fresh, again);
+        assert_eq!(fresh["total"], 1);
+        assert_eq!(fresh["items"][0], crate::item_json(&first));
+
+        let elsewhere = store
+            .add(
+                InstructionId::from_u128(7),
+                Content::parse("from another process").unwrap(),
+                Timestamp::from_micros(1),
+            )
+            .unwrap();
+        let after: Value = call_and_read_body_json(&app, list()).await;
+        assert_eq!(after["total"], 2);
+        assert_eq!(after["items"][1], crate::item_json(&elsewhere));
+
+        let paged: Value = call_and_read_body_json(
+            &app,
+            TestRequest::get()
+                .uri("/api/instructions?limit=1&offset=1")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(paged["total"], 2);
+        assert_eq!(paged["items"].as_array().unwrap().len(), 1);
+        assert_eq!(paged["items"][0], crate::item_json(&elsewhere));
+        service.shutdown();
+    }
+}

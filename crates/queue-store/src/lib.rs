@@ -569,6 +569,66 @@ mod tests {
     }
 
     #[test]
+    fn the_change_token_moves_on_a_commit_by_another_store_on_the_file() {
+        let (_dir, path) = fresh();
+        let here = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        let there = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        let before = here.change_token().unwrap();
+        assert_eq!(here.change_token().unwrap(), before, "nothing committed");
+        assert_eq!(here.overview().unwrap().counts.pending, 0);
+        there
+            .add(
+                InstructionId::from_u128(1),
+                Content::parse("from elsewhere").unwrap(),
+                Timestamp::from_micros(1),
+            )
+            .unwrap();
+        assert_ne!(here.change_token().unwrap(), before);
+        assert_eq!(here.overview().unwrap().counts.pending, 1);
+    }
+
+    #[test]
+    fn list_each_hands_over_what_list_returns() {
+        let (_dir, path) = fresh();
+        let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        for n in 1..=5u128 {
+            store
+                .add(
+                    InstructionId::from_u128(n),
+                    Content::parse(&format!("item {n}")).unwrap(),
+                    Timestamp::from_micros(1),
+                )
+                .unwrap();
+        }
+        let agent = queue_core::AgentId::parse("a").unwrap();
+        let ticket = store
+            .begin_call(&agent, Timestamp::from_micros(2), Timestamp::from_micros(3))
+            .unwrap();
+        store
+            .claim(&agent, ticket.generation, Timestamp::from_micros(2))
+            .unwrap();
+        for filter in [
+            StatusFilter::All,
+            StatusFilter::Pending,
+            StatusFilter::Consumed,
+        ] {
+            for (offset, limit) in [(0, None), (0, Some(2)), (1, Some(3)), (4, None), (9, None)] {
+                let page = Page { offset, limit };
+                let listing = store.list(filter, page).unwrap();
+                let mut items = Vec::new();
+                let total = store
+                    .list_each(filter, page, &mut |i| items.push(i.clone()))
+                    .unwrap();
+                assert_eq!(
+                    (items, total),
+                    (listing.items, listing.total),
+                    "{filter:?} {page:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn group_commit_answers_every_caller_with_its_own_result() {
         let (_dir, path) = fresh();
         let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
