@@ -12,12 +12,14 @@ use tokio::sync::watch;
 /// `get_user_request` calls in the measured part: the quick run keeps the test
 /// well under 45 s on a debug build and 2 cores; `LOCAL_MCP_LONG_TESTS=1` asks for
 /// the long one.
-const QUICK_CALLS: u64 = 500;
+const QUICK_CALLS: u64 = 1_000;
 const LONG_CALLS: u64 = 10_000;
-/// Calls before anything is measured: enough for the event hub's replay ring
-/// (1,024 messages, about five per call) to fill and for SQLite's reader pool
-/// and page caches to reach the size this workload gives them.
-const WARM_UP_CALLS: u64 = 250;
+/// Calls before anything is measured. The quick count fills the event hub's
+/// replay ring (1,024 messages, about five per call) and the SQLite reader pool.
+/// The long count also lets the memory that grows with a fresh database settle:
+/// SQLite's page caches (up to 2 MB per connection) and the allocator's arenas
+/// fill over the first few thousand calls, then stay flat (docs/soak.md).
+const WARM_UP_CALLS: (u64, u64) = (500, 5_000);
 const SSE_CLIENTS: usize = 50;
 /// Every this many calls the agent waits until every SSE client has read every
 /// event so far, so that no client ever trails by more than the replay ring
@@ -353,7 +355,9 @@ async fn an_agent_loop_with_fifty_sse_clients_keeps_memory_and_files_flat() {
     // Warm-up, with a first set of SSE clients, then without them: the baseline
     // is the server with its warm caches and the agent's connection, no stream.
     let mut sse = connect_all(addr, agent.next_index).await;
-    agent.run(WARM_UP_CALLS, &mut sse).await;
+    agent
+        .run(quick_or_long(WARM_UP_CALLS.0, WARM_UP_CALLS.1), &mut sse)
+        .await;
     let fds_with_streams = fds(pid);
     hang_up_all(sse).await;
     let fds_base = fds_down_to(pid, fds_with_streams - SSE_CLIENTS).await;
@@ -369,7 +373,15 @@ async fn an_agent_loop_with_fifty_sse_clients_keeps_memory_and_files_flat() {
     let (rss_start, fds_start) = (rss(pid), fds(pid));
     let started = Instant::now();
     let first_call = agent.calls;
-    agent.run(calls, &mut sse).await;
+    // RSS along the way, in tenths of the run: a plateau is a cache filling up,
+    // a steady climb a leak.
+    let mut trend = vec![format!("{rss_start}")];
+    for tenth in 1..=10 {
+        agent
+            .run(calls * tenth / 10 - (agent.calls - first_call), &mut sse)
+            .await;
+        trend.push(format!("{}", rss(pid)));
+    }
     let took = started.elapsed();
     let (rss_end, fds_end) = (rss(pid), fds(pid));
     caught_up(&mut sse, agent.next_index).await;
@@ -409,6 +421,10 @@ async fn an_agent_loop_with_fifty_sse_clients_keeps_memory_and_files_flat() {
         "soak: {measured} get_user_request calls ({total} instructions in all) in {took:.1?} ({per_second:.0} calls/s) with {SSE_CLIENTS} SSE clients reading {}..={} messages each",
         messages.iter().min().unwrap_or(&0),
         messages.iter().max().unwrap_or(&0),
+    );
+    eprintln!(
+        "soak: server RSS (KiB) at each tenth of the run: {}",
+        trend.join(" ")
     );
     eprintln!(
         "soak: server RSS {rss_start} KiB -> {rss_end} KiB ({:+} KiB), {rss_after} KiB after the clients hung up; open files: baseline {fds_base}, with {SSE_CLIENTS} streams {fds_start} -> {fds_end}, after hang-up {fds_after}",
