@@ -200,6 +200,13 @@ fn ledger(l: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
     l.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Records an unexpected answer, unless the kill is under way and explains it.
+fn unexpected(l: &Shared, stop: &AtomicBool, what: String) {
+    if !stop.load(Ordering::SeqCst) {
+        ledger(l).problems.push(what);
+    }
+}
+
 /// Adds through the HTTP API and edits the item added two steps before, until told
 /// to stop (the kill) or its connection dies.
 async fn http_load(base: String, tag: String, stop: Arc<AtomicBool>, ledger_: Shared) {
@@ -227,15 +234,11 @@ async fn http_load(base: String, tag: String, stop: Arc<AtomicBool>, ledger_: Sh
             }
             Ok(res) => {
                 let text = format!("POST {} {:?}", res.status(), res.text().await);
-                if !stop.load(Ordering::SeqCst) {
-                    ledger(&ledger_).problems.push(text);
-                }
+                unexpected(&ledger_, &stop, text);
                 return;
             }
             Err(e) => {
-                if !stop.load(Ordering::SeqCst) {
-                    ledger(&ledger_).problems.push(format!("POST failed: {e}"));
-                }
+                unexpected(&ledger_, &stop, format!("POST failed: {e}"));
                 return;
             }
         }
@@ -257,15 +260,11 @@ async fn http_load(base: String, tag: String, stop: Arc<AtomicBool>, ledger_: Sh
             Ok(res) if res.status() == StatusCode::CONFLICT => {}
             Ok(res) => {
                 let text = format!("PATCH {} {:?}", res.status(), res.text().await);
-                if !stop.load(Ordering::SeqCst) {
-                    ledger(&ledger_).problems.push(text);
-                }
+                unexpected(&ledger_, &stop, text);
                 return;
             }
             Err(e) => {
-                if !stop.load(Ordering::SeqCst) {
-                    ledger(&ledger_).problems.push(format!("PATCH failed: {e}"));
-                }
+                unexpected(&ledger_, &stop, format!("PATCH failed: {e}"));
                 return;
             }
         }
