@@ -717,11 +717,25 @@ async fn a_full_disk_answers_503_and_recovers_when_space_is_freed() {
     assert_eq!(out["instruction"]["id"], json!(first), "{out}");
     assert_eq!(contents(&base).await, acked);
 
-    // Starting on a full disk is refused with the reason.
+    // Starting on a full disk is refused with the reason, even when SQLite itself
+    // needs no room to open: a connection held open here keeps the `-wal` and `-shm`
+    // files of this run in place, as a process that exits without closing them does.
     stdio.close_stdin();
     assert!(stdio.wait_exit(Duration::from_secs(10)).await.success());
     let (status, _) = serve.terminate();
     assert!(status.success());
+    let held = SqliteStore::open(&db, StoreOptions::default()).expect("open before filling");
+    assert_eq!(
+        held.list(StatusFilter::All, Page::default())
+            .expect("list")
+            .items
+            .len(),
+        acked.len()
+    );
+    for suffix in ["-wal", "-shm"] {
+        let file = db.with_file_name(format!("queue.sqlite3{suffix}"));
+        assert!(file.exists(), "{} is missing", file.display());
+    }
     disk.fill();
     for what in ["serve", "stdio", "add"] {
         let mut cmd = local_mcp(&db);
@@ -737,6 +751,7 @@ async fn a_full_disk_answers_503_and_recovers_when_space_is_freed() {
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     }
     disk.unfill();
+    drop(held);
     let store = SqliteStore::open(&db, StoreOptions::default()).expect("open after freeing");
     store.integrity_check().expect("integrity_check");
     let stored: Vec<String> = store

@@ -69,10 +69,7 @@ pub(crate) fn refine(e: StoreError, db: &Path) -> StoreError {
     if !(m.contains("unable to open database file") || m.contains("disk i/o error")) {
         return e;
     }
-    let dir = match db.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder(db);
     match probe(dir) {
         Some(ErrorKind::ReadOnlyFilesystem) => StoreError::ReadOnly(format!(
             "{} is on a read-only file system ({message})",
@@ -84,6 +81,27 @@ pub(crate) fn refine(e: StoreError, db: &Path) -> StoreError {
         )),
         Some(ErrorKind::StorageFull | ErrorKind::QuotaExceeded) => StoreError::Full,
         _ => e,
+    }
+}
+
+/// Refuses a database whose disk has no room left, even when SQLite opened it.
+/// SQLite opens without writing when the `-wal` and `-shm` files of an earlier run
+/// are still there (a process that exits without closing every connection leaves
+/// them), so whether a full disk was noticed at start-up would otherwise depend on
+/// how the last process ended. Starting anyway would only fail later, on the first
+/// write that needs a new page, with instructions typed and lost in between.
+pub(crate) fn check_room(db: &Path) -> Result<(), StoreError> {
+    match probe(folder(db)) {
+        Some(ErrorKind::StorageFull | ErrorKind::QuotaExceeded) => Err(StoreError::Full),
+        _ => Ok(()),
+    }
+}
+
+/// The folder holding `db`.
+fn folder(db: &Path) -> &Path {
+    match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     }
 }
 

@@ -94,10 +94,13 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to
-    /// date. A file written by a newer version is refused and left untouched.
+    /// date. A file written by a newer version is refused and left untouched, and
+    /// so is a database on a disk with no room left ([`StoreError::Full`]).
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self, StoreError> {
         let path = path.as_ref();
-        Self::open_here(path, options).map_err(|e| error::refine(e, path))
+        let store = Self::open_here(path, options).map_err(|e| error::refine(e, path))?;
+        error::check_room(path)?;
+        Ok(store)
     }
 
     fn open_here(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
