@@ -155,17 +155,21 @@ impl Serve {
             let mut tx = Some(tx);
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Logged before the port is announced, so a test that reads the
+                // log once `start` returns finds the listening line in it.
+                {
+                    let mut log = sink
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
                     let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
                     if let (Some(tx), Ok(port)) = (tx.take(), port.parse::<u16>()) {
                         let _ = tx.send(port);
                     }
                 }
-                let mut log = sink
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let port = match rx.recv_timeout(std::time::Duration::from_secs(20)) {
