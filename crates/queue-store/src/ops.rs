@@ -15,6 +15,23 @@ use crate::schema::{agents, events, instructions, settings};
 
 type Result<T> = std::result::Result<T, OpError>;
 
+/// The first row of `query`, read lazily, without the `LIMIT ?` of diesel's
+/// `first`. SQLite (3.47 and later) treats a bound LIMIT as a constant when planning
+/// and so marks the statement to be compiled again whenever the parameter is bound,
+/// which diesel does on every run: a cached statement with `LIMIT ?` is re-parsed
+/// and re-planned each time. The queries here walk an index in the wanted order,
+/// so stopping after one row costs no more than a LIMIT would.
+fn first_row<'q, Q, U>(query: Q, c: &mut SqliteConnection) -> Result<Option<U>>
+where
+    Q: diesel::query_dsl::LoadQuery<'q, SqliteConnection, U> + 'q,
+    U: 'static,
+{
+    Ok(query
+        .load_iter::<U, diesel::connection::DefaultLoadingMode>(c)?
+        .next()
+        .transpose()?)
+}
+
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = instructions)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite))]
@@ -142,7 +159,7 @@ fn find(c: &mut SqliteConnection, id: InstructionId) -> Result<Option<Instructio
     instructions::table
         .find(id.to_string())
         .select(InstructionRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional()?
         .map(InstructionRow::into_domain)
         .transpose()
@@ -170,7 +187,7 @@ fn save(c: &mut SqliteConnection, item: &Instruction) -> Result<()> {
 fn next_position(c: &mut SqliteConnection) -> Result<i64> {
     let max: Option<i64> = instructions::table
         .select(diesel::dsl::max(instructions::position))
-        .first(c)?;
+        .get_result(c)?;
     Ok(max.unwrap_or(0) + 1)
 }
 
@@ -386,7 +403,7 @@ fn find_agent(c: &mut SqliteConnection, agent: &AgentId) -> Result<Option<Agent>
     agents::table
         .find(agent.as_str())
         .select(AgentRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional()?
         .map(AgentRow::into_domain)
         .transpose()
@@ -429,7 +446,7 @@ pub(crate) fn claim(
     let current: Option<i64> = agents::table
         .find(agent.as_str())
         .select(agents::generation)
-        .first(c)
+        .get_result(c)
         .optional()?;
     if current.and_then(|g| u64::try_from(g).ok()) != Some(generation) {
         return Ok(Claim::Superseded);
@@ -440,10 +457,8 @@ pub(crate) fn claim(
             instructions::position,
             instructions::created_at,
             instructions::id,
-        ))
-        .select(InstructionRow::as_select())
-        .first(c)
-        .optional()?;
+        ));
+    let head = first_row(head.select(InstructionRow::as_select()), c)?;
     let Some(head) = head else {
         return Ok(Claim::Empty);
     };
@@ -498,7 +513,7 @@ pub(crate) fn unclaim(
     let head: Option<i64> = instructions::table
         .filter(instructions::status.eq(Status::Pending.as_str()))
         .select(diesel::dsl::min(instructions::position))
-        .first(c)?;
+        .get_result(c)?;
     let position = match head {
         Some(first) => first - 1,
         None => next_position(c)?,
@@ -523,7 +538,7 @@ pub(crate) fn stored_settings(c: &mut SqliteConnection) -> Result<StoredSettings
     let text: Option<String> = settings::table
         .find(1)
         .select(settings::stored)
-        .first(c)
+        .get_result(c)
         .optional()?;
     match text {
         None => Ok(StoredSettings::default()),
@@ -554,15 +569,16 @@ pub(crate) fn events_after(
     limit: usize,
 ) -> Result<Vec<Event>> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // Read lazily and stopped after `limit` rows instead of `LIMIT ?`: see
+    // [`first_row`]. The rows come in `seq` order straight off the table.
     events::table
         .filter(events::seq.gt(after))
         .order(events::seq)
-        .limit(limit)
         .select(EventRow::as_select())
-        .load(c)?
-        .into_iter()
+        .load_iter::<EventRow, diesel::connection::DefaultLoadingMode>(c)?
+        .take(limit)
         .map(|row| {
+            let row = row?;
             Ok(Event {
                 seq: u64::try_from(row.seq).unwrap_or(0),
                 at: Timestamp::from_micros(row.at),
