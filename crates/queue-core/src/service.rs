@@ -21,6 +21,25 @@ use crate::store::{
 };
 use crate::types::{Agent, AgentId, Content, Instruction, InstructionId, ResultType, Timestamp};
 
+/// A claim's outcome, with the count of what is left when it delivered.
+type Look = (Claim, Option<Result<Counts, QueueError>>);
+
+/// What the first store trip of a call found: the settings in force, the started
+/// call, and the first look at the queue (`None` when it did not look).
+type Started = (Settings, CallTicket, Option<Result<Look, QueueError>>);
+
+/// What a call that found nothing returns under `settings`.
+fn empty_outcome(settings: &Settings) -> FetchOutcome {
+    if settings.default_empty_response.is_empty() {
+        FetchOutcome::Empty
+    } else {
+        FetchOutcome::DefaultResponse(settings.default_empty_response.clone())
+    }
+}
+
+/// How many stored events one store trip publishes at most.
+const PUBLISH_BATCH: usize = 512;
+
 /// Where the time comes from.
 pub trait Clock: Send + Sync {
     /// The current time.
@@ -195,6 +214,9 @@ struct Shared {
     options: ServiceOptions,
     /// Fired on every change seen (local at once, foreign through `watch`).
     changed: Notify,
+    /// How many times `changed` has fired, so a call can tell whether a wake-up
+    /// was only the one its own start caused.
+    wakes: AtomicU64,
     /// Wakes `watch` to publish events right after a local change.
     kick: Notify,
     events: broadcast::Sender<Arc<Event>>,
@@ -267,6 +289,7 @@ impl ServiceBuilder {
                 offload: self.offload,
                 options: self.options,
                 changed: Notify::new(),
+                wakes: AtomicU64::new(0),
                 kick: Notify::new(),
                 events,
                 published_seq: AtomicU64::new(start_seq),
@@ -352,8 +375,15 @@ impl Service {
 
     /// Marks a local change: waiters re-check at once and `watch` publishes.
     fn changed(&self) {
-        self.shared.changed.notify_waiters();
+        self.wake_waiters();
         self.shared.kick.notify_one();
+    }
+
+    /// Makes every waiting call look at the queue again.
+    fn wake_waiters(&self) {
+        // Counted before the wake, so a woken call that reads the count sees it.
+        self.shared.wakes.fetch_add(1, Ordering::AcqRel);
+        self.shared.changed.notify_waiters();
     }
 
     async fn mutate<T, F>(&self, f: F) -> Result<T, QueueError>
@@ -566,7 +596,7 @@ impl Service {
     /// waits, and stops [`Service::watch`].
     pub fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
-        self.shared.changed.notify_waiters();
+        self.wake_waiters();
     }
 
     /// Whether [`Service::shutdown`] was called.
@@ -626,7 +656,7 @@ impl Service {
             // for a local change, which wakes nobody, so `published` alone would miss
             // it: wake the waiters whenever the token moved.
             if polled && (published || token.is_some()) {
-                self.shared.changed.notify_waiters();
+                self.wake_waiters();
             }
         }
     }
@@ -637,17 +667,23 @@ impl Service {
         let mut any = false;
         loop {
             let after = self.published_seq();
-            let Ok(batch) = self.events_after(after, 512).await else {
+            let Ok(batch) = self.events_after(after, PUBLISH_BATCH).await else {
                 return any;
             };
             let Some(last) = batch.last().map(|e| e.seq) else {
                 return any;
             };
             any = true;
+            // A short batch was everything there was: asking again would only cost
+            // another store trip per change to learn that nothing followed it.
+            let complete = batch.len() < PUBLISH_BATCH;
             for event in batch {
                 let _ = self.shared.events.send(Arc::new(event));
             }
             self.shared.published_seq.store(last, Ordering::Release);
+            if complete {
+                return any;
+            }
         }
     }
 
@@ -661,30 +697,56 @@ impl Service {
         // Declared first so it drops last, after `CallGuard` has queued its clean-up.
         let _busy = self.busy();
         let started = Instant::now();
-        let settings = self.settings().await?;
-        let wait = Duration::from_secs(u64::from(settings.default_wait_seconds));
-        let deadline = started + wait;
-        let empty = if settings.default_empty_response.is_empty() {
-            FetchOutcome::Empty
-        } else {
-            FetchOutcome::DefaultResponse(settings.default_empty_response.clone())
-        };
-
         let now = self.now();
-        let until = now.plus_micros(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX));
         let a = agent.clone();
-        let (undo_agent, empty_type) = (agent.clone(), empty.result_type());
+        let undo_agent = agent.clone();
+        let defaults = self.shared.options.defaults.clone();
+        // Registered before the first look, which the start below makes, so a change
+        // between that look and the wait is not missed.
+        let mut notified = Box::pin(self.shared.changed.notified());
+        notified.as_mut().enable();
+        let wakes_before = self.shared.wakes.load(Ordering::Acquire);
+        // A call that starts during shutdown takes nothing.
+        let look_now = !self.is_shutting_down();
+        // One store trip reads the settings, records the start and takes the head of
+        // the queue if there is one, with the count of what is left: a call that finds
+        // an instruction waiting needs no other trip before its audit line.
         // A call dropped while its start is being recorded must still record its end,
-        // or the agent would look like it is waiting until the deadline passes.
-        let ticket = self
+        // or the agent would look like it is waiting until the deadline passes; an
+        // instruction it took goes back first in line.
+        let (settings, ticket, first_look) = self
             .call_undoable(
-                move |s| s.begin_call(&a, now, until),
-                move |service: &Service, ticket: CallTicket| {
+                move |s| {
+                    let settings = Settings::effective(&defaults, &s.settings()?);
+                    let wait = u64::from(settings.default_wait_seconds) * 1_000_000;
+                    let until = now.plus_micros(i64::try_from(wait).unwrap_or(i64::MAX));
+                    if !look_now {
+                        return Ok((settings, s.begin_call(&a, now, until)?, None));
+                    }
+                    let (ticket, claim) = s.begin_and_claim(&a, now, until)?;
+                    let look = claim.map(|claim| {
+                        let counts = matches!(claim, Claim::Claimed(_)).then(|| s.counts());
+                        (claim, counts)
+                    });
+                    Ok((settings, ticket, Some(look)))
+                },
+                move |service: &Service, (settings, ticket, look): Started| {
+                    if let Some(Ok((Claim::Claimed(item), _))) = look {
+                        service.unclaim_in_background(item.id);
+                    }
+                    let empty_type = empty_outcome(&settings).result_type();
                     service.end_call_in_background(&undo_agent, ticket.generation, empty_type);
                 },
             )
             .await?;
         self.changed();
+        // When no other wake-up came between the look and this call's own, the one
+        // `changed` just sent is the call's own: it needs no second look.
+        let mut own_wake =
+            Some(wakes_before + 1).filter(|&n| self.shared.wakes.load(Ordering::Acquire) == n);
+        let wait = Duration::from_secs(u64::from(settings.default_wait_seconds));
+        let deadline = started + wait;
+        let empty = empty_outcome(&settings);
         let mut guard = CallGuard {
             service: self.clone(),
             agent: agent.clone(),
@@ -695,18 +757,31 @@ impl Service {
         };
 
         let mut shutdown = self.shared.shutdown.subscribe();
+        // What is left after a delivery, counted in the claim's own store trip.
+        let mut remaining = None;
+        let mut first_look = first_look;
         let (outcome, reason) = loop {
-            // Register for wake-ups before looking, so a change between the look and
-            // the wait is not missed.
-            let notified = self.shared.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-
-            if *shutdown.borrow_and_update() {
-                break (empty.clone(), EndReason::ShuttingDown);
-            }
-            match self.claim(&agent, ticket.generation).await? {
+            let (claim, counts) = match first_look.take() {
+                Some(look) => look?,
+                None => {
+                    // Register for wake-ups before looking, so a change between the
+                    // look and the wait is not missed.
+                    notified = Box::pin(self.shared.changed.notified());
+                    notified.as_mut().enable();
+                    if *shutdown.borrow_and_update() {
+                        break (empty.clone(), EndReason::ShuttingDown);
+                    }
+                    let own = own_wake.take();
+                    if own.is_some_and(|n| self.shared.wakes.load(Ordering::Acquire) == n) {
+                        (Claim::Empty, None)
+                    } else {
+                        self.claim(&agent, ticket.generation).await?
+                    }
+                }
+            };
+            match claim {
                 Claim::Claimed(item) => {
+                    remaining = counts;
                     // From here until the caller has the result, dropping this future
                     // puts the instruction back (see `CallGuard`).
                     guard.claimed = Some(item.id);
@@ -716,7 +791,7 @@ impl Service {
                 Claim::Empty => {}
             }
             tokio::select! {
-                _ = &mut notified => {}
+                _ = notified.as_mut() => {}
                 _ = tokio::time::sleep_until(deadline) => break (empty.clone(), EndReason::TimedOut),
                 _ = shutdown.changed() => {}
             }
@@ -726,7 +801,11 @@ impl Service {
         // the count would leave it consumed and undelivered if putting it back
         // failed too. The count is only informative, so it gives way instead.
         let delivering = matches!(outcome, FetchOutcome::Instruction(_));
-        let (remaining_pending, count_error) = match self.counts().await {
+        let counted = match remaining {
+            Some(counted) => counted,
+            None => self.counts().await,
+        };
+        let (remaining_pending, count_error) = match counted {
             Ok(counts) => (counts.pending, None),
             Err(e) if delivering => (0, Some(e)),
             Err(e) => return Err(e),
@@ -758,6 +837,8 @@ impl Service {
             Ok(())
         };
         if ended {
+            // Only the audit line is left; it is written before the answer goes out,
+            // so the log never lags behind what the agent was told.
             self.call(finish).await?;
         } else {
             self.mutate(finish).await?;
@@ -775,13 +856,20 @@ impl Service {
 
     /// Claims through the offload such that a claim finishing after the caller gave
     /// up is undone instead of lost.
-    async fn claim(&self, agent: &AgentId, generation: u64) -> Result<Claim, QueueError> {
+    ///
+    /// A delivering claim also counts what is left, in the same store trip; the
+    /// count is `None` otherwise.
+    async fn claim(&self, agent: &AgentId, generation: u64) -> Result<Look, QueueError> {
         let agent = agent.clone();
         let now = self.now();
         let out = self
             .call_undoable(
-                move |s| s.claim_and_end(&agent, generation, now),
-                |service: &Service, claim: Claim| {
+                move |s| {
+                    let claim = s.claim_and_end(&agent, generation, now)?;
+                    let counts = matches!(claim, Claim::Claimed(_)).then(|| s.counts());
+                    Ok((claim, counts))
+                },
+                |service: &Service, (claim, _): Look| {
                     if let Claim::Claimed(item) = claim {
                         // Nobody is waiting for this instruction any more: put it back
                         // first in line.
@@ -790,7 +878,7 @@ impl Service {
                 },
             )
             .await?;
-        if matches!(out, Claim::Claimed(_)) {
+        if matches!(out.0, Claim::Claimed(_)) {
             self.changed();
         }
         Ok(out)

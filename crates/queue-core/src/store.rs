@@ -236,6 +236,23 @@ pub trait Store: Send + Sync {
         Ok(claim)
     }
 
+    /// [`Store::begin_call`] and then [`Store::claim_and_end`] of the call it
+    /// started, in one atomic step where the store can: a call that finds an
+    /// instruction waiting then costs one durable commit instead of two. The outer
+    /// error means the call was not started. The inner result is the claim's: the
+    /// default runs the two one after the other, so the call may have started even
+    /// though the claim failed, and the caller must then end it.
+    fn begin_and_claim(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<(CallTicket, Result<Claim, QueueError>), QueueError> {
+        let ticket = self.begin_call(agent, now, until)?;
+        let claim = self.claim_and_end(agent, ticket.generation, now);
+        Ok((ticket, claim))
+    }
+
     /// Ends a call: records `last_fetch_at = now` and `last_result_type`, and, if
     /// `generation` is still the newest, clears `waiting_until`.
     fn end_call(

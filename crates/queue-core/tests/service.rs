@@ -659,69 +659,90 @@ enum DropPoint {
     BeforeClaimRuns,
     /// The store claimed and answered; the call has not read the answer.
     AfterClaimAnswered,
-    /// The call read the claim and is counting what is left.
-    AfterClaimRead,
-    /// The call is recording its end.
-    DuringEndCall,
+    /// The call read the claim and the count, and is auditing the delivery.
+    DuringAudit,
+}
+
+/// When the instructions of a drop test arrive.
+#[derive(Clone, Copy, Debug)]
+enum Arrives {
+    /// Queued before the call: its first store trip (start and claim) takes one.
+    BeforeTheCall,
+    /// Added while the call waits: a claim of its own, after the wake-up, takes one.
+    WhileWaiting,
 }
 
 /// Stops a call of `x` at `point`, drops it, and checks the claimed instruction
 /// went back to the head of the queue.
-async fn drop_call_at(point: DropPoint) {
+async fn drop_call_at(point: DropPoint, arrives: Arrives) {
     let offload = Arc::new(ManualOffload::default());
     let service = build(options(10, "nothing yet"), offload.clone());
-    let first = drive(&offload, Box::pin(service.add("first")))
-        .await
-        .unwrap();
-    let second = drive(&offload, Box::pin(service.add("second")))
-        .await
-        .unwrap();
-    let seq_before = service.store().last_event_seq().unwrap();
-
-    let mut call = Box::pin(service.next_instruction(agent("x")));
+    let add = |text: &'static str| drive(&offload, Box::pin(service.add(text)));
     let step = |what: &str| {
-        assert_eq!(offload.queued(), 1, "{point:?}: one job for {what}");
+        assert_eq!(
+            offload.queued(),
+            1,
+            "{point:?}, {arrives:?}: one job for {what}"
+        );
         assert!(offload.run_next());
     };
-    // Each store step of the call is one job: settings, begin_call, claim, counts,
-    // end_call.
-    assert!(poll_once(&mut call).await.is_pending());
-    step("settings");
-    assert!(poll_once(&mut call).await.is_pending());
-    step("begin_call");
+
+    // A delivering call makes two store jobs when it finds an instruction at once:
+    // the start (settings, begin_call, claim and count), then the audit line. One
+    // that waits first makes a third, the claim and count after the wake-up.
+    let mut call = Box::pin(service.next_instruction(agent("x")));
+    let (first, second) = match arrives {
+        Arrives::BeforeTheCall => {
+            let first = add("first").await.unwrap();
+            let second = add("second").await.unwrap();
+            (first, second)
+        }
+        Arrives::WhileWaiting => {
+            assert!(poll_once(&mut call).await.is_pending());
+            step("the start");
+            assert!(poll_once(&mut call).await.is_pending());
+            assert_eq!(offload.queued(), 0, "waiting on an empty queue");
+            let first = add("first").await.unwrap();
+            let second = add("second").await.unwrap();
+            (first, second)
+        }
+    };
+    let seq_before = service.store().last_event_seq().unwrap();
     assert!(poll_once(&mut call).await.is_pending());
     match point {
         DropPoint::BeforeClaimRuns => assert_eq!(offload.queued(), 1, "the claim is queued"),
         DropPoint::AfterClaimAnswered => {
-            step("claim");
+            step("the claim");
             assert_eq!(counts(&service), counts_of(1, 1), "the store claimed");
         }
-        DropPoint::AfterClaimRead => {
-            step("claim");
+        DropPoint::DuringAudit => {
+            step("the claim");
             assert!(poll_once(&mut call).await.is_pending());
-            assert_eq!(offload.queued(), 1, "counting what is left");
-        }
-        DropPoint::DuringEndCall => {
-            step("claim");
-            assert!(poll_once(&mut call).await.is_pending());
-            step("counts");
-            assert!(poll_once(&mut call).await.is_pending());
-            assert_eq!(offload.queued(), 1, "recording the end");
+            assert_eq!(offload.queued(), 1, "auditing the delivery");
         }
     }
     drop(call);
     // The clean-up is queued: the service is not drained until it ran.
     let mut drained = Box::pin(service.drained());
-    assert!(poll_once(&mut drained).await.is_pending(), "{point:?}");
+    assert!(
+        poll_once(&mut drained).await.is_pending(),
+        "{point:?}, {arrives:?}"
+    );
     offload.run_all();
-    assert!(poll_once(&mut drained).await.is_ready(), "{point:?}");
+    assert!(
+        poll_once(&mut drained).await.is_ready(),
+        "{point:?}, {arrives:?}"
+    );
 
     // Nothing lost: "first" is pending again, ahead of "second".
-    assert_eq!(counts(&service), counts_of(2, 0), "{point:?}");
+    assert_eq!(counts(&service), counts_of(2, 0), "{point:?}, {arrives:?}");
     let queue = pending(&service);
     let ids: Vec<_> = queue.iter().map(|i| i.id).collect();
-    assert_eq!(ids, [first.id, second.id], "{point:?}");
-    assert!(queue[0].position < queue[1].position, "{point:?}");
+    assert_eq!(ids, [first.id, second.id], "{point:?}, {arrives:?}");
+    assert!(
+        queue[0].position < queue[1].position,
+        "{point:?}, {arrives:?}"
+    );
     assert_eq!((queue[0].consumed_at, &queue[0].consumed_by), (None, &None));
 
     // The store recorded the claim and the return to the queue.
@@ -737,44 +758,45 @@ async fn drop_call_at(point: DropPoint) {
             &Change::InstructionConsumed(consumed(&first, "x", T0)),
             &Change::InstructionUpdated(queue[0].clone()),
         ],
-        "{point:?}"
+        "{point:?}, {arrives:?}"
     );
 
     // The dropped call's end is recorded like any call that delivered nothing.
     let x = record(&service, "x");
-    assert_eq!(x.waiting_until, None, "{point:?}");
+    assert_eq!(x.waiting_until, None, "{point:?}, {arrives:?}");
     assert_eq!(
         x.last_result_type,
         Some(ResultType::DefaultResponse),
-        "{point:?}"
+        "{point:?}, {arrives:?}"
     );
 
     // The next call gets it.
     let fetch = drive(&offload, Box::pin(service.next_instruction(agent("x"))))
         .await
         .unwrap();
-    assert_eq!(delivered(&fetch).id, first.id, "{point:?}");
-    assert_eq!(fetch.remaining_pending, 1, "{point:?}");
+    assert_eq!(delivered(&fetch).id, first.id, "{point:?}, {arrives:?}");
+    assert_eq!(fetch.remaining_pending, 1, "{point:?}, {arrives:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn dropped_before_the_claim_runs_loses_nothing() {
-    drop_call_at(DropPoint::BeforeClaimRuns).await;
+    for arrives in [Arrives::BeforeTheCall, Arrives::WhileWaiting] {
+        drop_call_at(DropPoint::BeforeClaimRuns, arrives).await;
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn dropped_after_the_store_claimed_loses_nothing() {
-    drop_call_at(DropPoint::AfterClaimAnswered).await;
+    for arrives in [Arrives::BeforeTheCall, Arrives::WhileWaiting] {
+        drop_call_at(DropPoint::AfterClaimAnswered, arrives).await;
+    }
 }
 
 #[tokio::test(start_paused = true)]
-async fn dropped_after_reading_the_claim_loses_nothing() {
-    drop_call_at(DropPoint::AfterClaimRead).await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn dropped_while_recording_the_end_loses_nothing() {
-    drop_call_at(DropPoint::DuringEndCall).await;
+async fn dropped_while_auditing_the_delivery_loses_nothing() {
+    for arrives in [Arrives::BeforeTheCall, Arrives::WhileWaiting] {
+        drop_call_at(DropPoint::DuringAudit, arrives).await;
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1046,11 +1068,9 @@ async fn dropped_while_starting_leaves_no_call_in_flight() {
         let service = build(options(10, "nothing yet"), offload.clone());
         let mut call = Box::pin(service.next_instruction(agent("x")));
         assert!(poll_once(&mut call).await.is_pending());
-        assert!(offload.run_next(), "settings");
-        assert!(poll_once(&mut call).await.is_pending());
-        assert_eq!(offload.queued(), 1, "begin_call is queued");
+        assert_eq!(offload.queued(), 1, "settings and begin_call are queued");
         if answered {
-            assert!(offload.run_next(), "begin_call");
+            assert!(offload.run_next(), "settings and begin_call");
             assert!(record(&service, "x").waiting_until.is_some());
         }
         drop(call);

@@ -381,6 +381,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn begin_and_claim(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<(CallTicket, Result<Claim, QueueError>), QueueError> {
+        let agent = agent.clone();
+        // One transaction: if the claim fails, the start is rolled back with it.
+        self.write(move |c| {
+            let ticket = ops::begin_call(c, &agent, now, until)?;
+            let claim = ops::claim(c, &agent, ticket.generation, now)?;
+            if matches!(claim, Claim::Claimed(_)) {
+                ops::end_call(c, &agent, ticket.generation, ResultType::Instruction, now)?;
+            }
+            Ok((ticket, Ok(claim)))
+        })
+    }
+
     fn end_call(
         &self,
         agent: &AgentId,
