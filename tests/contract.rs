@@ -264,6 +264,54 @@ fn agents_record_calls(s: &dyn Store) {
     assert_eq!(ids, ["y", "x"]);
 }
 
+fn begin_and_claim_starts_a_call_and_takes_the_head(s: &dyn Store) {
+    let x = agent("x");
+    // On an empty queue the call is started and left waiting.
+    let (first, claim) = s.begin_and_claim(&x, t(1), t(11)).unwrap();
+    assert_eq!(claim.unwrap(), Claim::Empty);
+    assert_eq!(first.agent.waiting_until, Some(t(11)));
+    let record = s.agents().unwrap().remove(0);
+    assert_eq!(
+        (record.generation, record.waiting_until),
+        (first.generation, Some(t(11)))
+    );
+
+    s.add(id(1), text("a"), t(2)).unwrap();
+    s.add(id(2), text("b"), t(3)).unwrap();
+    let seq = s.last_event_seq().unwrap();
+    let (second, claim) = s.begin_and_claim(&x, t(4), t(14)).unwrap();
+    assert!(second.generation > first.generation);
+    let Claim::Claimed(item) = claim.unwrap() else {
+        panic!("the head was waiting")
+    };
+    assert_eq!((item.id, item.status), (id(1), Status::Consumed));
+    assert_eq!(item.consumed_at, Some(t(4)));
+    assert_eq!(item.consumed_by.as_ref(), Some(&x));
+    assert_eq!(contents(&all(s, StatusFilter::Pending)), ["b"]);
+    // The call that delivered is over: not waiting, its result recorded.
+    let record = s.agents().unwrap().remove(0);
+    assert_eq!(record.generation, second.generation);
+    assert_eq!(record.waiting_until, None);
+    assert_eq!(record.last_fetch_at, Some(t(4)));
+    assert_eq!(record.last_result_type, Some(ResultType::Instruction));
+    // The older call is superseded.
+    assert_eq!(
+        s.claim(&x, first.generation, t(5)).unwrap(),
+        Claim::Superseded
+    );
+    // The same events as the separate steps.
+    let kinds: Vec<_> = s
+        .events_after(seq, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.change.event_type())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["agent.updated", "instruction.consumed", "agent.updated"]
+    );
+}
+
 fn settings_are_saved_by_key(s: &dyn Store) {
     assert_eq!(s.settings().unwrap(), Default::default());
     let p = SettingsPatch::new(Some(3), None, None).unwrap();
@@ -342,6 +390,7 @@ contract!(
     unclaim_puts_it_back_at_the_head,
     listing_orders_and_pages,
     agents_record_calls,
+    begin_and_claim_starts_a_call_and_takes_the_head,
     settings_are_saved_by_key,
     every_change_and_only_changes_are_events,
 );
