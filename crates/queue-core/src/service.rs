@@ -28,6 +28,17 @@ type Look = (Claim, Option<Result<Counts, QueueError>>);
 /// call, and the first look at the queue (`None` when it did not look).
 type Started = (Settings, CallTicket, Option<Result<Look, QueueError>>);
 
+/// How long a call waits on an empty queue under `settings`.
+fn call_wait(settings: &Settings) -> Duration {
+    Duration::from_secs(u64::from(settings.default_wait_seconds))
+}
+
+/// `claim`, with the count of what is left when it delivered.
+fn counted(s: &dyn Store, claim: Claim) -> Look {
+    let counts = matches!(claim, Claim::Claimed(_)).then(|| s.counts());
+    (claim, counts)
+}
+
 /// What a call that found nothing returns under `settings`.
 fn empty_outcome(settings: &Settings) -> FetchOutcome {
     if settings.default_empty_response.is_empty() {
@@ -700,7 +711,7 @@ impl Service {
         let now = self.now();
         let a = agent.clone();
         let undo_agent = agent.clone();
-        let defaults = self.shared.options.defaults.clone();
+        let service = self.clone();
         // Registered before the first look, which the start below makes, so a change
         // between that look and the wait is not missed.
         let mut notified = Box::pin(self.shared.changed.notified());
@@ -714,21 +725,17 @@ impl Service {
         // A call dropped while its start is being recorded must still record its end,
         // or the agent would look like it is waiting until the deadline passes; an
         // instruction it took goes back first in line.
-        let (settings, ticket, first_look) = self
+        let (settings, ticket, mut first_look) = self
             .call_undoable(
                 move |s| {
-                    let settings = Settings::effective(&defaults, &s.settings()?);
-                    let wait = u64::from(settings.default_wait_seconds) * 1_000_000;
+                    let settings = service.effective_settings(&s.settings()?);
+                    let wait = call_wait(&settings).as_micros();
                     let until = now.plus_micros(i64::try_from(wait).unwrap_or(i64::MAX));
                     if !look_now {
                         return Ok((settings, s.begin_call(&a, now, until)?, None));
                     }
                     let (ticket, claim) = s.begin_and_claim(&a, now, until)?;
-                    let look = claim.map(|claim| {
-                        let counts = matches!(claim, Claim::Claimed(_)).then(|| s.counts());
-                        (claim, counts)
-                    });
-                    Ok((settings, ticket, Some(look)))
+                    Ok((settings, ticket, Some(claim.map(|c| counted(s, c)))))
                 },
                 move |service: &Service, (settings, ticket, look): Started| {
                     if let Some(Ok((Claim::Claimed(item), _))) = look {
@@ -744,8 +751,7 @@ impl Service {
         // `changed` just sent is the call's own: it needs no second look.
         let mut own_wake =
             Some(wakes_before + 1).filter(|&n| self.shared.wakes.load(Ordering::Acquire) == n);
-        let wait = Duration::from_secs(u64::from(settings.default_wait_seconds));
-        let deadline = started + wait;
+        let deadline = started + call_wait(&settings);
         let empty = empty_outcome(&settings);
         let mut guard = CallGuard {
             service: self.clone(),
@@ -759,7 +765,6 @@ impl Service {
         let mut shutdown = self.shared.shutdown.subscribe();
         // What is left after a delivery, counted in the claim's own store trip.
         let mut remaining = None;
-        let mut first_look = first_look;
         let (outcome, reason) = loop {
             let (claim, counts) = match first_look.take() {
                 Some(look) => look?,
@@ -864,11 +869,7 @@ impl Service {
         let now = self.now();
         let out = self
             .call_undoable(
-                move |s| {
-                    let claim = s.claim_and_end(&agent, generation, now)?;
-                    let counts = matches!(claim, Claim::Claimed(_)).then(|| s.counts());
-                    Ok((claim, counts))
-                },
+                move |s| Ok(counted(s, s.claim_and_end(&agent, generation, now)?)),
                 |service: &Service, (claim, _): Look| {
                     if let Claim::Claimed(item) = claim {
                         // Nobody is waiting for this instruction any more: put it back

@@ -372,13 +372,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Claim, QueueError> {
         let agent = agent.clone();
-        self.write(move |c| {
-            let claim = ops::claim(c, &agent, generation, now)?;
-            if matches!(claim, Claim::Claimed(_)) {
-                ops::end_call(c, &agent, generation, ResultType::Instruction, now)?;
-            }
-            Ok(claim)
-        })
+        self.write(move |c| ops::claim_and_end(c, &agent, generation, now))
     }
 
     fn begin_and_claim(
@@ -391,10 +385,7 @@ impl Store for SqliteStore {
         // One transaction: if the claim fails, the start is rolled back with it.
         self.write(move |c| {
             let ticket = ops::begin_call(c, &agent, now, until)?;
-            let claim = ops::claim(c, &agent, ticket.generation, now)?;
-            if matches!(claim, Claim::Claimed(_)) {
-                ops::end_call(c, &agent, ticket.generation, ResultType::Instruction, now)?;
-            }
+            let claim = ops::claim_and_end(c, &agent, ticket.generation, now)?;
             Ok((ticket, Ok(claim)))
         })
     }

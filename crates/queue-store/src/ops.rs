@@ -484,6 +484,21 @@ pub(crate) fn claim(
     Ok(Claim::Claimed(item))
 }
 
+/// [`claim`], and when it delivers, [`end_call`] of the same call, in the same
+/// transaction.
+pub(crate) fn claim_and_end(
+    c: &mut SqliteConnection,
+    agent: &AgentId,
+    generation: u64,
+    now: Timestamp,
+) -> Result<Claim> {
+    let claim = claim(c, agent, generation, now)?;
+    if matches!(claim, Claim::Claimed(_)) {
+        end_call(c, agent, generation, ResultType::Instruction, now)?;
+    }
+    Ok(claim)
+}
+
 pub(crate) fn end_call(
     c: &mut SqliteConnection,
     agent: &AgentId,
