@@ -1,10 +1,13 @@
 //! The `Store` contract, one suite run against every implementation: the in-memory
 //! model and SQLite.
 
+use std::sync::mpsc;
+use std::time::Duration;
+
 use integration::TempDb;
 use queue_core::{
     AgentId, Change, Claim, Conflict, Content, Instruction, InstructionId, Page, QueueError,
-    ResultType, SettingsPatch, Status, StatusFilter, Store, Timestamp,
+    ResultType, SettingsPatch, Status, StatusFilter, Store, StoreError, Timestamp, Write,
 };
 
 fn t(n: i64) -> Timestamp {
@@ -366,6 +369,116 @@ fn every_change_and_only_changes_are_events(s: &dyn Store) {
     assert_ne!(s.change_token().unwrap(), token);
 }
 
+/// What a [`TwoAdds`] reports when done: its first id, whether it ran, what its
+/// calls returned, and the outcome the store gave.
+type Report = (u128, bool, Vec<String>, Result<(), StoreError>);
+
+/// A write for [`Store::queue_write`] that adds two instructions around a refused
+/// delete, reads the second back, and reports what each call returned.
+struct TwoAdds {
+    first: u128,
+    seen: Vec<String>,
+    ran: bool,
+    report: mpsc::Sender<Report>,
+}
+
+impl Write for TwoAdds {
+    fn run(&mut self, s: &dyn Store) {
+        self.ran = true;
+        let (a, b) = (self.first, self.first + 1);
+        let mut seen = vec![
+            format!(
+                "{:?}",
+                s.add(id(a), text(&format!("{a}")), t(1)).map(|i| i.id)
+            ),
+            format!("{:?}", s.delete(id(u128::MAX), t(1)).map(|i| i.id)),
+            format!(
+                "{:?}",
+                s.add(id(b), text(&format!("{b}")), t(1)).map(|i| i.id)
+            ),
+        ];
+        // Calls see what the write's earlier calls did.
+        seen.push(format!("{:?}", s.get(id(b)).map(|i| i.map(|i| i.id))));
+        self.seen.append(&mut seen);
+    }
+
+    fn done(self: Box<Self>, outcome: Result<(), StoreError>) {
+        let _ = self.report.send((self.first, self.ran, self.seen, outcome));
+    }
+}
+
+/// Hands `write` to the store, or runs it here where the store gives it back, as
+/// `Store::queue_write` asks of its caller.
+fn queue(s: &dyn Store, write: Box<dyn Write>) {
+    if let Err(mut write) = s.queue_write(write) {
+        write.run(s);
+        write.done(Ok(()));
+    }
+}
+
+fn queued_writes_make_their_calls_then_report_done(s: &dyn Store) {
+    let (report, reports) = mpsc::channel();
+    let starts: Vec<u128> = (0..20).map(|n| 1 + n * 2).collect();
+    for &first in &starts {
+        let write = TwoAdds {
+            first,
+            seen: Vec::new(),
+            ran: false,
+            report: report.clone(),
+        };
+        queue(s, Box::new(write));
+    }
+    let mut done: Vec<u128> = Vec::new();
+    for _ in &starts {
+        let (first, ran, seen, outcome) = reports
+            .recv_timeout(Duration::from_secs(30))
+            .expect("every queued write is reported done");
+        assert_eq!(outcome, Ok(()), "write {first}");
+        assert!(ran, "write {first}");
+        let missing = id(u128::MAX);
+        assert_eq!(
+            seen,
+            [
+                format!("{:?}", Ok::<_, QueueError>(id(first))),
+                format!(
+                    "{:?}",
+                    Err::<InstructionId, _>(QueueError::NotFound(missing))
+                ),
+                format!("{:?}", Ok::<_, QueueError>(id(first + 1))),
+                format!("{:?}", Ok::<_, QueueError>(Some(id(first + 1)))),
+            ],
+            "write {first}"
+        );
+        // Once done, the calls are there for every reader.
+        assert!(s.get(id(first + 1)).unwrap().is_some(), "write {first}");
+        done.push(first);
+    }
+    done.sort_unstable();
+    assert_eq!(done, starts, "each write reported done exactly once");
+    assert!(reports.try_recv().is_err(), "no second report");
+    // Each write's two adds are next to each other and in order: its calls ran
+    // one after the other, in one place in the serial order.
+    let pending = all(s, StatusFilter::Pending);
+    assert_eq!(pending.len(), 40);
+    for pair in pending.chunks(2) {
+        assert_eq!(
+            pair[1].id.as_uuid().as_u128(),
+            pair[0].id.as_uuid().as_u128() + 1,
+            "{pair:?}"
+        );
+    }
+    let created = s
+        .events_after(0, 1_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.change, Change::InstructionCreated(_)))
+        .count();
+    assert_eq!(
+        created, 40,
+        "every add recorded its event, the refusal none"
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -393,6 +506,7 @@ contract!(
     begin_and_claim_starts_a_call_and_takes_the_head,
     settings_are_saved_by_key,
     every_change_and_only_changes_are_events,
+    queued_writes_make_their_calls_then_report_done,
 );
 
 /// SQLite keeps everything across a reopen; the in-memory model trivially does not
@@ -426,4 +540,41 @@ fn sqlite_change_token_sees_other_connections() {
     assert_ne!(a.change_token().unwrap(), before);
     let seen = a.events_after(0, 10).unwrap();
     assert_eq!(seen.len(), 1);
+}
+
+/// A write SQLite cannot start — another process holds the database locked past
+/// the busy timeout — is reported done with that error and never runs.
+#[test]
+fn sqlite_a_queued_write_that_cannot_start_reports_the_error_without_running() {
+    let db = TempDb::new();
+    let holder = db.open();
+    let waiter = queue_store::SqliteStore::open(
+        db.path(),
+        queue_store::StoreOptions {
+            busy_timeout: Duration::from_millis(50),
+            ..queue_store::StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let (report, reports) = mpsc::channel();
+    let write = TwoAdds {
+        first: 1,
+        seen: Vec::new(),
+        ran: false,
+        report,
+    };
+    let waiter = std::sync::Arc::new(waiter);
+    let queued = std::sync::Arc::clone(&waiter);
+    let (first, ran, seen, outcome) = holder
+        .with_write_lock(move || {
+            queue(&*queued, Box::new(write));
+            reports.recv_timeout(Duration::from_secs(30)).unwrap()
+        })
+        .unwrap();
+    assert_eq!((first, ran, seen), (1, false, Vec::<String>::new()));
+    assert_eq!(outcome, Err(StoreError::Busy));
+    // Nothing was written, and the store works again once the lock is gone.
+    assert_eq!(waiter.counts().unwrap().pending, 0);
+    waiter.add(id(7), text("after"), t(2)).unwrap();
+    assert_eq!(holder.counts().unwrap().pending, 1);
 }

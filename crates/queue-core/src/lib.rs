@@ -47,7 +47,7 @@ pub use settings::{
     Settings, SettingsPatch, StoredSettings,
 };
 pub use store::{
-    CallTicket, Change, Claim, Counts, Event, Listing, Overview, Page, StatusFilter, Store,
+    CallTicket, Change, Claim, Counts, Event, Listing, Overview, Page, StatusFilter, Store, Write,
     check_reorder,
 };
 pub use types::{

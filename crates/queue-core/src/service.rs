@@ -17,7 +17,7 @@ use crate::audit::{Audit, AuditEntry};
 use crate::error::{QueueError, StoreError};
 use crate::settings::{Settings, SettingsPatch};
 use crate::store::{
-    CallTicket, Claim, Counts, Event, Listing, Overview, Page, StatusFilter, Store,
+    CallTicket, Claim, Counts, Event, Listing, Overview, Page, StatusFilter, Store, Write,
 };
 use crate::types::{Agent, AgentId, Content, Instruction, InstructionId, ResultType, Timestamp};
 
@@ -397,16 +397,27 @@ impl Service {
         self.shared.changed.notify_waiters();
     }
 
-    async fn mutate<T, F>(&self, f: F) -> Result<T, QueueError>
+    /// Makes a change through [`Service::write`], then audits it with `audit` and
+    /// wakes the waiters. Both happen exactly once, even when the caller goes away
+    /// before the change is durable.
+    async fn mutate<T, F, A>(&self, f: F, audit: A) -> Result<T, QueueError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
+        A: Fn(&Service, &T) + Send + Sync + 'static,
     {
-        let out = self.call(f).await;
-        if out.is_ok() {
-            self.changed();
-        }
-        out
+        let audit = Arc::new(audit);
+        let unread = Arc::clone(&audit);
+        let out = self
+            .write(f, move |service: &Service, value: T| {
+                unread(service, &value);
+                service.changed();
+            })
+            .await?;
+        // No await from here on: nothing can stop the line from being written.
+        audit(self, &out);
+        self.changed();
+        Ok(out)
     }
 
     /// Queues an instruction at the end. The text is trimmed and checked.
@@ -414,15 +425,15 @@ impl Service {
         let content = Content::parse(text)?;
         let id = self.shared.ids.next_id();
         let now = self.now();
-        let service = self.clone();
-        self.mutate(move |s| {
-            let item = s.add(id, content, now)?;
-            service.audit(&AuditEntry::InstructionCreated {
-                item: &item,
-                requeued_from: None,
-            });
-            Ok(item)
-        })
+        self.mutate(
+            move |s| s.add(id, content, now),
+            |service, item| {
+                service.audit(&AuditEntry::InstructionCreated {
+                    item,
+                    requeued_from: None,
+                })
+            },
+        )
         .await
     }
 
@@ -436,24 +447,20 @@ impl Service {
     pub async fn edit(&self, id: InstructionId, text: &str) -> Result<Instruction, QueueError> {
         let content = Content::parse(text)?;
         let now = self.now();
-        let service = self.clone();
-        self.mutate(move |s| {
-            let item = s.edit(id, content, now)?;
-            service.audit(&AuditEntry::InstructionUpdated { item: &item });
-            Ok(item)
-        })
+        self.mutate(
+            move |s| s.edit(id, content, now),
+            |service, item| service.audit(&AuditEntry::InstructionUpdated { item }),
+        )
         .await
     }
 
     /// Deletes a pending instruction, returning it as it was.
     pub async fn delete(&self, id: InstructionId) -> Result<Instruction, QueueError> {
         let now = self.now();
-        let service = self.clone();
-        self.mutate(move |s| {
-            let item = s.delete(id, now)?;
-            service.audit(&AuditEntry::InstructionDeleted { item: &item });
-            Ok(item)
-        })
+        self.mutate(
+            move |s| s.delete(id, now),
+            |service, item| service.audit(&AuditEntry::InstructionDeleted { item }),
+        )
         .await
     }
 
@@ -461,27 +468,26 @@ impl Service {
     pub async fn requeue(&self, id: InstructionId) -> Result<Instruction, QueueError> {
         let new_id = self.shared.ids.next_id();
         let now = self.now();
-        let service = self.clone();
-        self.mutate(move |s| {
-            let item = s.requeue(id, new_id, now)?;
-            service.audit(&AuditEntry::InstructionCreated {
-                item: &item,
-                requeued_from: Some(id),
-            });
-            Ok(item)
-        })
+        self.mutate(
+            move |s| s.requeue(id, new_id, now),
+            move |service, item| {
+                service.audit(&AuditEntry::InstructionCreated {
+                    item,
+                    requeued_from: Some(id),
+                })
+            },
+        )
         .await
     }
 
     /// Puts the pending instructions in the given order.
     pub async fn reorder(&self, ids: Vec<InstructionId>) -> Result<Vec<Instruction>, QueueError> {
         let now = self.now();
-        let service = self.clone();
-        self.mutate(move |s| {
-            let items = s.reorder(&ids, now)?;
-            service.audit(&AuditEntry::InstructionReordered { ids: &ids });
-            Ok(items)
-        })
+        let audited = ids.clone();
+        self.mutate(
+            move |s| s.reorder(&ids, now),
+            move |service, _| service.audit(&AuditEntry::InstructionReordered { ids: &audited }),
+        )
         .await
     }
 
@@ -493,16 +499,16 @@ impl Service {
         reason: &str,
     ) -> Result<Instruction, QueueError> {
         let now = self.now();
-        let service = self.clone();
         let reason = reason.to_owned();
-        self.mutate(move |s| {
-            let item = s.unclaim(id, now)?;
-            service.audit(&AuditEntry::InstructionReturned {
-                item: &item,
-                reason: &reason,
-            });
-            Ok(item)
-        })
+        self.mutate(
+            move |s| s.unclaim(id, now),
+            move |service, item| {
+                service.audit(&AuditEntry::InstructionReturned {
+                    item,
+                    reason: &reason,
+                })
+            },
+        )
         .await
     }
 
@@ -570,16 +576,16 @@ impl Service {
     /// Saves settings and returns those in force afterwards.
     pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings, QueueError> {
         let now = self.now();
-        let service = self.clone();
-        self.mutate(move |s| {
-            let stored = s.update_settings(&patch, now)?;
-            let settings = service.effective_settings(&stored);
-            service.audit(&AuditEntry::ConfigUpdated {
-                patch: &patch,
-                settings: &settings,
-            });
-            Ok(settings)
-        })
+        let (service, audited) = (self.clone(), patch.clone());
+        self.mutate(
+            move |s| Ok(service.effective_settings(&s.update_settings(&patch, now)?)),
+            move |service, settings| {
+                service.audit(&AuditEntry::ConfigUpdated {
+                    patch: &audited,
+                    settings,
+                })
+            },
+        )
         .await
     }
 
@@ -726,7 +732,7 @@ impl Service {
         // or the agent would look like it is waiting until the deadline passes; an
         // instruction it took goes back first in line.
         let (settings, ticket, mut first_look) = self
-            .call_undoable(
+            .write(
                 move |s| {
                     let settings = service.effective_settings(&s.settings()?);
                     let wait = call_wait(&settings).as_micros();
@@ -822,31 +828,31 @@ impl Service {
             outcome.result_type(),
             self.now(),
         );
-        // A delivering claim recorded the call's end in its own commit.
-        let ended = delivering;
-        let (service, delivered) = (self.clone(), outcome.clone());
-        let finish = move |s: &dyn Store| {
-            if !ended {
-                s.end_call(&a, generation, result, now)?;
-            }
+        let audit = move |service: &Service, delivered: &FetchOutcome| {
             service.audit(&AuditEntry::ToolCall {
                 agent: &a,
                 result,
                 end: reason.as_str(),
-                instruction: match &delivered {
+                instruction: match delivered {
                     FetchOutcome::Instruction(item) => Some(item),
                     _ => None,
                 },
                 waited: Some(waited),
-            });
-            Ok(())
+            })
         };
-        if ended {
-            // Only the audit line is left; it is written before the answer goes out,
-            // so the log never lags behind what the agent was told.
-            self.call(finish).await?;
+        if delivering {
+            // The claim recorded the call's end in its own commit; only the audit
+            // line is left. It is written before the answer goes out, so the log
+            // never lags behind what the agent was told, and with no await before
+            // it, so a dropped call cannot skip it.
+            audit(self, &outcome);
         } else {
-            self.mutate(finish).await?;
+            let (agent, ended) = (agent.clone(), outcome.clone());
+            self.mutate(
+                move |s| s.end_call(&agent, generation, result, now),
+                move |service, _| audit(service, &ended),
+            )
+            .await?;
         }
         guard.armed = false;
         Ok(Fetch {
@@ -868,7 +874,7 @@ impl Service {
         let agent = agent.clone();
         let now = self.now();
         let out = self
-            .call_undoable(
+            .write(
                 move |s| Ok(counted(s, s.claim_and_end(&agent, generation, now)?)),
                 |service: &Service, (claim, _): Look| {
                     if let Claim::Claimed(item) = claim {
@@ -885,11 +891,12 @@ impl Service {
         Ok(out)
     }
 
-    /// Runs `f` through the offload. If the caller stops waiting before it has read
-    /// the value `f` produced — whether the job finishes after the caller left or the
-    /// answer sits unread when the caller is dropped — `undo` gets that value instead,
-    /// exactly once.
-    async fn call_undoable<T, F, U>(&self, f: F, undo: U) -> Result<T, QueueError>
+    /// Runs `f` as a write ([`Store::queue_write`], or through the offload for a
+    /// store that gives the write back). If the caller stops waiting before it has
+    /// read the value `f` produced — whether the write finishes after the caller
+    /// left or the answer sits unread when the caller is dropped — `undo` gets that
+    /// value instead, exactly once.
+    async fn write<T, F, U>(&self, f: F, undo: U) -> Result<T, QueueError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
@@ -897,13 +904,21 @@ impl Service {
     {
         let undo: Undo<T> = Arc::new(undo);
         let (tx, rx) = oneshot::channel();
-        let store = Arc::clone(&self.shared.store);
-        let (service, job_undo) = (self.clone(), Arc::clone(&undo));
-        self.run_job(Box::new(move || {
-            if let Err(Ok(value)) = tx.send(f(&*store)) {
-                job_undo(&service, value);
-            }
-        }));
+        let write = Box::new(WriteCall {
+            f: Some(f),
+            out: None,
+            reply: tx,
+            service: self.clone(),
+            undo: Arc::clone(&undo),
+            _busy: self.busy(),
+        });
+        if let Err(mut write) = self.shared.store.queue_write(write) {
+            let store = Arc::clone(&self.shared.store);
+            self.run_job(Box::new(move || {
+                write.run(&*store);
+                write.done(Ok(()));
+            }));
+        }
         let mut answer = Answer {
             rx,
             answered: false,
@@ -961,6 +976,45 @@ impl Drop for Busy {
 
 /// What to do with a value its caller no longer waits for.
 type Undo<T> = Arc<dyn Fn(&Service, T) + Send + Sync>;
+
+/// A write of the service's: `f`'s store calls, answered through `reply` once
+/// durable. A value nobody waits for any more goes to `undo`.
+struct WriteCall<T, F> {
+    f: Option<F>,
+    out: Option<Result<T, QueueError>>,
+    reply: oneshot::Sender<Result<T, QueueError>>,
+    service: Service,
+    undo: Undo<T>,
+    /// Counts the write in progress until it is done, wherever it runs.
+    _busy: Busy,
+}
+
+impl<T, F> Write for WriteCall<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
+{
+    fn run(&mut self, store: &dyn Store) {
+        if let Some(f) = self.f.take() {
+            self.out = Some(f(store));
+        }
+    }
+
+    fn done(self: Box<Self>, outcome: Result<(), StoreError>) {
+        let out = match (outcome, self.out) {
+            (Ok(()), Some(out)) => out,
+            (Ok(()), None) => Err(StoreError::Other(String::from(
+                "the store reported a write done that it never ran",
+            ))
+            .into()),
+            // Nothing the calls did was kept, so there is nothing to undo either.
+            (Err(e), _) => Err(e.into()),
+        };
+        if let Err(Ok(value)) = self.reply.send(out) {
+            (self.undo)(&self.service, value);
+        }
+    }
+}
 
 /// The unread answer of an undoable store call. After `close`, a job that has not
 /// answered yet sees its send fail and undoes its value itself; one that already

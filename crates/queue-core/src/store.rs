@@ -125,6 +125,22 @@ pub struct CallTicket {
     pub agent: Agent,
 }
 
+/// Store calls to make as one write, handed to [`Store::submit`], and what to do
+/// with their outcome.
+///
+/// The store calls [`Write::run`] at most once, with a store to make the calls on,
+/// and then [`Write::done`] exactly once: with `Ok` once everything `run` changed is
+/// durable, or with the error that kept it from being so. A write the store could
+/// not start at all gets `done` without `run`.
+pub trait Write: Send {
+    /// Makes the store calls. Keep the results for [`Write::done`]: until then
+    /// they are not durable.
+    fn run(&mut self, store: &dyn Store);
+
+    /// The outcome of the calls `run` made: `Ok` when they are durable.
+    fn done(self: Box<Self>, outcome: Result<(), StoreError>);
+}
+
 /// Persistence for the queue.
 ///
 /// # Contract
@@ -251,6 +267,20 @@ pub trait Store: Send + Sync {
         let ticket = self.begin_call(agent, now, until)?;
         let claim = self.claim_and_end(agent, ticket.generation, now);
         Ok((ticket, claim))
+    }
+
+    /// Queues `write` (see [`Write`]) to run on a thread the store keeps for its
+    /// writes, and returns at once without blocking: an async task can hand a
+    /// write over this way without a thread of its own to wait on, and the store
+    /// may make the calls of several writes in one transaction. Calls made by
+    /// `run` still happen in some serial order with every other call, and each
+    /// is atomic on its own, as the contract says.
+    ///
+    /// A store without such a thread gives the write back (the default), and the
+    /// caller runs it where it may block: `run` with this store, then `done`
+    /// with `Ok`, since each call of a store is durable when it returns.
+    fn queue_write(&self, write: Box<dyn Write>) -> Result<(), Box<dyn Write>> {
+        Err(write)
     }
 
     /// Ends a call: records `last_fetch_at = now` and `last_result_type`, and, if

@@ -659,8 +659,6 @@ enum DropPoint {
     BeforeClaimRuns,
     /// The store claimed and answered; the call has not read the answer.
     AfterClaimAnswered,
-    /// The call read the claim and the count, and is auditing the delivery.
-    DuringAudit,
 }
 
 /// When the instructions of a drop test arrive.
@@ -687,9 +685,10 @@ async fn drop_call_at(point: DropPoint, arrives: Arrives) {
         assert!(offload.run_next());
     };
 
-    // A delivering call makes two store jobs when it finds an instruction at once:
-    // the start (settings, begin_call, claim and count), then the audit line. One
-    // that waits first makes a third, the claim and count after the wake-up.
+    // A delivering call makes one store job when it finds an instruction at once:
+    // the start (settings, begin_call, claim and count). One that waits first makes
+    // a second, the claim and count after the wake-up. The audit line follows
+    // without another await (see `a_delivering_call_ends_when_it_reads_its_claim`).
     let mut call = Box::pin(service.next_instruction(agent("x")));
     let (first, second) = match arrives {
         Arrives::BeforeTheCall => {
@@ -714,11 +713,6 @@ async fn drop_call_at(point: DropPoint, arrives: Arrives) {
         DropPoint::AfterClaimAnswered => {
             step("the claim");
             assert_eq!(counts(&service), counts_of(1, 1), "the store claimed");
-        }
-        DropPoint::DuringAudit => {
-            step("the claim");
-            assert!(poll_once(&mut call).await.is_pending());
-            assert_eq!(offload.queued(), 1, "auditing the delivery");
         }
     }
     drop(call);
@@ -792,10 +786,32 @@ async fn dropped_after_the_store_claimed_loses_nothing() {
     }
 }
 
+/// Once a call has read its claim, nothing is left to await: the audit line and
+/// the answer follow in the same poll, so no drop can come between the claim and
+/// the caller.
 #[tokio::test(start_paused = true)]
-async fn dropped_while_auditing_the_delivery_loses_nothing() {
+async fn a_delivering_call_ends_when_it_reads_its_claim() {
     for arrives in [Arrives::BeforeTheCall, Arrives::WhileWaiting] {
-        drop_call_at(DropPoint::DuringAudit, arrives).await;
+        let offload = Arc::new(ManualOffload::default());
+        let service = build(options(10, "nothing yet"), offload.clone());
+        let mut call = Box::pin(service.next_instruction(agent("x")));
+        if let Arrives::WhileWaiting = arrives {
+            assert!(poll_once(&mut call).await.is_pending());
+            assert!(offload.run_next(), "the start");
+            assert!(poll_once(&mut call).await.is_pending());
+            assert_eq!(offload.queued(), 0, "waiting on an empty queue");
+        }
+        let first = drive(&offload, Box::pin(service.add("first")))
+            .await
+            .unwrap();
+        assert!(poll_once(&mut call).await.is_pending(), "{arrives:?}");
+        assert_eq!(offload.queued(), 1, "{arrives:?}: the claim is queued");
+        assert!(offload.run_next());
+        let Poll::Ready(fetch) = poll_once(&mut call).await else {
+            panic!("{arrives:?}: the call still waits after reading its claim")
+        };
+        assert_eq!(delivered(&fetch.unwrap()).id, first.id, "{arrives:?}");
+        assert_eq!(offload.queued(), 0, "{arrives:?}: no job after the claim");
     }
 }
 

@@ -16,7 +16,7 @@ mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -77,7 +77,7 @@ pub struct SqliteStore {
     readers: Mutex<Vec<SqliteConnection>>,
     /// A connection used only to read `PRAGMA data_version`, which changes when any
     /// other connection — in this process or another — commits.
-    watcher: Mutex<SqliteConnection>,
+    watcher: Arc<Mutex<SqliteConnection>>,
     /// The last [`Store::overview`] and the change token read just before it: while
     /// the token stays the same, nothing was committed since, by any process.
     overview: Mutex<Option<(u64, Overview)>>,
@@ -137,7 +137,7 @@ impl SqliteStore {
             options,
             writer,
             readers: Mutex::new(Vec::new()),
-            watcher: Mutex::new(watcher),
+            watcher: Arc::new(Mutex::new(watcher)),
             overview: Mutex::new(None),
         })
     }
@@ -288,130 +288,165 @@ fn check_schema(conn: &mut SqliteConnection, path: &Path) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The [`Store`] methods [`SqliteStore`] and [`TxStore`] share: each names the
+/// `ops` function it is and whether it reads or writes, and the type's own `read`
+/// and `write` say where that runs.
+macro_rules! store_calls {
+    () => {
+        fn add(
+            &self,
+            id: InstructionId,
+            content: Content,
+            now: Timestamp,
+        ) -> Result<Instruction, QueueError> {
+            self.write(move |c| ops::add(c, id, content, now))
+        }
+
+        fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
+            self.read(|c| ops::get(c, id))
+        }
+
+        fn edit(
+            &self,
+            id: InstructionId,
+            content: Content,
+            now: Timestamp,
+        ) -> Result<Instruction, QueueError> {
+            self.write(move |c| ops::edit(c, id, content, now))
+        }
+
+        fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
+            self.write(move |c| ops::delete(c, id, now))
+        }
+
+        fn requeue(
+            &self,
+            id: InstructionId,
+            new_id: InstructionId,
+            now: Timestamp,
+        ) -> Result<Instruction, QueueError> {
+            self.write(move |c| ops::requeue(c, id, new_id, now))
+        }
+
+        fn reorder(
+            &self,
+            ids: &[InstructionId],
+            now: Timestamp,
+        ) -> Result<Vec<Instruction>, QueueError> {
+            let ids = ids.to_vec();
+            self.write(move |c| ops::reorder(c, &ids, now))
+        }
+
+        fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
+            self.read(|c| ops::list(c, filter, page))
+        }
+
+        fn list_each(
+            &self,
+            filter: StatusFilter,
+            page: Page,
+            each: &mut dyn FnMut(&Instruction),
+        ) -> Result<u64, QueueError> {
+            self.read(|c| ops::list_each(c, filter, page, &mut |item| each(&item)))
+        }
+
+        fn counts(&self) -> Result<Counts, QueueError> {
+            self.read(ops::counts)
+        }
+
+        fn begin_call(
+            &self,
+            agent: &AgentId,
+            now: Timestamp,
+            until: Timestamp,
+        ) -> Result<CallTicket, QueueError> {
+            let agent = agent.clone();
+            self.write(move |c| ops::begin_call(c, &agent, now, until))
+        }
+
+        fn claim(
+            &self,
+            agent: &AgentId,
+            generation: u64,
+            now: Timestamp,
+        ) -> Result<Claim, QueueError> {
+            let agent = agent.clone();
+            self.write(move |c| ops::claim(c, &agent, generation, now))
+        }
+
+        fn claim_and_end(
+            &self,
+            agent: &AgentId,
+            generation: u64,
+            now: Timestamp,
+        ) -> Result<Claim, QueueError> {
+            let agent = agent.clone();
+            self.write(move |c| ops::claim_and_end(c, &agent, generation, now))
+        }
+
+        fn begin_and_claim(
+            &self,
+            agent: &AgentId,
+            now: Timestamp,
+            until: Timestamp,
+        ) -> Result<(CallTicket, Result<Claim, QueueError>), QueueError> {
+            let agent = agent.clone();
+            // One transaction: if the claim fails, the start is rolled back with it.
+            self.write(move |c| {
+                let ticket = ops::begin_call(c, &agent, now, until)?;
+                let claim = ops::claim_and_end(c, &agent, ticket.generation, now)?;
+                Ok((ticket, Ok(claim)))
+            })
+        }
+
+        fn end_call(
+            &self,
+            agent: &AgentId,
+            generation: u64,
+            result: ResultType,
+            now: Timestamp,
+        ) -> Result<Agent, QueueError> {
+            let agent = agent.clone();
+            self.write(move |c| ops::end_call(c, &agent, generation, result, now))
+        }
+
+        fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
+            self.write(move |c| ops::unclaim(c, id, now))
+        }
+
+        fn agents(&self) -> Result<Vec<Agent>, QueueError> {
+            self.read(ops::agents)
+        }
+
+        fn settings(&self) -> Result<StoredSettings, QueueError> {
+            self.read(ops::stored_settings)
+        }
+
+        fn update_settings(
+            &self,
+            patch: &SettingsPatch,
+            now: Timestamp,
+        ) -> Result<StoredSettings, QueueError> {
+            let patch = patch.clone();
+            self.write(move |c| ops::update_settings(c, &patch, now))
+        }
+
+        fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
+            self.read(|c| ops::events_after(c, after, limit))
+        }
+
+        fn last_event_seq(&self) -> Result<u64, QueueError> {
+            self.read(ops::last_event_seq)
+        }
+
+        fn change_token(&self) -> Result<u64, StoreError> {
+            data_version(&self.watcher)
+        }
+    };
+}
+
 impl Store for SqliteStore {
-    fn add(
-        &self,
-        id: InstructionId,
-        content: Content,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
-        self.write(move |c| ops::add(c, id, content, now))
-    }
-
-    fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
-        self.read(|c| ops::get(c, id))
-    }
-
-    fn edit(
-        &self,
-        id: InstructionId,
-        content: Content,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
-        self.write(move |c| ops::edit(c, id, content, now))
-    }
-
-    fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
-        self.write(move |c| ops::delete(c, id, now))
-    }
-
-    fn requeue(
-        &self,
-        id: InstructionId,
-        new_id: InstructionId,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
-        self.write(move |c| ops::requeue(c, id, new_id, now))
-    }
-
-    fn reorder(
-        &self,
-        ids: &[InstructionId],
-        now: Timestamp,
-    ) -> Result<Vec<Instruction>, QueueError> {
-        let ids = ids.to_vec();
-        self.write(move |c| ops::reorder(c, &ids, now))
-    }
-
-    fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
-        self.read(|c| ops::list(c, filter, page))
-    }
-
-    fn list_each(
-        &self,
-        filter: StatusFilter,
-        page: Page,
-        each: &mut dyn FnMut(&Instruction),
-    ) -> Result<u64, QueueError> {
-        self.read(|c| ops::list_each(c, filter, page, &mut |item| each(&item)))
-    }
-
-    fn counts(&self) -> Result<Counts, QueueError> {
-        self.read(ops::counts)
-    }
-
-    fn begin_call(
-        &self,
-        agent: &AgentId,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<CallTicket, QueueError> {
-        let agent = agent.clone();
-        self.write(move |c| ops::begin_call(c, &agent, now, until))
-    }
-
-    fn claim(&self, agent: &AgentId, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
-        let agent = agent.clone();
-        self.write(move |c| ops::claim(c, &agent, generation, now))
-    }
-
-    fn claim_and_end(
-        &self,
-        agent: &AgentId,
-        generation: u64,
-        now: Timestamp,
-    ) -> Result<Claim, QueueError> {
-        let agent = agent.clone();
-        self.write(move |c| ops::claim_and_end(c, &agent, generation, now))
-    }
-
-    fn begin_and_claim(
-        &self,
-        agent: &AgentId,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<(CallTicket, Result<Claim, QueueError>), QueueError> {
-        let agent = agent.clone();
-        // One transaction: if the claim fails, the start is rolled back with it.
-        self.write(move |c| {
-            let ticket = ops::begin_call(c, &agent, now, until)?;
-            let claim = ops::claim_and_end(c, &agent, ticket.generation, now)?;
-            Ok((ticket, Ok(claim)))
-        })
-    }
-
-    fn end_call(
-        &self,
-        agent: &AgentId,
-        generation: u64,
-        result: ResultType,
-        now: Timestamp,
-    ) -> Result<Agent, QueueError> {
-        let agent = agent.clone();
-        self.write(move |c| ops::end_call(c, &agent, generation, result, now))
-    }
-
-    fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
-        self.write(move |c| ops::unclaim(c, id, now))
-    }
-
-    fn agents(&self) -> Result<Vec<Agent>, QueueError> {
-        self.read(ops::agents)
-    }
-
-    fn settings(&self) -> Result<StoredSettings, QueueError> {
-        self.read(ops::stored_settings)
-    }
+    store_calls!();
 
     fn overview(&self) -> Result<Overview, QueueError> {
         // Read before the data, so a commit landing in between moves the token
@@ -433,33 +468,67 @@ impl Store for SqliteStore {
         Ok(overview)
     }
 
-    fn update_settings(
+    /// Queues the write for the writer thread, which makes its calls inside the
+    /// batch it commits next and reports it done after that commit.
+    fn queue_write(
         &self,
-        patch: &SettingsPatch,
-        now: Timestamp,
-    ) -> Result<StoredSettings, QueueError> {
-        let patch = patch.clone();
-        self.write(move |c| ops::update_settings(c, &patch, now))
+        write: Box<dyn queue_core::Write>,
+    ) -> Result<(), Box<dyn queue_core::Write>> {
+        self.writer.queue(write, Arc::clone(&self.watcher));
+        Ok(())
+    }
+}
+
+/// The store a queued [`queue_core::Write`] makes its calls on: the writer
+/// thread's connection, inside the transaction of the batch being committed. Each
+/// call is a savepoint of its own, so a refused one leaves the rest of the batch
+/// alone; nothing is durable until the batch commits.
+pub(crate) struct TxStore<'c> {
+    conn: Mutex<&'c mut SqliteConnection>,
+    watcher: Arc<Mutex<SqliteConnection>>,
+}
+
+impl<'c> TxStore<'c> {
+    pub(crate) fn new(
+        conn: &'c mut SqliteConnection,
+        watcher: Arc<Mutex<SqliteConnection>>,
+    ) -> Self {
+        TxStore {
+            conn: Mutex::new(conn),
+            watcher,
+        }
     }
 
-    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
-        self.read(|c| ops::events_after(c, after, limit))
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, OpError>,
+    ) -> Result<T, QueueError> {
+        self.write(f)
     }
 
-    fn last_event_seq(&self) -> Result<u64, QueueError> {
-        self.read(ops::last_event_seq)
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, OpError>,
+    ) -> Result<T, QueueError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.transaction(f).map_err(QueueError::from)
     }
+}
 
-    fn change_token(&self) -> Result<u64, StoreError> {
-        let mut conn = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
-        // Through the query builder rather than `sql_query`, so that diesel keeps the
-        // statement prepared: this runs for every status request and every poll.
-        pragma_data_version::table
-            .select(pragma_data_version::data_version)
-            .get_result::<i64>(&mut *conn)
-            .map(|v| u64::try_from(v).unwrap_or(0))
-            .map_err(db_error)
-    }
+impl Store for TxStore<'_> {
+    store_calls!();
+}
+
+/// Reads `PRAGMA data_version` on `watcher`: the change token.
+fn data_version(watcher: &Mutex<SqliteConnection>) -> Result<u64, StoreError> {
+    let mut conn = watcher.lock().unwrap_or_else(|e| e.into_inner());
+    // Through the query builder rather than `sql_query`, so that diesel keeps the
+    // statement prepared: this runs for every status request and every poll.
+    pragma_data_version::table
+        .select(pragma_data_version::data_version)
+        .get_result::<i64>(&mut *conn)
+        .map(|v| u64::try_from(v).unwrap_or(0))
+        .map_err(db_error)
 }
 
 /// Runs the service's store calls on tokio's blocking pool, so SQLite never blocks

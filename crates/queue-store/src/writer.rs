@@ -5,25 +5,27 @@
 //! 32 commits and 32 fsyncs; with a queue, the writer drains whatever piled up while
 //! the previous commit was syncing, so the fsync cost is shared by the whole batch.
 
-use std::sync::mpsc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use diesel::Connection;
 use diesel::sqlite::SqliteConnection;
 
-use queue_core::{EVENT_RETENTION, QueueError, StoreError};
+use queue_core::{EVENT_RETENTION, QueueError, StoreError, Write};
 
 use crate::error::{OpError, db_error};
-use crate::ops;
+use crate::{TxStore, ops};
 
 /// How many batches pass between prunes of the event log.
 const PRUNE_EVERY: u64 = 256;
 
 /// One queued write: run inside the batch's transaction, then told how the commit
-/// went, or failed without running when the transaction could not start.
+/// went, or failed without running when the transaction could not start. `Err`
+/// from `run` means the job panicked and the batch must not commit.
 trait Job: Send {
-    fn run(self: Box<Self>, c: &mut SqliteConnection) -> Box<dyn Finish>;
+    fn run(self: Box<Self>, c: &mut SqliteConnection) -> Result<Box<dyn Finish>, Box<dyn Finish>>;
     fn fail(self: Box<Self>, e: StoreError);
 }
 
@@ -46,18 +48,62 @@ where
     T: Send + 'static,
     F: FnOnce(&mut SqliteConnection) -> Result<T, OpError> + Send + 'static,
 {
-    fn run(self: Box<Self>, c: &mut SqliteConnection) -> Box<dyn Finish> {
+    fn run(self: Box<Self>, c: &mut SqliteConnection) -> Result<Box<dyn Finish>, Box<dyn Finish>> {
         // A nested diesel transaction is a savepoint: a refused or failed operation
         // rolls back alone and the rest of the batch still commits.
         let result = c.transaction(self.f);
-        Box::new(Done {
+        Ok(Box::new(Done {
             result,
             reply: self.reply,
-        })
+        }))
     }
 
     fn fail(self: Box<Self>, e: StoreError) {
         let _ = self.reply.send(Err(e.into()));
+    }
+}
+
+/// A write queued through [`queue_core::Store::queue_write`], with the watcher
+/// connection its store reads change tokens from.
+struct Queued {
+    write: Box<dyn Write>,
+    watcher: Arc<Mutex<SqliteConnection>>,
+}
+
+struct QueuedDone(Box<dyn Write>);
+
+impl Job for Queued {
+    fn run(self: Box<Self>, c: &mut SqliteConnection) -> Result<Box<dyn Finish>, Box<dyn Finish>> {
+        let Queued { mut write, watcher } = *self;
+        let store = TxStore::new(c, watcher);
+        // The calls are the caller's code, run on this thread: a panic in them must
+        // not take down the thread every write goes through, nor commit half of
+        // what they meant to do.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| write.run(&store))) {
+            Ok(()) => Ok(Box::new(QueuedDone(write))),
+            Err(_) => Err(Box::new(Failed(write))),
+        }
+    }
+
+    fn fail(self: Box<Self>, e: StoreError) {
+        self.write.done(Err(e));
+    }
+}
+
+impl Finish for QueuedDone {
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        self.0.done(commit);
+    }
+}
+
+/// A queued write whose calls panicked: whatever they did is reported as failed.
+struct Failed(Box<dyn Write>);
+
+impl Finish for Failed {
+    fn finish(self: Box<Self>, _: Result<(), StoreError>) {
+        self.0.done(Err(StoreError::Other(String::from(
+            "a queued write failed unexpectedly",
+        ))));
     }
 }
 
@@ -111,6 +157,21 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Queues `write` for the next batch and returns at once; it is told how its
+    /// batch's commit went. A closed store tells it so at once.
+    pub(crate) fn queue(&self, write: Box<dyn Write>, watcher: Arc<Mutex<SqliteConnection>>) {
+        let job = Box::new(Queued { write, watcher });
+        let refused = match &self.queue {
+            Some(queue) => queue.send(job).err().map(|e| e.0),
+            None => Some(job as Box<dyn Job>),
+        };
+        if let Some(job) = refused {
+            job.fail(StoreError::Other("the store is closed".into()));
+        }
+    }
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the queue lets the thread finish the batch in hand and exit.
@@ -144,8 +205,20 @@ fn run(
         let deadline = Instant::now() + busy_timeout;
         let commit = loop {
             let committed = conn.immediate_transaction::<_, diesel::result::Error, _>(|c| {
-                for job in batch.drain(..) {
-                    finishes.push(job.run(c));
+                let mut jobs = batch.drain(..);
+                for job in jobs.by_ref() {
+                    match job.run(c) {
+                        Ok(finish) => finishes.push(finish),
+                        Err(finish) => {
+                            finishes.push(finish);
+                            for untouched in jobs {
+                                untouched.fail(StoreError::Other(String::from(
+                                    "another write in the same batch failed unexpectedly; try again",
+                                )));
+                            }
+                            return Err(diesel::result::Error::RollbackTransaction);
+                        }
+                    }
                 }
                 if prune {
                     // Pruning is housekeeping; its failure must not fail the batch.
