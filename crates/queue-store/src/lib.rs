@@ -611,11 +611,63 @@ mod tests {
             panic!("expected NewerSchema, got {err:?}")
         };
         assert_eq!(found, "29990101000000");
-        assert_eq!(known, "20261121000001");
+        assert_eq!(known, "20261121000002");
         let message = err.to_string();
         assert!(message.contains("newer version of local-mcp"), "{message}");
         assert!(message.contains("left untouched"), "{message}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn the_counts_migration_counts_what_an_older_database_holds() {
+        let (_dir, path) = fresh();
+        {
+            let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+            for n in 1..=5u128 {
+                store
+                    .add(
+                        InstructionId::from_u128(n),
+                        Content::parse(&format!("item {n}")).unwrap(),
+                        Timestamp::from_micros(1),
+                    )
+                    .unwrap();
+            }
+            let agent = queue_core::AgentId::parse("a").unwrap();
+            for _ in 0..2 {
+                let ticket = store
+                    .begin_call(&agent, Timestamp::from_micros(2), Timestamp::from_micros(3))
+                    .unwrap();
+                store
+                    .claim(&agent, ticket.generation, Timestamp::from_micros(2))
+                    .unwrap();
+            }
+            // Back to the first schema, as a database from before the counts table.
+            store
+                .write(|c| {
+                    c.batch_execute(include_str!(
+                        "../migrations/2026-11-21-000002_counts/down.sql"
+                    ))?;
+                    diesel::sql_query(
+                        "DELETE FROM __diesel_schema_migrations WHERE version = '20261121000002'",
+                    )
+                    .execute(c)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(
+            store.counts().unwrap(),
+            Counts {
+                pending: 3,
+                consumed: 2
+            }
+        );
+        // And the triggers keep them from then on.
+        store
+            .delete(InstructionId::from_u128(5), Timestamp::from_micros(4))
+            .unwrap();
+        assert_eq!(store.counts().unwrap().pending, 2);
     }
 
     #[test]

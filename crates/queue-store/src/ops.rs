@@ -11,7 +11,7 @@ use queue_core::{
 };
 
 use crate::error::OpError;
-use crate::schema::{agents, events, instructions, settings};
+use crate::schema::{agents, events, instruction_counts, instructions, settings};
 
 type Result<T> = std::result::Result<T, OpError>;
 
@@ -339,19 +339,34 @@ fn page_each(
     Ok(n)
 }
 
+/// How many instructions have `status`: one row of `instruction_counts`, which
+/// triggers keep in step with every change (migration `000002_counts`).
 fn count(c: &mut SqliteConnection, status: Status) -> Result<u64> {
-    let n: i64 = instructions::table
-        .filter(instructions::status.eq(status.as_str()))
-        .count()
+    let n: i64 = instruction_counts::table
+        .find(status.as_str())
+        .select(instruction_counts::n)
         .get_result(c)?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub(crate) fn counts(c: &mut SqliteConnection) -> Result<Counts> {
-    Ok(Counts {
-        pending: count(c, Status::Pending)?,
-        consumed: count(c, Status::Consumed)?,
-    })
+    let mut counts = Counts::default();
+    for (status, n) in instruction_counts::table
+        .select((instruction_counts::status, instruction_counts::n))
+        .load::<(String, i64)>(c)?
+    {
+        let n = u64::try_from(n).unwrap_or(0);
+        match status.as_str() {
+            "pending" => counts.pending = n,
+            "consumed" => counts.consumed = n,
+            other => {
+                return Err(corrupt(format!(
+                    "unknown status {other:?} in instruction_counts"
+                )));
+            }
+        }
+    }
+    Ok(counts)
 }
 
 pub(crate) fn list(c: &mut SqliteConnection, filter: StatusFilter, page: Page) -> Result<Listing> {

@@ -39,3 +39,10 @@ diesel::table! {
         payload -> Text,
     }
 }
+
+diesel::table! {
+    instruction_counts (status) {
+        status -> Text,
+        n -> BigInt,
+    }
+}

@@ -1,0 +1,4 @@
+DROP TRIGGER instruction_counts_update;
+DROP TRIGGER instruction_counts_delete;
+DROP TRIGGER instruction_counts_insert;
+DROP TABLE instruction_counts;
