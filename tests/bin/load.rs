@@ -5,11 +5,16 @@
 //!
 //! Usage:
 //!   load [--binary PATH] [--quick] [--timeout SECS] [--env KEY=VALUE]...
+//!        [--only PHASE,...] [--drain N]
 //!
 //! `--binary` defaults to `target/release/local-mcp`; `--quick` uses small counts
 //! so that it can run as a smoke test against a debug build; `--env` sets an
 //! environment variable for the `local-mcp` processes (for experiments such as
-//! `--env AUDIT_LOG=off`; the figures are taken with the defaults). Every request goes
+//! `--env AUDIT_LOG=off`; the figures are taken with the defaults). `--only` runs
+//! some phases (`wake`, `cross`, `fanout`, `consume`, `reads`, `create`; start-up
+//! and memory always) and `--drain` changes how many instructions the consume
+//! phase queues — both for profiling one phase for longer, not for the figures.
+//! Every request goes
 //! over a hand-written HTTP/1.1 keep-alive client on loopback ([`Conn`]): it costs
 //! the shared CPU far less than a general-purpose client, so the rates say more
 //! about the server. MCP tool calls are plain JSON-RPC POSTs to `/mcp` in the
@@ -36,13 +41,18 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: load [--binary PATH] [--quick] [--timeout SECS] [--env KEY=VALUE]...";
+const USAGE: &str = "usage: load [--binary PATH] [--quick] [--timeout SECS] [--env KEY=VALUE]... [--only PHASE,...] [--drain N]";
+
+/// The phases `--only` can pick, in the order they run.
+const PHASES: [&str; 6] = ["wake", "cross", "fanout", "consume", "reads", "create"];
 
 struct Args {
     binary: PathBuf,
     quick: bool,
     timeout: Duration,
     env: Vec<(String, String)>,
+    only: Option<Vec<String>>,
+    drain: Option<u64>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -50,6 +60,8 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut quick = false;
     let mut timeout = 600;
     let mut env = Vec::new();
+    let mut only = None;
+    let mut drain = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -62,6 +74,14 @@ fn parse_args() -> anyhow::Result<Args> {
                 let (k, v) = pair.split_once('=').context("--env takes KEY=VALUE")?;
                 env.push((k.to_owned(), v.to_owned()));
             }
+            "--only" => {
+                let list: Vec<String> = value()?.split(',').map(str::to_owned).collect();
+                if let Some(bad) = list.iter().find(|p| !PHASES.contains(&p.as_str())) {
+                    bail!("unknown phase {bad:?}: pick from {}", PHASES.join(", "));
+                }
+                only = Some(list);
+            }
+            "--drain" => drain = Some(value()?.parse().context("--drain")?),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -79,6 +99,8 @@ fn parse_args() -> anyhow::Result<Args> {
         quick,
         timeout: Duration::from_secs(timeout),
         env,
+        only,
+        drain,
     })
 }
 
@@ -933,10 +955,18 @@ async fn measure_cross(
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
+    };
+    if let Some(n) = args.drain {
+        plan.drain = n;
+    }
+    let runs = |phase: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|p| p == phase))
     };
     let mut report = Report::default();
     println!(
@@ -958,17 +988,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
             mib(peak_rss_kib(pid).unwrap_or(0))
         );
     };
-    measure_wake(&server, &plan, &mut report).await?;
-    peak();
-    measure_cross(&args.binary, &args.env, &server, &plan, &mut report).await?;
-    peak();
-    measure_fan_out(&server, &plan, &mut report).await?;
-    peak();
-    measure_consume(&server, &plan, &mut report).await?;
-    peak();
-    measure_reads(&server, &plan, &mut report).await?;
-    peak();
-    measure_create(&server, &plan, &mut report).await?;
+    if runs("wake") {
+        measure_wake(&server, &plan, &mut report).await?;
+        peak();
+    }
+    if runs("cross") {
+        measure_cross(&args.binary, &args.env, &server, &plan, &mut report).await?;
+        peak();
+    }
+    if runs("fanout") {
+        measure_fan_out(&server, &plan, &mut report).await?;
+        peak();
+    }
+    if runs("consume") {
+        measure_consume(&server, &plan, &mut report).await?;
+        peak();
+    }
+    if runs("reads") {
+        measure_reads(&server, &plan, &mut report).await?;
+        peak();
+    }
+    if runs("create") {
+        measure_create(&server, &plan, &mut report).await?;
+    }
     let peak = peak_rss_kib(server.pid()).context("reading serve's VmHWM")?;
     report.row(
         "memory under load: serve's peak RSS (VmHWM) over the run",
