@@ -7,7 +7,7 @@
 //! [`Offload`] so a blocking store (SQLite) never stalls the async threads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, oneshot, watch};
@@ -228,10 +228,16 @@ struct Shared {
     /// How many times `changed` has fired, so a call can tell whether a wake-up
     /// was only the one its own start caused.
     wakes: AtomicU64,
-    /// Wakes `watch` to publish events right after a local change.
+    /// Wakes `watch`: to publish what `unpublished` says is waiting, and to
+    /// shorten its poll interval when a call starts waiting.
     kick: Notify,
+    /// Set when a local change's events are stored but not yet published.
+    unpublished: AtomicBool,
     events: broadcast::Sender<Arc<Event>>,
     published_seq: AtomicU64,
+    /// Held while events go out, so they go out once each and in order whether
+    /// `watch` or a write publishes them.
+    publishing: std::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
     /// Store jobs and `next_instruction` calls in progress, for [`Service::drained`].
     busy: watch::Sender<usize>,
@@ -302,8 +308,10 @@ impl ServiceBuilder {
                 changed: Notify::new(),
                 wakes: AtomicU64::new(0),
                 kick: Notify::new(),
+                unpublished: AtomicBool::new(false),
                 events,
                 published_seq: AtomicU64::new(start_seq),
+                publishing: std::sync::Mutex::new(()),
                 shutdown,
                 busy: watch::channel(0).0,
                 audit: self.audit,
@@ -387,7 +395,40 @@ impl Service {
     /// Marks a local change: waiters re-check at once and `watch` publishes.
     fn changed(&self) {
         self.wake_waiters();
+        self.publish_soon();
+    }
+
+    /// Has `watch` publish the stored events nobody published yet.
+    fn publish_soon(&self) {
+        self.shared.unpublished.store(true, Ordering::Release);
         self.shared.kick.notify_one();
+    }
+
+    /// Publishes `events`, a write's own (contiguous, oldest first), if they
+    /// follow what went out last; events already out are skipped. Returns `false`
+    /// when there is a gap before them — changes of another process that `watch`
+    /// has not published yet — which only `watch`, reading from the store, can
+    /// fill in order.
+    fn publish_own(&self, events: Vec<Event>) -> bool {
+        let _order = self
+            .shared
+            .publishing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let published = self.published_seq();
+        let mut fresh = events.into_iter().filter(|e| e.seq > published).peekable();
+        match fresh.peek() {
+            None => return true,
+            Some(first) if first.seq != published + 1 => return false,
+            Some(_) => {}
+        }
+        let mut last = published;
+        for event in fresh {
+            last = event.seq;
+            let _ = self.shared.events.send(Arc::new(event));
+        }
+        self.shared.published_seq.store(last, Ordering::Release);
+        true
     }
 
     /// Makes every waiting call look at the queue again.
@@ -411,12 +452,12 @@ impl Service {
         let out = self
             .write(f, move |service: &Service, value: T| {
                 unread(service, &value);
-                service.changed();
+                service.wake_waiters();
             })
             .await?;
         // No await from here on: nothing can stop the line from being written.
         audit(self, &out);
-        self.changed();
+        self.wake_waiters();
         Ok(out)
     }
 
@@ -656,6 +697,10 @@ impl Service {
             } else {
                 next_poll = next_poll.min(Instant::now() + self.shared.options.poll_interval);
             }
+            if !polled && !self.shared.unpublished.swap(false, Ordering::AcqRel) {
+                // Only a call starting to wait: the interval is set above.
+                continue;
+            }
             if polled {
                 let now = self.call(|s| Ok(s.change_token())).await;
                 let now = match now {
@@ -694,10 +739,21 @@ impl Service {
             // A short batch was everything there was: asking again would only cost
             // another store trip per change to learn that nothing followed it.
             let complete = batch.len() < PUBLISH_BATCH;
-            for event in batch {
-                let _ = self.shared.events.send(Arc::new(event));
+            {
+                let _order = self
+                    .shared
+                    .publishing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // A write may have published some of these since they were read.
+                let published = self.published_seq();
+                for event in batch.into_iter().filter(|e| e.seq > published) {
+                    let _ = self.shared.events.send(Arc::new(event));
+                }
+                self.shared
+                    .published_seq
+                    .store(last.max(published), Ordering::Release);
             }
-            self.shared.published_seq.store(last, Ordering::Release);
             if complete {
                 return any;
             }
@@ -752,9 +808,13 @@ impl Service {
                 },
             )
             .await?;
-        self.changed();
+        // The start superseded any older call of this agent: wake it. The kick
+        // switches `watch` to its short interval while this call waits; the start's
+        // events went out with its write.
+        self.wake_waiters();
+        self.shared.kick.notify_one();
         // When no other wake-up came between the look and this call's own, the one
-        // `changed` just sent is the call's own: it needs no second look.
+        // just sent is the call's own: it needs no second look.
         let mut own_wake =
             Some(wakes_before + 1).filter(|&n| self.shared.wakes.load(Ordering::Acquire) == n);
         let deadline = started + call_wait(&settings);
@@ -886,7 +946,7 @@ impl Service {
             )
             .await?;
         if matches!(out.0, Claim::Claimed(_)) {
-            self.changed();
+            self.wake_waiters();
         }
         Ok(out)
     }
@@ -907,6 +967,7 @@ impl Service {
         let write = Box::new(WriteCall {
             f: Some(f),
             out: None,
+            events: None,
             reply: tx,
             service: self.clone(),
             undo: Arc::clone(&undo),
@@ -982,6 +1043,9 @@ type Undo<T> = Arc<dyn Fn(&Service, T) + Send + Sync>;
 struct WriteCall<T, F> {
     f: Option<F>,
     out: Option<Result<T, QueueError>>,
+    /// The events `f`'s calls stored, read back in the same write so that the
+    /// write publishes them itself once durable; `None` if they could not be read.
+    events: Option<Vec<Event>>,
     reply: oneshot::Sender<Result<T, QueueError>>,
     service: Service,
     undo: Undo<T>,
@@ -996,11 +1060,30 @@ where
 {
     fn run(&mut self, store: &dyn Store) {
         if let Some(f) = self.f.take() {
+            let before = store.last_event_seq();
             self.out = Some(f(store));
+            // Where the store queues the write, nothing else commits between these
+            // reads, so what follows `before` is this write's own. Where the caller
+            // runs it, another change may slip in between; its events are stored
+            // too, and follow on without a gap, so publishing them here is as right.
+            self.events = before
+                .and_then(|seq| store.events_after(seq, PUBLISH_BATCH))
+                .ok()
+                .filter(|events| events.len() < PUBLISH_BATCH);
         }
     }
 
     fn done(self: Box<Self>, outcome: Result<(), StoreError>) {
+        let durable = outcome.is_ok();
+        match self.events {
+            Some(events) if durable => {
+                if !self.service.publish_own(events) {
+                    self.service.publish_soon();
+                }
+            }
+            // Unread events, or a failed commit that may still have left some.
+            _ => self.service.publish_soon(),
+        }
         let out = match (outcome, self.out) {
             (Ok(()), Some(out)) => out,
             (Ok(()), None) => Err(StoreError::Other(String::from(

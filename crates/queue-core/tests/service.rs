@@ -855,6 +855,63 @@ async fn shutdown_ends_waiting_calls_at_once_and_consumes_nothing() {
 // Events
 // ---------------------------------------------------------------------------
 
+/// A write publishes its own events as soon as they are durable, without the
+/// watcher; when another process's changes came first and are not published yet,
+/// it leaves its own to the watcher, which sends everything once and in order.
+#[tokio::test(start_paused = true)]
+async fn writes_publish_their_own_events_in_order_with_another_process() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let here = build_on(
+        Arc::clone(&store),
+        ServiceOptions::default(),
+        Arc::new(Inline),
+    );
+    // Random ids, so the two never pick the same one.
+    let there = Service::builder(store).build().unwrap();
+    let mut events = here.subscribe();
+
+    // No watcher runs yet: the add's own write published it.
+    let first = here.add("first").await.unwrap();
+    let seen = events.try_recv().expect("published by the write");
+    assert_eq!(seen.change, Change::InstructionCreated(first));
+    assert_eq!(here.published_seq(), 1);
+
+    // The other process's change is unknown here until a watcher reads it, so the
+    // next local write must not go out ahead of it.
+    let second = there.add("second").await.unwrap();
+    let third = here.add("third").await.unwrap();
+    assert!(events.try_recv().is_err(), "nothing out of order");
+    assert_eq!(here.published_seq(), 1);
+
+    let watcher = spawn_watch(&here);
+    let mut rest = Vec::new();
+    while rest.len() < 2 {
+        let event = time::timeout(secs(1), events.recv())
+            .await
+            .expect("the watcher publishes the rest")
+            .unwrap();
+        rest.push(Event::clone(&event));
+    }
+    assert_eq!(
+        rest.iter().map(|e| (e.seq, &e.change)).collect::<Vec<_>>(),
+        [
+            (2, &Change::InstructionCreated(second)),
+            (3, &Change::InstructionCreated(third)),
+        ]
+    );
+    // Once caught up, a write publishes by itself again, and nothing came twice.
+    let fourth = here.add("fourth").await.unwrap();
+    let seen = events.try_recv().expect("published by the write");
+    assert_eq!(
+        (seen.seq, &seen.change),
+        (4, &Change::InstructionCreated(fourth))
+    );
+    settle().await;
+    assert!(events.try_recv().is_err(), "each event once");
+    here.shutdown();
+    watcher.await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn events_arrive_in_order_and_replay() {
     let service = service_with(0, "none left");

@@ -11,7 +11,7 @@ use queue_core::{
 };
 
 use crate::error::OpError;
-use crate::schema::{agents, events, instruction_counts, instructions, settings};
+use crate::schema::{agents, events, instruction_counts, instructions, settings, sqlite_sequence};
 
 type Result<T> = std::result::Result<T, OpError>;
 
@@ -620,11 +620,13 @@ pub(crate) fn events_after(
 
 pub(crate) fn last_event_seq(c: &mut SqliteConnection) -> Result<u64> {
     // The AUTOINCREMENT counter survives pruning, unlike max(seq) of an empty table.
-    let seq: Option<i64> =
-        diesel::sql_query("SELECT seq AS value FROM sqlite_sequence WHERE name = 'events'")
-            .get_result::<BigIntValue>(c)
-            .optional()?
-            .map(|v| v.value);
+    // Through the query builder, so the statement stays prepared: every write of
+    // the service reads it to find its own events.
+    let seq: Option<i64> = sqlite_sequence::table
+        .find("events")
+        .select(sqlite_sequence::seq)
+        .get_result(c)
+        .optional()?;
     Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
 
@@ -634,10 +636,4 @@ pub(crate) fn prune_events(c: &mut SqliteConnection, keep: u64) -> Result<()> {
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     diesel::delete(events::table.filter(events::seq.le(last.saturating_sub(keep)))).execute(c)?;
     Ok(())
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct BigIntValue {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub(crate) value: i64,
 }

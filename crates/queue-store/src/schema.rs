@@ -46,3 +46,11 @@ diesel::table! {
         n -> BigInt,
     }
 }
+
+diesel::table! {
+    /// SQLite's own table of AUTOINCREMENT counters, one row per such table.
+    sqlite_sequence (name) {
+        name -> Text,
+        seq -> BigInt,
+    }
+}
