@@ -605,6 +605,9 @@ impl Service {
     /// Every agent, the counts and the saved settings, in one store call: what a
     /// status page needs (see [`Store::overview`]).
     pub async fn overview(&self) -> Result<Overview, QueueError> {
+        if let Some(overview) = self.shared.store.overview_at_once() {
+            return Ok(overview);
+        }
         self.call(|s| s.overview()).await
     }
 

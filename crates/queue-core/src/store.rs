@@ -315,6 +315,15 @@ pub trait Store: Send + Sync {
         })
     }
 
+    /// [`Store::overview`], if the store can give it at once without blocking:
+    /// from a cache that is still current, checked without waiting on a lock or
+    /// the disk. `None` (the default) sends the caller to [`Store::overview`]
+    /// where it may block. A status page asks on every refresh, and most refreshes
+    /// find nothing changed.
+    fn overview_at_once(&self) -> Option<Overview> {
+        None
+    }
+
     /// Saves the given settings and returns all saved values afterwards.
     fn update_settings(
         &self,

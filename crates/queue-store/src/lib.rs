@@ -468,6 +468,20 @@ impl Store for SqliteStore {
         Ok(overview)
     }
 
+    fn overview_at_once(&self) -> Option<Overview> {
+        // `try_lock` throughout: a lock someone holds means waiting, and waiting is
+        // what the caller asked not to do. Reading `data_version` costs a few
+        // microseconds — the WAL's shared-memory index — and never waits on a lock.
+        let version = {
+            let mut conn = self.watcher.try_lock().ok()?;
+            data_version_on(&mut conn).ok()?
+        };
+        match &*self.overview.try_lock().ok()? {
+            Some((cached, overview)) if *cached == version => Some(overview.clone()),
+            _ => None,
+        }
+    }
+
     /// Queues the write for the writer thread, which makes its calls inside the
     /// batch it commits next and reports it done after that commit.
     fn queue_write(
@@ -524,12 +538,15 @@ impl Store for TxStore<'_> {
 
 /// Reads `PRAGMA data_version` on `watcher`: the change token.
 fn data_version(watcher: &Mutex<SqliteConnection>) -> Result<u64, StoreError> {
-    let mut conn = watcher.lock().unwrap_or_else(|e| e.into_inner());
+    data_version_on(&mut watcher.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn data_version_on(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
     // Through the query builder rather than `sql_query`, so that diesel keeps the
     // statement prepared: this runs for every status request and every poll.
     pragma_data_version::table
         .select(pragma_data_version::data_version)
-        .get_result::<i64>(&mut *conn)
+        .get_result::<i64>(conn)
         .map(|v| u64::try_from(v).unwrap_or(0))
         .map_err(db_error)
 }
@@ -721,6 +738,33 @@ mod tests {
             .unwrap();
         assert_ne!(here.change_token().unwrap(), before);
         assert_eq!(here.overview().unwrap().counts.pending, 1);
+    }
+
+    #[test]
+    fn overview_at_once_answers_only_while_the_cache_is_current() {
+        let (_dir, path) = fresh();
+        let here = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        let there = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(here.overview_at_once(), None, "nothing cached yet");
+        let read = here.overview().unwrap();
+        assert_eq!(here.overview_at_once(), Some(read.clone()));
+        for (n, store) in [(1u128, &there), (2, &here)] {
+            // A commit by another process or by this one's writer alike.
+            store
+                .add(
+                    InstructionId::from_u128(n),
+                    Content::parse("new").unwrap(),
+                    Timestamp::from_micros(1),
+                )
+                .unwrap();
+            assert_eq!(here.overview_at_once(), None, "stale after commit {n}");
+            let fresh = here.overview().unwrap();
+            assert_eq!(fresh.counts.pending, u64::try_from(n).unwrap());
+            assert_eq!(here.overview_at_once(), Some(fresh));
+        }
+        // A lock held elsewhere means no answer rather than a wait.
+        let _held = here.watcher.lock().unwrap();
+        assert_eq!(here.overview_at_once(), None);
     }
 
     #[test]
