@@ -438,9 +438,9 @@ impl Service {
         self.shared.changed.notify_waiters();
     }
 
-    /// Makes a change through [`Service::write`], then audits it with `audit` and
-    /// wakes the waiters. Both happen exactly once, even when the caller goes away
-    /// before the change is durable.
+    /// Makes a change through [`Service::write`] (which wakes the waiters), then
+    /// audits it with `audit`, exactly once, even when the caller goes away before
+    /// the change is durable.
     async fn mutate<T, F, A>(&self, f: F, audit: A) -> Result<T, QueueError>
     where
         T: Send + 'static,
@@ -451,13 +451,11 @@ impl Service {
         let unread = Arc::clone(&audit);
         let out = self
             .write(f, move |service: &Service, value: T| {
-                unread(service, &value);
-                service.wake_waiters();
+                unread(service, &value)
             })
             .await?;
         // No await from here on: nothing can stop the line from being written.
         audit(self, &out);
-        self.wake_waiters();
         Ok(out)
     }
 
@@ -811,10 +809,9 @@ impl Service {
                 },
             )
             .await?;
-        // The start superseded any older call of this agent: wake it. The kick
-        // switches `watch` to its short interval while this call waits; the start's
-        // events went out with its write.
-        self.wake_waiters();
+        // The start's write woke any older call of this agent, which it superseded,
+        // and published its events. The kick switches `watch` to its short interval
+        // while this call waits.
         self.shared.kick.notify_one();
         // When no other wake-up came between the look and this call's own, the one
         // just sent is the call's own: it needs no second look.
@@ -948,9 +945,6 @@ impl Service {
                 },
             )
             .await?;
-        if matches!(out.0, Claim::Claimed(_)) {
-            self.wake_waiters();
-        }
         Ok(out)
     }
 
@@ -1078,6 +1072,10 @@ where
 
     fn done(self: Box<Self>, outcome: Result<(), StoreError>) {
         let durable = outcome.is_ok();
+        // Whether the calls changed anything: only then may a waiting call find
+        // something new. A claim that found nothing changes nothing, and waking on
+        // it would wake the claiming call itself into another claim, forever.
+        let changed = self.events.as_ref().is_none_or(|e| !e.is_empty());
         match self.events {
             Some(events) if durable => {
                 if !self.service.publish_own(events) {
@@ -1096,6 +1094,11 @@ where
             // Nothing the calls did was kept, so there is nothing to undo either.
             (Err(e), _) => Err(e.into()),
         };
+        if durable && changed {
+            // From here, not once the caller has the answer: a call waiting for
+            // this change starts its claim one thread hand-off sooner.
+            self.service.wake_waiters();
+        }
         if let Err(Ok(value)) = self.reply.send(out) {
             (self.undo)(&self.service, value);
         }

@@ -786,6 +786,39 @@ async fn dropped_after_the_store_claimed_loses_nothing() {
     }
 }
 
+/// A claim that finds nothing changes nothing and wakes nobody — least of all the
+/// call that made it, which would otherwise claim again and again while it waits.
+#[tokio::test(start_paused = true)]
+async fn an_empty_claim_does_not_wake_the_waiting_call() {
+    let offload = Arc::new(ManualOffload::default());
+    let service = build(options(10, "nothing yet"), offload.clone());
+    let mut call = Box::pin(service.next_instruction(agent("x")));
+    assert!(poll_once(&mut call).await.is_pending());
+    assert!(offload.run_next(), "the start");
+    assert!(poll_once(&mut call).await.is_pending());
+    assert_eq!(offload.queued(), 0, "waiting on an empty queue");
+
+    // Something comes and goes before the call looks: its claim finds nothing.
+    let item = drive(&offload, Box::pin(service.add("gone")))
+        .await
+        .unwrap();
+    drive(&offload, Box::pin(service.delete(item.id)))
+        .await
+        .unwrap();
+    assert!(poll_once(&mut call).await.is_pending());
+    assert_eq!(offload.queued(), 1, "woken by the add, the call claims");
+    assert!(offload.run_next());
+    for _ in 0..3 {
+        assert!(poll_once(&mut call).await.is_pending());
+        assert_eq!(offload.queued(), 0, "no claim after an empty one");
+    }
+    let added = drive(&offload, Box::pin(service.add("kept")))
+        .await
+        .unwrap();
+    let fetch = drive(&offload, call).await.unwrap();
+    assert_eq!(delivered(&fetch).id, added.id);
+}
+
 /// Once a call has read its claim, nothing is left to await: the audit line and
 /// the answer follow in the same poll, so no drop can come between the claim and
 /// the caller.
