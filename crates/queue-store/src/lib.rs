@@ -768,6 +768,53 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_write_may_drop_the_last_owner_of_its_store() {
+        struct Last {
+            store: Option<Arc<SqliteStore>>,
+            go: std::sync::mpsc::Receiver<()>,
+            done: std::sync::mpsc::Sender<Result<(), StoreError>>,
+        }
+        impl queue_core::Write for Last {
+            fn run(&mut self, store: &dyn Store) {
+                // Until the test has let go of the store, so that this write holds
+                // the last reference to it.
+                self.go.recv().unwrap();
+                store
+                    .add(
+                        InstructionId::from_u128(1),
+                        Content::parse("kept").unwrap(),
+                        Timestamp::from_micros(1),
+                    )
+                    .unwrap();
+            }
+            fn done(mut self: Box<Self>, outcome: Result<(), StoreError>) {
+                // The store goes away here, on its own writer thread.
+                drop(self.store.take());
+                let _ = self.done.send(outcome);
+            }
+        }
+        let (_dir, path) = fresh();
+        let store = Arc::new(SqliteStore::open(&path, StoreOptions::default()).unwrap());
+        let (done, outcome) = std::sync::mpsc::channel();
+        let (go, wait) = std::sync::mpsc::channel();
+        let write = Last {
+            store: Some(Arc::clone(&store)),
+            go: wait,
+            done,
+        };
+        assert!(store.queue_write(Box::new(write)).is_ok());
+        drop(store);
+        go.send(()).unwrap();
+        assert_eq!(
+            outcome.recv_timeout(Duration::from_secs(30)),
+            Ok(Ok(())),
+            "the writer thread finished the write after dropping its store"
+        );
+        let reopened = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(reopened.counts().unwrap().pending, 1);
+    }
+
+    #[test]
     fn list_each_hands_over_what_list_returns() {
         let (_dir, path) = fresh();
         let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();

@@ -177,7 +177,12 @@ impl Drop for Writer {
         // Closing the queue lets the thread finish the batch in hand and exit.
         self.queue.take();
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // A queued write runs the caller's code on the writer thread, and what
+            // it drops there may be the store's last owner: the thread then ends by
+            // itself once this returns, and must not wait for itself.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 }
