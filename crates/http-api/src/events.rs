@@ -297,7 +297,7 @@ impl Events {
         if changed {
             self.push("status.changed", now, &status);
         }
-        next_transition(&parts, now).map(|micros| {
+        parts.next_transition(now).map(|micros| {
             Instant::now()
                 + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
                 + Duration::from_millis(5)
@@ -364,25 +364,6 @@ impl Tracker {
                 .insert(agent.id.clone(), agent.state(now, stale));
         }
     }
-}
-
-/// Microseconds from `now` until some agent's state changes by time alone.
-fn next_transition(parts: &StatusParts, now: Timestamp) -> Option<i64> {
-    let stale = i64::from(parts.settings.agent_stale_after_seconds) * 1_000_000;
-    parts
-        .agents
-        .iter()
-        .flat_map(|a| {
-            let wait_end = a
-                .waiting_until
-                .map(|u| u.plus_micros(queue_core::Agent::IN_FLIGHT_GRACE_MICROS));
-            let stale_at = a.last_seen_at.plus_micros(stale);
-            [wait_end, Some(stale_at)]
-        })
-        .flatten()
-        .map(|t| t.micros_since(now))
-        .filter(|d| *d >= 0)
-        .min()
 }
 
 struct Client {

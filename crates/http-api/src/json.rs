@@ -1,7 +1,7 @@
 //! The JSON shapes of SPEC §4, built from the domain types in one place so the
 //! routes, the live events and the terminal commands all print the same thing.
 
-use queue_core::{Agent, Counts, Instruction, QueueError, Service, Settings, Timestamp};
+use queue_core::{Agent, Counts, Instruction, Overview, QueueError, Service, Settings, Timestamp};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -98,12 +98,37 @@ impl StatusParts {
     /// Reads the parts from `service`.
     pub async fn read(service: &Service) -> Result<Self, QueueError> {
         // One store call, not three: `/api/status` is polled by every open page.
-        let overview = service.overview().await?;
-        Ok(StatusParts {
+        Ok(Self::of(service, service.overview().await?))
+    }
+
+    /// The parts an overview read from `service` makes.
+    pub fn of(service: &Service, overview: Overview) -> Self {
+        StatusParts {
             settings: service.effective_settings(&overview.settings),
             agents: overview.agents,
             counts: overview.counts,
-        })
+        }
+    }
+
+    /// Microseconds from `now` until some agent's state changes by time alone;
+    /// until then (inclusive) [`StatusParts::to_json`] gives the same object.
+    pub fn next_transition(&self, now: Timestamp) -> Option<i64> {
+        let stale = i64::from(self.settings.agent_stale_after_seconds) * 1_000_000;
+        self.agents
+            .iter()
+            .flat_map(|a| {
+                let wait_end = a
+                    .waiting_until
+                    .map(|u| u.plus_micros(queue_core::Agent::IN_FLIGHT_GRACE_MICROS));
+                let stale_at = a.last_seen_at.plus_micros(stale);
+                [wait_end, Some(stale_at)]
+            })
+            .flatten()
+            // Only what is still ahead: `micros_since` gives 0 for the past, and a
+            // transition long gone would make every moment look like one.
+            .filter(|t| *t >= now)
+            .map(|t| t.micros_since(now))
+            .min()
     }
 
     /// The `/api/status` object at `now`.

@@ -49,6 +49,7 @@ pub struct ApiState {
     token: Option<String>,
     ui: UiFiles,
     lists: routes::ListCache,
+    status: routes::StatusCache,
 }
 
 impl ApiState {
@@ -60,6 +61,7 @@ impl ApiState {
             token: None,
             ui: UiFiles::embedded(),
             lists: routes::ListCache::default(),
+            status: routes::StatusCache::default(),
         }
     }
 

@@ -5,7 +5,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::sync::{Arc, Mutex};
 
-use queue_core::{InstructionId, Page, QueueError, SettingsPatch, StatusFilter};
+use queue_core::{
+    InstructionId, Overview, Page, QueueError, SettingsPatch, StatusFilter, Timestamp,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -25,9 +27,54 @@ pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
 
 /// `GET /api/status`.
 pub(crate) async fn status(state: web::Data<ApiState>) -> Result<HttpResponse> {
-    let parts = StatusParts::read(&state.service).await?;
+    let overview = state.service.overview().await?;
     let now = state.service.now();
-    Ok(HttpResponse::Ok().json(parts.to_json(state.events.server(), now)))
+    let body = match state.status.get(&overview, now) {
+        Some(body) => body,
+        None => {
+            let parts = StatusParts::of(&state.service, overview.clone());
+            let body = web::Bytes::from(parts.to_json(state.events.server(), now).to_string());
+            let until = parts.next_transition(now).map(|d| now.plus_micros(d));
+            state.status.put(overview, until, body.clone());
+            body
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body))
+}
+
+/// The last `/api/status` body, kept while it is still exactly what a fresh one
+/// would be: the store's overview is the same, and no agent's state changes by
+/// time alone before `until`. Every open page polls the status; building the
+/// JSON again for each poll cost more than everything else the request did.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StatusCache(Arc<Mutex<Option<StatusEntry>>>);
+
+#[derive(Debug)]
+struct StatusEntry {
+    overview: Overview,
+    until: Option<Timestamp>,
+    body: web::Bytes,
+}
+
+impl StatusCache {
+    fn get(&self, overview: &Overview, now: Timestamp) -> Option<web::Bytes> {
+        let entry = self.0.try_lock().ok()?;
+        let entry = entry.as_ref()?;
+        (entry.overview == *overview && entry.until.is_none_or(|until| now <= until))
+            .then(|| entry.body.clone())
+    }
+
+    fn put(&self, overview: Overview, until: Option<Timestamp>, body: web::Bytes) {
+        if let Ok(mut entry) = self.0.try_lock() {
+            *entry = Some(StatusEntry {
+                overview,
+                until,
+                body,
+            });
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -388,5 +435,58 @@ mod tests {
         assert_eq!(paged["items"].as_array().unwrap().len(), 1);
         assert_eq!(paged["items"][0], crate::item_json(&elsewhere));
         service.shutdown();
+    }
+
+    /// The kept status body is the one a fresh build gives right up to the next
+    /// change by time alone, and is not used a microsecond later or for another
+    /// overview.
+    #[test]
+    fn a_kept_status_lasts_exactly_until_a_state_changes_by_time() {
+        use queue_core::{Agent, AgentId, Overview, Settings};
+
+        use super::StatusCache;
+        use crate::json::StatusParts;
+
+        let t = |s: i64| Timestamp::from_micros(1_800_000_000_000_000 + s * 1_000_000);
+        let agent = |name: &str, seen: i64, until: Option<i64>| Agent {
+            id: AgentId::parse(name).unwrap(),
+            last_seen_at: t(seen),
+            last_fetch_at: None,
+            last_result_type: None,
+            generation: 1,
+            waiting_until: until.map(t),
+        };
+        let overview = Overview {
+            agents: vec![agent("waits", 100, Some(101)), agent("went", 0, None)],
+            ..Overview::default()
+        };
+        let parts = StatusParts {
+            agents: overview.agents.clone(),
+            counts: overview.counts,
+            settings: Settings::default(),
+        };
+        let server = ServerInfo::new(t(0));
+        let now = t(100);
+        let until = parts
+            .next_transition(now)
+            .map(|d| now.plus_micros(d))
+            .expect("the wait ends");
+        assert!(until > t(101), "the wait's end and its grace: {until:?}");
+        assert_eq!(parts.to_json(&server, until), parts.to_json(&server, now));
+        assert_ne!(
+            parts.to_json(&server, until.plus_micros(1)),
+            parts.to_json(&server, now)
+        );
+
+        let cache = StatusCache::default();
+        assert_eq!(cache.get(&overview, now), None);
+        let body = actix_web::web::Bytes::from(parts.to_json(&server, now).to_string());
+        cache.put(overview.clone(), Some(until), body.clone());
+        assert_eq!(cache.get(&overview, now), Some(body.clone()));
+        assert_eq!(cache.get(&overview, until), Some(body));
+        assert_eq!(cache.get(&overview, until.plus_micros(1)), None);
+        let mut other = overview.clone();
+        other.counts.pending = 1;
+        assert_eq!(cache.get(&other, now), None);
     }
 }
