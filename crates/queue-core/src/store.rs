@@ -125,7 +125,7 @@ pub struct CallTicket {
     pub agent: Agent,
 }
 
-/// Store calls to make as one write, handed to [`Store::submit`], and what to do
+/// Store calls to make as one write, handed to [`Store::queue_write`], and what to do
 /// with their outcome.
 ///
 /// The store calls [`Write::run`] at most once, with a store to make the calls on,
