@@ -404,12 +404,14 @@ impl Service {
         self.shared.kick.notify_one();
     }
 
-    /// Publishes `events`, a write's own (contiguous, oldest first), if they
-    /// follow what went out last; events already out are skipped. Returns `false`
-    /// when there is a gap before them — changes of another process that `watch`
-    /// has not published yet — which only `watch`, reading from the store, can
-    /// fill in order.
-    fn publish_own(&self, events: Vec<Event>) -> bool {
+    /// Sends `events` (oldest first) to subscribers, skipping those already out,
+    /// under the lock that keeps `watch` and the writes in order. With `gapless`
+    /// — a write's own events — nothing goes out unless they follow what went out
+    /// last, and `false` says so: changes of another process that `watch` has not
+    /// published yet come first, and only `watch`, reading from the store, can
+    /// send them in order. `watch` itself reads everything from the store, so a
+    /// gap there is events pruned away and nothing to wait for.
+    fn send_events(&self, events: Vec<Event>, gapless: bool) -> bool {
         let _order = self
             .shared
             .publishing
@@ -417,10 +419,8 @@ impl Service {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let published = self.published_seq();
         let mut fresh = events.into_iter().filter(|e| e.seq > published).peekable();
-        match fresh.peek() {
-            None => return true,
-            Some(first) if first.seq != published + 1 => return false,
-            Some(_) => {}
+        if gapless && fresh.peek().is_some_and(|first| first.seq != published + 1) {
+            return false;
         }
         let mut last = published;
         for event in fresh {
@@ -733,28 +733,15 @@ impl Service {
             let Ok(batch) = self.events_after(after, PUBLISH_BATCH).await else {
                 return any;
             };
-            let Some(last) = batch.last().map(|e| e.seq) else {
+            if batch.is_empty() {
                 return any;
-            };
+            }
             any = true;
             // A short batch was everything there was: asking again would only cost
             // another store trip per change to learn that nothing followed it.
             let complete = batch.len() < PUBLISH_BATCH;
-            {
-                let _order = self
-                    .shared
-                    .publishing
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                // A write may have published some of these since they were read.
-                let published = self.published_seq();
-                for event in batch.into_iter().filter(|e| e.seq > published) {
-                    let _ = self.shared.events.send(Arc::new(event));
-                }
-                self.shared
-                    .published_seq
-                    .store(last.max(published), Ordering::Release);
-            }
+            // A write may have published some of these since they were read.
+            self.send_events(batch, false);
             if complete {
                 return any;
             }
@@ -972,7 +959,8 @@ impl Service {
         });
         if let Err(mut write) = self.shared.store.queue_write(write) {
             let store = Arc::clone(&self.shared.store);
-            self.run_job(Box::new(move || {
+            // The write counts itself busy until done; no second guard needed.
+            self.shared.offload.run(Box::new(move || {
                 write.run(&*store);
                 write.done(Ok(()));
             }));
@@ -1078,7 +1066,7 @@ where
         let changed = self.events.as_ref().is_none_or(|e| !e.is_empty());
         match self.events {
             Some(events) if durable => {
-                if !self.service.publish_own(events) {
+                if !self.service.send_events(events, true) {
                     self.service.publish_soon();
                 }
             }
