@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use integration::TempDb;
 use queue_core::{
-    AgentId, Change, Claim, Conflict, Content, Instruction, InstructionId, Page, QueueError,
-    ResultType, SettingsPatch, Status, StatusFilter, Store, StoreError, Timestamp, Write,
+    AgentId, Caller, Change, Claim, Conflict, Content, Counts, Instruction, InstructionId,
+    NewInstruction, Page, QueueError, QueueName, ResultType, SettingsPatch, Status, StatusFilter,
+    Store, StoreError, Timestamp, Write,
 };
 
 fn t(n: i64) -> Timestamp {
@@ -26,24 +27,57 @@ fn agent(s: &str) -> AgentId {
     AgentId::parse(s).unwrap()
 }
 
+/// `name` on the `default` queue.
+fn who(name: &str) -> Caller {
+    Caller::from(agent(name))
+}
+
+fn queue(name: &str) -> QueueName {
+    QueueName::parse(name).unwrap()
+}
+
+/// `name` on `queue_name`.
+fn on(queue_name: &str, name: &str) -> Caller {
+    Caller::new(queue(queue_name), agent(name))
+}
+
+/// `content` queued on `queue_name`, for `to` alone when given.
+fn new_on(queue_name: &str, n: u128, content: &str, to: Option<&str>) -> NewInstruction {
+    NewInstruction::new(id(n), text(content))
+        .on(queue(queue_name))
+        .to(to.map(agent))
+}
+
 fn contents(items: &[Instruction]) -> Vec<&str> {
     items.iter().map(|i| i.content.as_str()).collect()
 }
 
 fn all(s: &dyn Store, filter: StatusFilter) -> Vec<Instruction> {
-    s.list(filter, Page::default()).unwrap().items
+    all_on(s, "default", filter)
 }
 
-/// Starts a call and claims once.
-fn take(s: &dyn Store, who: &str, now: Timestamp) -> Claim {
-    let who = agent(who);
-    let ticket = s.begin_call(&who, now, now.plus_secs(10)).unwrap();
-    s.claim(&who, ticket.generation, now).unwrap()
+fn all_on(s: &dyn Store, queue_name: &str, filter: StatusFilter) -> Vec<Instruction> {
+    s.list(&queue(queue_name), filter, Page::default())
+        .unwrap()
+        .items
+}
+
+/// Starts a call of `name` on the `default` queue and claims once.
+fn take(s: &dyn Store, name: &str, now: Timestamp) -> Claim {
+    take_as(s, &who(name), now)
+}
+
+/// Starts a call of `caller` and claims once.
+fn take_as(s: &dyn Store, caller: &Caller, now: Timestamp) -> Claim {
+    let ticket = s.begin_call(caller, now, now.plus_secs(10)).unwrap();
+    s.claim(caller, ticket.generation, now).unwrap()
 }
 
 fn adds_go_to_the_end_and_are_listed_in_order(s: &dyn Store) {
     for (n, c) in ["a", "b", "c"].iter().enumerate() {
-        let item = s.add(id(n as u128 + 1), text(c), t(n as i64)).unwrap();
+        let item = s
+            .add(NewInstruction::new(id(n as u128 + 1), text(c)), t(n as i64))
+            .unwrap();
         assert_eq!(item.status, Status::Pending);
         assert_eq!(item.created_at, t(n as i64));
         assert_eq!(item.consumed_at, None);
@@ -51,13 +85,15 @@ fn adds_go_to_the_end_and_are_listed_in_order(s: &dyn Store) {
     assert_eq!(contents(&all(s, StatusFilter::Pending)), ["a", "b", "c"]);
     assert_eq!(s.get(id(2)).unwrap().unwrap().content.as_str(), "b");
     assert_eq!(s.get(id(99)).unwrap(), None);
-    let counts = s.counts().unwrap();
+    let counts = s.counts(&QueueName::default()).unwrap();
     assert_eq!((counts.pending, counts.consumed), (3, 0));
 }
 
 fn claims_take_the_oldest_exactly_once(s: &dyn Store) {
-    s.add(id(1), text("first"), t(1)).unwrap();
-    s.add(id(2), text("second"), t(2)).unwrap();
+    s.add(NewInstruction::new(id(1), text("first")), t(1))
+        .unwrap();
+    s.add(NewInstruction::new(id(2), text("second")), t(2))
+        .unwrap();
     let Claim::Claimed(got) = take(s, "x", t(3)) else {
         panic!("expected a claim")
     };
@@ -70,13 +106,13 @@ fn claims_take_the_oldest_exactly_once(s: &dyn Store) {
     };
     assert_eq!(got.id, id(2));
     assert_eq!(take(s, "x", t(5)), Claim::Empty);
-    let counts = s.counts().unwrap();
+    let counts = s.counts(&QueueName::default()).unwrap();
     assert_eq!((counts.pending, counts.consumed), (0, 2));
 }
 
 fn only_the_newest_call_of_an_agent_may_claim(s: &dyn Store) {
-    s.add(id(1), text("a"), t(1)).unwrap();
-    let x = agent("x");
+    s.add(NewInstruction::new(id(1), text("a")), t(1)).unwrap();
+    let x = who("x");
     let old = s.begin_call(&x, t(2), t(12)).unwrap();
     let new = s.begin_call(&x, t(3), t(13)).unwrap();
     assert_eq!(new.generation, old.generation + 1);
@@ -85,11 +121,11 @@ fn only_the_newest_call_of_an_agent_may_claim(s: &dyn Store) {
         Claim::Superseded
     );
     assert_eq!(
-        s.claim(&agent("never-seen"), 1, t(4)).unwrap(),
+        s.claim(&who("never-seen"), 1, t(4)).unwrap(),
         Claim::Superseded
     );
     // Another agent's calls do not supersede x's.
-    s.begin_call(&agent("y"), t(5), t(15)).unwrap();
+    s.begin_call(&who("y"), t(5), t(15)).unwrap();
     assert!(matches!(
         s.claim(&x, new.generation, t(6)).unwrap(),
         Claim::Claimed(_)
@@ -97,8 +133,8 @@ fn only_the_newest_call_of_an_agent_may_claim(s: &dyn Store) {
 }
 
 fn edit_and_delete_only_while_pending(s: &dyn Store) {
-    s.add(id(1), text("a"), t(1)).unwrap();
-    s.add(id(2), text("b"), t(2)).unwrap();
+    s.add(NewInstruction::new(id(1), text("a")), t(1)).unwrap();
+    s.add(NewInstruction::new(id(2), text("b")), t(2)).unwrap();
     let edited = s.edit(id(2), text("b2"), t(3)).unwrap();
     assert_eq!(edited.content.as_str(), "b2");
     assert_eq!(edited.updated_at, t(3));
@@ -120,12 +156,12 @@ fn edit_and_delete_only_while_pending(s: &dyn Store) {
     let gone = s.delete(id(2), t(6)).unwrap();
     assert_eq!(gone.content.as_str(), "b2");
     assert_eq!(s.get(id(2)).unwrap(), None);
-    assert_eq!(s.counts().unwrap().pending, 0);
+    assert_eq!(s.counts(&QueueName::default()).unwrap().pending, 0);
 }
 
 fn requeue_copies_a_consumed_one_to_the_end(s: &dyn Store) {
-    s.add(id(1), text("a"), t(1)).unwrap();
-    s.add(id(2), text("b"), t(2)).unwrap();
+    s.add(NewInstruction::new(id(1), text("a")), t(1)).unwrap();
+    s.add(NewInstruction::new(id(2), text("b")), t(2)).unwrap();
     assert_eq!(
         s.requeue(id(1), id(10), t(3)),
         Err(QueueError::Conflict(Conflict::NotConsumed))
@@ -145,19 +181,37 @@ fn requeue_copies_a_consumed_one_to_the_end(s: &dyn Store) {
 
 fn reorder_needs_exactly_the_pending_set(s: &dyn Store) {
     for n in 1..=4 {
-        s.add(id(n), text(&format!("i{n}")), t(n as i64)).unwrap();
+        s.add(
+            NewInstruction::new(id(n), text(&format!("i{n}"))),
+            t(n as i64),
+        )
+        .unwrap();
     }
     take(s, "x", t(5)); // consumes i1
     let conflict = Err(QueueError::Conflict(Conflict::PendingSetChanged));
-    assert_eq!(s.reorder(&[id(4), id(3)], t(6)), conflict); // missing one
-    assert_eq!(s.reorder(&[id(4), id(3), id(2), id(1)], t(6)), conflict); // consumed one
-    assert_eq!(s.reorder(&[id(4), id(4), id(3)], t(6)), conflict); // duplicate
-    assert_eq!(s.reorder(&[id(4), id(3), id(9)], t(6)), conflict); // unknown
-    let ordered = s.reorder(&[id(4), id(2), id(3)], t(6)).unwrap();
+    assert_eq!(
+        s.reorder(&QueueName::default(), &[id(4), id(3)], t(6)),
+        conflict
+    ); // missing one
+    assert_eq!(
+        s.reorder(&QueueName::default(), &[id(4), id(3), id(2), id(1)], t(6)),
+        conflict
+    ); // consumed one
+    assert_eq!(
+        s.reorder(&QueueName::default(), &[id(4), id(4), id(3)], t(6)),
+        conflict
+    ); // duplicate
+    assert_eq!(
+        s.reorder(&QueueName::default(), &[id(4), id(3), id(9)], t(6)),
+        conflict
+    ); // unknown
+    let ordered = s
+        .reorder(&QueueName::default(), &[id(4), id(2), id(3)], t(6))
+        .unwrap();
     assert_eq!(contents(&ordered), ["i4", "i2", "i3"]);
     assert_eq!(contents(&all(s, StatusFilter::Pending)), ["i4", "i2", "i3"]);
     // New items still go to the end, and claims follow the new order.
-    s.add(id(5), text("i5"), t(7)).unwrap();
+    s.add(NewInstruction::new(id(5), text("i5")), t(7)).unwrap();
     let Claim::Claimed(got) = take(s, "x", t(8)) else {
         panic!("expected a claim")
     };
@@ -166,8 +220,8 @@ fn reorder_needs_exactly_the_pending_set(s: &dyn Store) {
 }
 
 fn unclaim_puts_it_back_at_the_head(s: &dyn Store) {
-    s.add(id(1), text("a"), t(1)).unwrap();
-    s.add(id(2), text("b"), t(2)).unwrap();
+    s.add(NewInstruction::new(id(1), text("a")), t(1)).unwrap();
+    s.add(NewInstruction::new(id(2), text("b")), t(2)).unwrap();
     take(s, "x", t(3));
     assert_eq!(
         s.unclaim(id(2), t(4)),
@@ -186,12 +240,18 @@ fn unclaim_puts_it_back_at_the_head(s: &dyn Store) {
 
 fn listing_orders_and_pages(s: &dyn Store) {
     for n in 1..=5 {
-        s.add(id(n), text(&format!("i{n}")), t(n as i64)).unwrap();
+        s.add(
+            NewInstruction::new(id(n), text(&format!("i{n}"))),
+            t(n as i64),
+        )
+        .unwrap();
     }
     take(s, "x", t(10)); // i1
     take(s, "x", t(11)); // i2
     let names = |f, offset, limit| {
-        let page = s.list(f, Page { offset, limit }).unwrap();
+        let page = s
+            .list(&QueueName::default(), f, Page { offset, limit })
+            .unwrap();
         (
             page.items
                 .iter()
@@ -238,7 +298,7 @@ fn listing_orders_and_pages(s: &dyn Store) {
 }
 
 fn agents_record_calls(s: &dyn Store) {
-    let x = agent("x");
+    let x = who("x");
     let ticket = s.begin_call(&x, t(1), t(11)).unwrap();
     assert_eq!(ticket.agent.last_seen_at, t(1));
     assert_eq!(ticket.agent.waiting_until, Some(t(11)));
@@ -257,7 +317,7 @@ fn agents_record_calls(s: &dyn Store) {
         .unwrap();
     assert_eq!(after.waiting_until, Some(t(14)));
     assert_eq!(after.generation, new.generation);
-    s.begin_call(&agent("y"), t(6), t(16)).unwrap();
+    s.begin_call(&who("y"), t(6), t(16)).unwrap();
     let ids: Vec<_> = s
         .agents()
         .unwrap()
@@ -268,7 +328,7 @@ fn agents_record_calls(s: &dyn Store) {
 }
 
 fn begin_and_claim_starts_a_call_and_takes_the_head(s: &dyn Store) {
-    let x = agent("x");
+    let x = who("x");
     // On an empty queue the call is started and left waiting.
     let (first, claim) = s.begin_and_claim(&x, t(1), t(11)).unwrap();
     assert_eq!(claim.unwrap(), Claim::Empty);
@@ -279,8 +339,8 @@ fn begin_and_claim_starts_a_call_and_takes_the_head(s: &dyn Store) {
         (first.generation, Some(t(11)))
     );
 
-    s.add(id(1), text("a"), t(2)).unwrap();
-    s.add(id(2), text("b"), t(3)).unwrap();
+    s.add(NewInstruction::new(id(1), text("a")), t(2)).unwrap();
+    s.add(NewInstruction::new(id(2), text("b")), t(3)).unwrap();
     let seq = s.last_event_seq().unwrap();
     let (second, claim) = s.begin_and_claim(&x, t(4), t(14)).unwrap();
     assert!(second.generation > first.generation);
@@ -289,7 +349,7 @@ fn begin_and_claim_starts_a_call_and_takes_the_head(s: &dyn Store) {
     };
     assert_eq!((item.id, item.status), (id(1), Status::Consumed));
     assert_eq!(item.consumed_at, Some(t(4)));
-    assert_eq!(item.consumed_by.as_ref(), Some(&x));
+    assert_eq!(item.consumed_by.as_ref(), Some(&x.agent));
     assert_eq!(contents(&all(s, StatusFilter::Pending)), ["b"]);
     // The call that delivered is over: not waiting, its result recorded.
     let record = s.agents().unwrap().remove(0);
@@ -331,13 +391,13 @@ fn settings_are_saved_by_key(s: &dyn Store) {
 fn every_change_and_only_changes_are_events(s: &dyn Store) {
     let start = s.last_event_seq().unwrap();
     let token = s.change_token().unwrap();
-    s.add(id(1), text("a"), t(1)).unwrap();
+    s.add(NewInstruction::new(id(1), text("a")), t(1)).unwrap();
     s.edit(id(1), text("a2"), t(2)).unwrap();
     // Refused changes record nothing.
     let _ = s.edit(id(9), text("z"), t(3));
-    let _ = s.reorder(&[id(9)], t(3));
+    let _ = s.reorder(&QueueName::default(), &[id(9)], t(3));
     take(s, "x", t(4));
-    s.add(id(2), text("b"), t(5)).unwrap();
+    s.add(NewInstruction::new(id(2), text("b")), t(5)).unwrap();
     s.delete(id(2), t(6)).unwrap();
     s.update_settings(&SettingsPatch::new(Some(1), None, None).unwrap(), t(7))
         .unwrap();
@@ -389,12 +449,14 @@ impl Write for TwoAdds {
         let mut seen = vec![
             format!(
                 "{:?}",
-                s.add(id(a), text(&format!("{a}")), t(1)).map(|i| i.id)
+                s.add(NewInstruction::new(id(a), text(&format!("{a}"))), t(1))
+                    .map(|i| i.id)
             ),
             format!("{:?}", s.delete(id(u128::MAX), t(1)).map(|i| i.id)),
             format!(
                 "{:?}",
-                s.add(id(b), text(&format!("{b}")), t(1)).map(|i| i.id)
+                s.add(NewInstruction::new(id(b), text(&format!("{b}"))), t(1))
+                    .map(|i| i.id)
             ),
         ];
         // Calls see what the write's earlier calls did.
@@ -409,7 +471,7 @@ impl Write for TwoAdds {
 
 /// Hands `write` to the store, or runs it here where the store gives it back, as
 /// `Store::queue_write` asks of its caller.
-fn queue(s: &dyn Store, write: Box<dyn Write>) {
+fn queue_it(s: &dyn Store, write: Box<dyn Write>) {
     if let Err(mut write) = s.queue_write(write) {
         write.run(s);
         write.done(Ok(()));
@@ -426,7 +488,7 @@ fn queued_writes_make_their_calls_then_report_done(s: &dyn Store) {
             ran: false,
             report: report.clone(),
         };
-        queue(s, Box::new(write));
+        queue_it(s, Box::new(write));
     }
     let mut done: Vec<u128> = Vec::new();
     for _ in &starts {
@@ -479,6 +541,224 @@ fn queued_writes_make_their_calls_then_report_done(s: &dyn Store) {
     );
 }
 
+fn queues_keep_their_own_order_counts_and_listings(s: &dyn Store) {
+    s.add(new_on("web", 1, "web 1", None), t(1)).unwrap();
+    s.add(new_on("api", 2, "api 1", None), t(2)).unwrap();
+    s.add(new_on("web", 3, "web 2", None), t(3)).unwrap();
+    s.add(new_on("default", 4, "default 1", None), t(4))
+        .unwrap();
+    s.add(new_on("web", 5, "web 3", None), t(5)).unwrap();
+    assert_eq!(
+        contents(&all_on(s, "web", StatusFilter::All)),
+        ["web 1", "web 2", "web 3"]
+    );
+    assert_eq!(
+        contents(&all_on(s, "api", StatusFilter::Pending)),
+        ["api 1"]
+    );
+    assert_eq!(contents(&all(s, StatusFilter::All)), ["default 1"]);
+    let counts = |q: &str| s.counts(&queue(q)).unwrap();
+    assert_eq!(
+        counts("web"),
+        Counts {
+            pending: 3,
+            consumed: 0
+        }
+    );
+    assert_eq!(counts("api").pending, 1);
+
+    // A claim takes its own queue's head, and only the queue's counts move.
+    let Claim::Claimed(got) = take_as(s, &on("web", "x"), t(6)) else {
+        panic!("web had instructions")
+    };
+    assert_eq!((got.id, got.queue.clone()), (id(1), queue("web")));
+    assert_eq!(
+        counts("web"),
+        Counts {
+            pending: 2,
+            consumed: 1
+        }
+    );
+    assert_eq!(
+        counts("api"),
+        Counts {
+            pending: 1,
+            consumed: 0
+        }
+    );
+    assert_eq!(counts("default").pending, 1);
+
+    // A reorder names its own queue's pending set, no other.
+    let conflict = Err(QueueError::Conflict(Conflict::PendingSetChanged));
+    assert_eq!(
+        s.reorder(&queue("web"), &[id(5), id(3), id(4)], t(7)),
+        conflict
+    );
+    assert_eq!(s.reorder(&queue("api"), &[id(5), id(3)], t(7)), conflict);
+    let ordered = s.reorder(&queue("web"), &[id(5), id(3)], t(7)).unwrap();
+    assert_eq!(contents(&ordered), ["web 3", "web 2"]);
+    assert_eq!(contents(&all(s, StatusFilter::Pending)), ["default 1"]);
+
+    // Back to the head of its own queue; a copy joins the end of its own queue.
+    let back = s.unclaim(id(1), t(8)).unwrap();
+    assert_eq!(back.queue, queue("web"));
+    assert_eq!(
+        contents(&all_on(s, "web", StatusFilter::Pending)),
+        ["web 1", "web 3", "web 2"]
+    );
+    take_as(s, &on("api", "x"), t(9));
+    let copy = s.requeue(id(2), id(20), t(10)).unwrap();
+    assert_eq!(copy.queue, queue("api"));
+    assert_eq!(
+        contents(&all_on(s, "api", StatusFilter::All)),
+        ["api 1", "api 1"]
+    );
+
+    let listed: Vec<_> = s
+        .queues()
+        .unwrap()
+        .into_iter()
+        .map(|q| (q.name.as_str().to_owned(), q.counts))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                "api".to_owned(),
+                Counts {
+                    pending: 1,
+                    consumed: 1
+                }
+            ),
+            (
+                "default".to_owned(),
+                Counts {
+                    pending: 1,
+                    consumed: 0
+                }
+            ),
+            (
+                "web".to_owned(),
+                Counts {
+                    pending: 3,
+                    consumed: 0
+                }
+            ),
+        ]
+    );
+    // Every event names its queue.
+    let events = s.events_after(0, 100).unwrap();
+    let reordered = events
+        .iter()
+        .find_map(|e| match &e.change {
+            Change::InstructionReordered(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        (reordered.queue, reordered.ids),
+        (queue("web"), vec![id(5), id(3)])
+    );
+    assert!(events.iter().all(|e| e.change.queue().is_some()));
+}
+
+fn an_addressed_instruction_is_taken_only_by_its_agent(s: &dyn Store) {
+    s.add(new_on("web", 1, "for bob", Some("bob")), t(1))
+        .unwrap();
+    s.add(new_on("web", 2, "for anyone", None), t(2)).unwrap();
+    s.add(new_on("web", 3, "for anna", Some("anna")), t(3))
+        .unwrap();
+    let listed = all_on(s, "web", StatusFilter::Pending);
+    assert_eq!(listed[0].to, Some(agent("bob")));
+    assert_eq!(listed[1].to, None);
+
+    // anna passes over bob's and takes what is hers or anyone's, in order.
+    let anna = on("web", "anna");
+    let Claim::Claimed(first) = take_as(s, &anna, t(4)) else {
+        panic!("something was for anna")
+    };
+    assert_eq!(first.id, id(2));
+    let Claim::Claimed(second) = take_as(s, &anna, t(5)) else {
+        panic!("one was addressed to anna")
+    };
+    assert_eq!(
+        (second.id, second.consumed_by.clone()),
+        (id(3), Some(agent("anna")))
+    );
+    assert_eq!(take_as(s, &anna, t(6)), Claim::Empty);
+    // Another queue's bob is not this bob.
+    assert_eq!(take_as(s, &on("api", "bob"), t(7)), Claim::Empty);
+    assert_eq!(s.counts(&queue("web")).unwrap().pending, 1);
+    let Claim::Claimed(third) = take_as(s, &on("web", "bob"), t(8)) else {
+        panic!("bob's was waiting")
+    };
+    assert_eq!(third.id, id(1));
+    // A returned or requeued one keeps its addressee.
+    assert_eq!(s.unclaim(id(1), t(9)).unwrap().to, Some(agent("bob")));
+    take_as(s, &on("web", "bob"), t(10));
+    assert_eq!(
+        s.requeue(id(1), id(4), t(11)).unwrap().to,
+        Some(agent("bob"))
+    );
+    assert_eq!(take_as(s, &anna, t(12)), Claim::Empty);
+}
+
+fn agents_are_told_apart_per_queue(s: &dyn Store) {
+    s.add(new_on("web", 1, "web", None), t(1)).unwrap();
+    let (web, api) = (on("web", "claude-code"), on("api", "claude-code"));
+    let on_web = s.begin_call(&web, t(2), t(12)).unwrap();
+    let on_api = s.begin_call(&api, t(3), t(13)).unwrap();
+    assert_eq!((on_web.generation, on_api.generation), (1, 1));
+    assert_eq!(
+        (on_web.agent.queue.clone(), on_api.agent.queue.clone()),
+        (queue("web"), queue("api"))
+    );
+    // The call on api did not supersede the one on web.
+    assert!(matches!(s.claim(&web, 1, t(4)).unwrap(), Claim::Claimed(_)));
+    let ended = s.end_call(&api, 1, ResultType::Empty, t(5)).unwrap();
+    assert_eq!(ended.caller(), api);
+    let agents: Vec<_> = s.agents().unwrap().iter().map(|a| a.caller()).collect();
+    assert_eq!(agents, [api, web]);
+}
+
+fn a_queue_exists_once_used(s: &dyn Store) {
+    let nowhere = queue("nowhere");
+    let unknown = QueueError::UnknownQueue(nowhere.clone());
+    assert_eq!(s.counts(&nowhere), Err(unknown.clone()));
+    assert_eq!(
+        s.list(&nowhere, StatusFilter::All, Page::default()),
+        Err(unknown.clone())
+    );
+    assert_eq!(s.reorder(&nowhere, &[], t(1)), Err(unknown.clone()));
+    let mut each = 0;
+    assert_eq!(
+        s.list_each(&nowhere, StatusFilter::All, Page::default(), &mut |_| {
+            each += 1
+        }),
+        Err(unknown.clone())
+    );
+    // `default` always exists, also empty.
+    assert_eq!(s.counts(&QueueName::default()).unwrap(), Counts::default());
+    let names = |s: &dyn Store| -> Vec<String> {
+        s.queues()
+            .unwrap()
+            .into_iter()
+            .map(|q| q.name.as_str().to_owned())
+            .collect()
+    };
+    assert_eq!(names(s), ["default"]);
+    // An agent's call brings a queue into being, and so does an add.
+    s.begin_call(&on("nowhere", "x"), t(2), t(12)).unwrap();
+    assert_eq!(s.counts(&nowhere).unwrap(), Counts::default());
+    s.add(new_on("web", 1, "w", None), t(3)).unwrap();
+    assert_eq!(names(s), ["default", "nowhere", "web"]);
+    // A queue stays once its instructions are gone.
+    s.delete(id(1), t(4)).unwrap();
+    assert_eq!(s.counts(&queue("web")).unwrap(), Counts::default());
+    assert_eq!(names(s), ["default", "nowhere", "web"]);
+    assert_eq!(s.reorder(&queue("web"), &[], t(5)).unwrap(), []);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -507,6 +787,10 @@ contract!(
     settings_are_saved_by_key,
     every_change_and_only_changes_are_events,
     queued_writes_make_their_calls_then_report_done,
+    queues_keep_their_own_order_counts_and_listings,
+    an_addressed_instruction_is_taken_only_by_its_agent,
+    agents_are_told_apart_per_queue,
+    a_queue_exists_once_used,
 );
 
 /// SQLite keeps everything across a reopen; the in-memory model trivially does not
@@ -516,9 +800,11 @@ fn sqlite_data_survives_reopen() {
     let db = TempDb::new();
     {
         let s = db.open();
-        s.add(id(1), text("kept"), t(1)).unwrap();
+        s.add(NewInstruction::new(id(1), text("kept")), t(1))
+            .unwrap();
         take(&*s, "x", t(2));
-        s.add(id(2), text("also kept"), t(3)).unwrap();
+        s.add(NewInstruction::new(id(2), text("also kept")), t(3))
+            .unwrap();
     }
     let s = db.open();
     let items = all(&*s, StatusFilter::All);
@@ -536,7 +822,8 @@ fn sqlite_change_token_sees_other_connections() {
     let b = db.open_fast();
     let before = a.change_token().unwrap();
     assert_eq!(a.change_token().unwrap(), before);
-    b.add(id(1), text("from b"), t(1)).unwrap();
+    b.add(NewInstruction::new(id(1), text("from b")), t(1))
+        .unwrap();
     assert_ne!(a.change_token().unwrap(), before);
     let seen = a.events_after(0, 10).unwrap();
     assert_eq!(seen.len(), 1);
@@ -567,14 +854,16 @@ fn sqlite_a_queued_write_that_cannot_start_reports_the_error_without_running() {
     let queued = std::sync::Arc::clone(&waiter);
     let (first, ran, seen, outcome) = holder
         .with_write_lock(move || {
-            queue(&*queued, Box::new(write));
+            queue_it(&*queued, Box::new(write));
             reports.recv_timeout(Duration::from_secs(30)).unwrap()
         })
         .unwrap();
     assert_eq!((first, ran, seen), (1, false, Vec::<String>::new()));
     assert_eq!(outcome, Err(StoreError::Busy));
     // Nothing was written, and the store works again once the lock is gone.
-    assert_eq!(waiter.counts().unwrap().pending, 0);
-    waiter.add(id(7), text("after"), t(2)).unwrap();
-    assert_eq!(holder.counts().unwrap().pending, 1);
+    assert_eq!(waiter.counts(&QueueName::default()).unwrap().pending, 0);
+    waiter
+        .add(NewInstruction::new(id(7), text("after")), t(2))
+        .unwrap();
+    assert_eq!(holder.counts(&QueueName::default()).unwrap().pending, 1);
 }

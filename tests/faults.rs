@@ -359,7 +359,11 @@ fn check_round(db: &Path, l: &Ledger, round: u32) {
         .integrity_check()
         .unwrap_or_else(|e| panic!("round {round}: integrity_check: {e}"));
     let stored: HashMap<String, (String, bool)> = store
-        .list(StatusFilter::All, Page::default())
+        .list(
+            &queue_core::QueueName::default(),
+            StatusFilter::All,
+            Page::default(),
+        )
         .expect("list")
         .items
         .into_iter()
@@ -726,10 +730,14 @@ async fn a_full_disk_answers_503_and_recovers_when_space_is_freed() {
     assert!(status.success());
     let held = SqliteStore::open(&db, StoreOptions::default()).expect("open before filling");
     assert_eq!(
-        held.list(StatusFilter::All, Page::default())
-            .expect("list")
-            .items
-            .len(),
+        held.list(
+            &queue_core::QueueName::default(),
+            StatusFilter::All,
+            Page::default()
+        )
+        .expect("list")
+        .items
+        .len(),
         acked.len()
     );
     for suffix in ["-wal", "-shm"] {
@@ -755,7 +763,11 @@ async fn a_full_disk_answers_503_and_recovers_when_space_is_freed() {
     let store = SqliteStore::open(&db, StoreOptions::default()).expect("open after freeing");
     store.integrity_check().expect("integrity_check");
     let stored: Vec<String> = store
-        .list(StatusFilter::All, Page::default())
+        .list(
+            &queue_core::QueueName::default(),
+            StatusFilter::All,
+            Page::default(),
+        )
         .expect("list")
         .items
         .into_iter()
@@ -799,7 +811,11 @@ async fn a_read_only_disk_is_refused_at_start_with_the_reason_and_loses_nothing(
     let store = SqliteStore::open(&db, StoreOptions::default()).expect("open");
     store.integrity_check().expect("integrity_check");
     let stored: Vec<String> = store
-        .list(StatusFilter::All, Page::default())
+        .list(
+            &queue_core::QueueName::default(),
+            StatusFilter::All,
+            Page::default(),
+        )
         .expect("list")
         .items
         .into_iter()

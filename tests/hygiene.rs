@@ -444,7 +444,11 @@ async fn session_at_trace_level(format: LogFormat) {
         exit_took < Duration::from_secs(2),
         "stdio took {exit_took:?} to exit after stdin closed during a waiting call"
     );
-    let counts = observer.service.counts().await.expect("the queue's counts");
+    let counts = observer
+        .service
+        .counts(&queue_core::QueueName::default())
+        .await
+        .expect("the queue's counts");
     assert_eq!(
         (counts.pending, counts.consumed),
         (0, 2),
@@ -504,6 +508,9 @@ fn without_network(cmd: &Command) -> Command {
         .arg("-n")
         .arg(cmd.get_program())
         .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
     wrapped.env_clear();
     for (key, value) in cmd.get_envs() {
         if let Some(value) = value {

@@ -81,6 +81,10 @@ async fn http_client(url: &str, era: Era) -> Client {
 
 async fn stdio_client(db: &Path, wait: u32, era: Era) -> Client {
     let mut cmd = tokio::process::Command::new(local_mcp_bin());
+    // Outside any git repository, so the agent's queue is `default`.
+    if let Some(dir) = db.parent() {
+        cmd.current_dir(dir);
+    }
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("DB_PATH", db)
@@ -142,7 +146,11 @@ fn service_on(db: &TempDb) -> Service {
 
 async fn pending(service: &Service) -> Vec<String> {
     let listing = service
-        .list(StatusFilter::Pending, Page::default())
+        .list(
+            &queue_core::QueueName::default(),
+            StatusFilter::Pending,
+            Page::default(),
+        )
         .await
         .unwrap();
     listing
@@ -629,7 +637,14 @@ async fn sigterm_answers_waiting_calls_and_exits_within_2s() {
         .unwrap()
         .expect("the waiting call is answered");
     assert_eq!(structured(&result)["result_type"], "default_response");
-    assert_eq!(queue.counts().await.unwrap().consumed, 0);
+    assert_eq!(
+        queue
+            .counts(&queue_core::QueueName::default())
+            .await
+            .unwrap()
+            .consumed,
+        0
+    );
 }
 
 /// `local-mcp stdio` driven by hand: its child, stdin, and stdout line by line.
@@ -747,5 +762,10 @@ fn stdio_sigterm_answers_the_waiting_call_and_exits_within_2s() {
     let took = started.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(2), "exit took {took:?}");
-    assert_eq!(queue_core::Store::counts(&*store).unwrap().consumed, 0);
+    assert_eq!(
+        queue_core::Store::counts(&*store, &queue_core::QueueName::default())
+            .unwrap()
+            .consumed,
+        0
+    );
 }

@@ -3,26 +3,33 @@
 
 use proptest::prelude::*;
 use queue_core::{
-    AgentId, Content, InstructionId, MemoryStore, Page, SettingsPatch, StatusFilter, Store,
-    Timestamp,
+    AgentId, Caller, Content, InstructionId, MemoryStore, NewInstruction, Page, QueueName,
+    SettingsPatch, StatusFilter, Store, Timestamp,
 };
+
+/// Queues 0..=2 get used; 3 never is, so reads of it are refused alike.
+const QUEUES: usize = 4;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Add(String),
+    /// Text, queue, and the agent it is addressed to, if any.
+    Add(String, usize, Option<usize>),
     Edit(usize, String),
     Delete(usize),
     Requeue(usize),
-    /// Reorder the pending set by rotating it; `broken` drops one id to test refusal.
+    /// Reorder a queue's pending set by rotating it; `broken` drops one id to test
+    /// refusal.
     Reorder {
+        queue: usize,
         rotate: usize,
         broken: bool,
     },
-    /// Begin a call of agent `a` and claim with its newest generation.
-    Claim(usize),
-    /// Begin a call of agent `a`, then claim with the previous (superseded) one.
-    ClaimStale(usize),
-    EndCall(usize),
+    /// Begin a call of agent `a` on queue `q` and claim with its newest generation.
+    Claim(usize, usize),
+    /// Begin a call of agent `a` on queue `q`, then claim with the previous
+    /// (superseded) one.
+    ClaimStale(usize, usize),
+    EndCall(usize, usize),
     Unclaim(usize),
     Settings(Option<i64>, Option<i64>),
 }
@@ -30,14 +37,16 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let words = "[a-z ]{0,12}";
     prop_oneof![
-        4 => words.prop_map(Op::Add),
+        4 => (words, 0..3usize, proptest::option::weighted(0.3, 0..3usize))
+            .prop_map(|(w, q, to)| Op::Add(w, q, to)),
         1 => (any::<usize>(), words).prop_map(|(i, s)| Op::Edit(i, s)),
         1 => any::<usize>().prop_map(Op::Delete),
         1 => any::<usize>().prop_map(Op::Requeue),
-        1 => (any::<usize>(), any::<bool>()).prop_map(|(rotate, broken)| Op::Reorder { rotate, broken }),
-        3 => (0..3usize).prop_map(Op::Claim),
-        1 => (0..3usize).prop_map(Op::ClaimStale),
-        1 => (0..3usize).prop_map(Op::EndCall),
+        1 => (0..QUEUES, any::<usize>(), any::<bool>())
+            .prop_map(|(queue, rotate, broken)| Op::Reorder { queue, rotate, broken }),
+        3 => (0..3usize, 0..3usize).prop_map(|(q, a)| Op::Claim(q, a)),
+        1 => (0..3usize, 0..3usize).prop_map(|(q, a)| Op::ClaimStale(q, a)),
+        1 => (0..3usize, 0..3usize).prop_map(|(q, a)| Op::EndCall(q, a)),
         1 => any::<usize>().prop_map(Op::Unclaim),
         1 => (proptest::option::of(-5..20i64), proptest::option::of(-5..20i64))
             .prop_map(|(w, s)| Op::Settings(w, s)),
@@ -77,21 +86,44 @@ fn agent(i: usize) -> AgentId {
     AgentId::parse(&format!("agent-{i}")).unwrap()
 }
 
+fn queue(i: usize) -> QueueName {
+    match i {
+        0 => QueueName::default(),
+        i => QueueName::parse(&format!("q{i}")).unwrap(),
+    }
+}
+
+fn caller(q: usize, a: usize) -> Caller {
+    Caller::new(queue(q), agent(a))
+}
+
 /// Applies `op` to `s`, returning a printable observation of its result.
 fn apply(s: &dyn Store, h: &mut Harness, op: &Op, now: Timestamp, new_id: InstructionId) -> String {
     match op {
-        Op::Add(text) => format!("{:?}", Content::parse(text).map(|c| s.add(new_id, c, now))),
+        Op::Add(text, q, to) => format!(
+            "{:?}",
+            Content::parse(text).map(|c| {
+                let new = NewInstruction::new(new_id, c)
+                    .on(queue(*q))
+                    .to(to.map(agent));
+                s.add(new, now)
+            })
+        ),
         Op::Edit(i, text) => format!(
             "{:?}",
             Content::parse(text).map(|c| s.edit(h.pick(*i), c, now))
         ),
         Op::Delete(i) => format!("{:?}", s.delete(h.pick(*i), now)),
         Op::Requeue(i) => format!("{:?}", s.requeue(h.pick(*i), new_id, now)),
-        Op::Reorder { rotate, broken } => {
+        Op::Reorder {
+            queue: q,
+            rotate,
+            broken,
+        } => {
             let mut ids: Vec<_> = s
-                .list(StatusFilter::Pending, Page::default())
-                .unwrap()
-                .items
+                .list(&queue(*q), StatusFilter::Pending, Page::default())
+                .map(|l| l.items)
+                .unwrap_or_default()
                 .iter()
                 .map(|i| i.id)
                 .collect();
@@ -103,33 +135,32 @@ fn apply(s: &dyn Store, h: &mut Harness, op: &Op, now: Timestamp, new_id: Instru
                 ids.pop();
                 ids.push(InstructionId::from_u128(u128::MAX - 1));
             }
-            format!("{:?}", s.reorder(&ids, now))
+            format!("{:?}", s.reorder(&queue(*q), &ids, now))
         }
-        Op::Claim(a) => {
-            let ticket = s.begin_call(&agent(*a), now, now.plus_secs(10));
-            let claim = ticket
-                .as_ref()
-                .map(|t| s.claim(&agent(*a), t.generation, now));
+        Op::Claim(q, a) => {
+            let c = caller(*q, *a);
+            let ticket = s.begin_call(&c, now, now.plus_secs(10));
+            let claim = ticket.as_ref().map(|t| s.claim(&c, t.generation, now));
             format!("{ticket:?} {claim:?}")
         }
-        Op::ClaimStale(a) => {
-            let ticket = s.begin_call(&agent(*a), now, now.plus_secs(10));
-            let claim = ticket
-                .as_ref()
-                .map(|t| s.claim(&agent(*a), t.generation - 1, now));
+        Op::ClaimStale(q, a) => {
+            let c = caller(*q, *a);
+            let ticket = s.begin_call(&c, now, now.plus_secs(10));
+            let claim = ticket.as_ref().map(|t| s.claim(&c, t.generation - 1, now));
             format!("{ticket:?} {claim:?}")
         }
-        Op::EndCall(a) => {
+        Op::EndCall(q, a) => {
+            let c = caller(*q, *a);
             let generation = s
                 .agents()
                 .unwrap()
                 .into_iter()
-                .find(|r| r.id == agent(*a))
+                .find(|r| r.caller() == c)
                 .map(|r| r.generation);
             match generation {
                 Some(g) => format!(
                     "{:?}",
-                    s.end_call(&agent(*a), g, queue_core::ResultType::Empty, now)
+                    s.end_call(&c, g, queue_core::ResultType::Empty, now)
                 ),
                 None => String::from("no agent"),
             }
@@ -143,17 +174,28 @@ fn apply(s: &dyn Store, h: &mut Harness, op: &Op, now: Timestamp, new_id: Instru
 }
 
 fn observe(s: &dyn Store) -> String {
+    let per_queue: Vec<String> = (0..QUEUES)
+        .map(|q| {
+            let q = queue(q);
+            format!(
+                "{q}: {:?}\n{:?}\n{:?}",
+                s.list(&q, StatusFilter::All, Page::default()),
+                s.list(
+                    &q,
+                    StatusFilter::Pending,
+                    Page {
+                        offset: 1,
+                        limit: Some(2)
+                    }
+                ),
+                s.counts(&q),
+            )
+        })
+        .collect();
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
-        s.list(StatusFilter::All, Page::default()),
-        s.list(
-            StatusFilter::Pending,
-            Page {
-                offset: 1,
-                limit: Some(2)
-            }
-        ),
-        s.counts(),
+        "{}\n{:?}\n{:?}\n{:?}\n{:?}",
+        per_queue.join("\n"),
+        s.queues(),
         s.agents(),
         s.settings(),
         s.events_after(0, 100_000).map(|e| e

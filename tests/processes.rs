@@ -9,8 +9,8 @@ use std::thread;
 
 use integration::{ChildGuard, TempDb, as_store};
 use queue_core::{
-    AgentId, Content, EndReason, FetchOutcome, InstructionId, Page, Service, ServiceOptions,
-    Settings, StatusFilter, Store, Timestamp,
+    AgentId, Content, EndReason, FetchOutcome, InstructionId, NewInstruction, Page, QueueName,
+    Service, ServiceOptions, Settings, StatusFilter, Store, Timestamp,
 };
 use queue_store::BlockingPool;
 
@@ -28,26 +28,41 @@ fn lines(output: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Where instruction `i` of the exactly-once test goes: queue `alpha` or `beta`
+/// in turn, and one in five addressed to one claimer thread of that queue (the
+/// driver's thread T is on `alpha` when T is even).
+fn placement(i: usize) -> (&'static str, Option<String>) {
+    let queue = if i % 2 == 0 { "alpha" } else { "beta" };
+    let to = (i % 5 == 0).then(|| {
+        let process = (i / 5) % 2;
+        let thread = (i / 10) % 4 * 2 + i % 2;
+        format!("p{process}-t{thread}")
+    });
+    (queue, to)
+}
+
 #[test]
 fn two_processes_of_eight_claimers_deliver_each_instruction_exactly_once() {
     const N: usize = 5_000;
     let db = TempDb::new();
     let store = db.open_fast();
     // Fill from 8 threads so group commit keeps this quick.
-    let added: Vec<String> = thread::scope(|s| {
+    let added: Vec<(String, &str, Option<String>)> = thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|t| {
                 let store = &store;
                 s.spawn(move || {
                     (0..N / 8)
                         .map(|i| {
-                            let id = InstructionId::from_u128((t * N + i) as u128 + 1);
+                            let n = t * (N / 8) + i;
+                            let id = InstructionId::from_u128(n as u128 + 1);
                             let content = Content::parse(&format!("job {t}/{i}")).unwrap();
-                            store
-                                .add(id, content, Timestamp::from_micros(1))
-                                .unwrap()
-                                .id
-                                .to_string()
+                            let (queue, to) = placement(n);
+                            let new = NewInstruction::new(id, content)
+                                .on(QueueName::parse(queue).unwrap())
+                                .to(to.as_deref().map(|a| AgentId::parse(a).unwrap()));
+                            let item = store.add(new, Timestamp::from_micros(1)).unwrap();
+                            (item.id.to_string(), queue, to)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -63,9 +78,9 @@ fn two_processes_of_eight_claimers_deliver_each_instruction_exactly_once() {
 
     let path = db.path().to_str().unwrap();
     let mut children: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|p| {
             driver()
-                .args(["claim", path, "8"])
+                .args(["claim", path, "8", &format!("p{p}")])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -86,14 +101,44 @@ fn two_processes_of_eight_claimers_deliver_each_instruction_exactly_once() {
         eprintln!("a claimer process took {}", got.len());
         delivered.extend(got);
     }
-    let unique: HashSet<_> = delivered.iter().cloned().collect();
+    let by_id: std::collections::HashMap<String, (String, String)> = delivered
+        .iter()
+        .map(|line| {
+            let [id, queue, agent] = line.split(' ').collect::<Vec<_>>()[..] else {
+                panic!("not `ID QUEUE AGENT`: {line:?}")
+            };
+            (id.to_owned(), (queue.to_owned(), agent.to_owned()))
+        })
+        .collect();
     assert_eq!(delivered.len(), N, "every instruction delivered once");
-    assert_eq!(unique.len(), N, "no instruction delivered twice");
-    assert_eq!(unique, added.into_iter().collect::<HashSet<_>>());
+    assert_eq!(by_id.len(), N, "no instruction delivered twice");
+    let mut addressed = 0;
+    for (id, queue, to) in &added {
+        let (got_queue, got_agent) = &by_id[id];
+        assert_eq!(got_queue, queue, "{id} left its queue");
+        // The driver's even threads are on alpha, the odd ones on beta.
+        let thread: usize = got_agent.rsplit("-t").next().unwrap().parse().unwrap();
+        assert_eq!(
+            thread % 2 == 0,
+            *queue == "alpha",
+            "{id} taken by {got_agent}"
+        );
+        if let Some(to) = to {
+            addressed += 1;
+            assert_eq!(got_agent, to, "{id} was for {to}");
+        }
+    }
+    assert_eq!(addressed, N / 5);
 
     let store = db.open();
-    let counts = store.counts().unwrap();
-    assert_eq!((counts.pending, counts.consumed), (0, N as u64));
+    for queue in ["alpha", "beta"] {
+        let counts = store.counts(&QueueName::parse(queue).unwrap()).unwrap();
+        assert_eq!(
+            (counts.pending, counts.consumed),
+            (0, N as u64 / 2),
+            "{queue}"
+        );
+    }
     store.integrity_check().unwrap();
 }
 
@@ -137,7 +182,7 @@ fn kill_9_during_a_write_load_loses_no_acknowledged_add() {
         let store = db.open();
         store.integrity_check().unwrap();
         let stored: HashSet<String> = store
-            .list(StatusFilter::All, Page::default())
+            .list(&QueueName::default(), StatusFilter::All, Page::default())
             .unwrap()
             .items
             .into_iter()

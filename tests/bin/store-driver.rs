@@ -2,7 +2,10 @@
 //! once, on a database file shared with the test process.
 //!
 //! Usage:
-//!   store-driver claim DB THREADS     after a line on stdin, claim until empty; print each claimed id
+//!   store-driver claim DB THREADS NAME  after a line on stdin, claim until nothing is left
+//!                                     for each thread; thread T is agent NAME-tT on queue
+//!                                     `alpha` (T even) or `beta` (T odd); print `ID QUEUE AGENT`
+//!                                     for each claim
 //!   store-driver add-load DB THREADS  add forever; print each id once its add is durable
 //!   store-driver add DB TEXT          add one instruction; print its id
 //!   store-driver mixed DB THREADS     add, edit and claim forever; print each change once durable
@@ -18,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
 use queue_core::{
-    AgentId, Claim, Clock, Content, IdSource, RandomIds, ResultType, Store, SystemClock,
+    AgentId, Caller, Claim, Clock, Content, IdSource, NewInstruction, QueueName, RandomIds,
+    ResultType, Store, SystemClock,
 };
 use queue_store::{SqliteStore, StoreOptions};
 
@@ -31,14 +35,13 @@ fn main() -> anyhow::Result<()> {
         SqliteStore::open(db, StoreOptions::default()).with_context(|| format!("opening {db}"))?,
     );
     match (mode.as_str(), rest) {
-        ("claim", [threads]) => claim(store, threads.parse()?),
+        ("claim", [threads, name]) => claim(store, threads.parse()?, name),
         ("add-load", [threads]) => add_load(store, threads.parse()?),
         ("mixed", [threads]) => mixed(store, threads.parse()?),
         ("lock", []) => lock(&store),
         ("add", [text]) => {
             let item = store.add(
-                RandomIds.next_id(),
-                Content::parse(text)?,
+                NewInstruction::new(RandomIds.next_id(), Content::parse(text)?),
                 SystemClock.now(),
             )?;
             println!("{}", item.id);
@@ -48,22 +51,28 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn claim(store: Arc<SqliteStore>, threads: usize) -> anyhow::Result<()> {
+fn claim(store: Arc<SqliteStore>, threads: usize, name: &str) -> anyhow::Result<()> {
     // Start only when told, so that several claimer processes really compete.
     let mut go = String::new();
     std::io::stdin().read_line(&mut go)?;
-    let pid = std::process::id();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let store = Arc::clone(&store);
+            let name = format!("{name}-t{t}");
             std::thread::spawn(move || -> anyhow::Result<Vec<String>> {
-                let agent = AgentId::parse(&format!("p{pid}-t{t}"))?;
+                let queue = QueueName::parse(if t % 2 == 0 { "alpha" } else { "beta" })?;
+                let caller = Caller::new(queue, AgentId::parse(&name)?);
                 let mut got = Vec::new();
                 loop {
                     let now = SystemClock.now();
-                    let ticket = store.begin_call(&agent, now, now)?;
-                    match store.claim(&agent, ticket.generation, SystemClock.now())? {
-                        Claim::Claimed(item) => got.push(item.id.to_string()),
+                    let ticket = store.begin_call(&caller, now, now)?;
+                    match store.claim(&caller, ticket.generation, SystemClock.now())? {
+                        Claim::Claimed(item) => got.push(format!(
+                            "{} {} {}",
+                            item.id,
+                            item.queue,
+                            item.consumed_by.as_ref().map_or("-", |a| a.as_str())
+                        )),
                         Claim::Empty => return Ok(got),
                         Claim::Superseded => bail!("a lone claimer was superseded"),
                     }
@@ -92,8 +101,10 @@ fn add_load(store: Arc<SqliteStore>, threads: usize) -> anyhow::Result<()> {
                 loop {
                     let i = n.fetch_add(1, Ordering::Relaxed);
                     let item = store.add(
-                        RandomIds.next_id(),
-                        Content::parse(&format!("load {i}"))?,
+                        NewInstruction::new(
+                            RandomIds.next_id(),
+                            Content::parse(&format!("load {i}"))?,
+                        ),
                         SystemClock.now(),
                     )?;
                     // Printed only after the add returned, i.e. after its commit.
@@ -130,13 +141,12 @@ fn mixed(store: Arc<SqliteStore>, threads: usize) -> anyhow::Result<()> {
         .map(|t| {
             let store = Arc::clone(&store);
             std::thread::spawn(move || -> anyhow::Result<()> {
-                let agent = AgentId::parse(&format!("driver-{pid}-{t}"))?;
+                let agent = Caller::from(AgentId::parse(&format!("driver-{pid}-{t}"))?);
                 let mut mine = Vec::new();
                 for i in 0_u64.. {
                     let text = format!("driver {pid}/{t} #{i}");
                     let item = store.add(
-                        RandomIds.next_id(),
-                        Content::parse(&text)?,
+                        NewInstruction::new(RandomIds.next_id(), Content::parse(&text)?),
                         SystemClock.now(),
                     )?;
                     say(&format!("add {} {text}", item.id))?;

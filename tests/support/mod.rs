@@ -100,8 +100,13 @@ pub fn local_mcp_bin() -> PathBuf {
 }
 
 /// A `local-mcp` command on the database `db`, quiet and quick to give up waiting.
+/// It runs in the database's folder, which is in no git repository, so a stdio
+/// agent uses the `default` queue as the tests' adds do.
 pub fn local_mcp(db: &Path) -> Command {
     let mut cmd = Command::new(local_mcp_bin());
+    if let Some(dir) = db.parent().filter(|d| d.is_dir()) {
+        cmd.current_dir(dir);
+    }
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("DB_PATH", db)

@@ -58,7 +58,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use queue_core::{Audit, AuditEntry, Clock, Settings, SettingsPatch, SystemClock};
+use queue_core::{Audit, AuditEntry, Clock, Instruction, Settings, SettingsPatch, SystemClock};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -154,6 +154,7 @@ impl AuditLog {
                 requeued_from,
             } => {
                 out.push(("id", json!(item.id.to_string())));
+                Self::placement_fields(item, &mut out);
                 self.content_fields(item.content.as_str(), &mut out);
                 if let Some(from) = requeued_from {
                     out.push(("requeued_from", json!(from.to_string())));
@@ -161,14 +162,17 @@ impl AuditLog {
             }
             AuditEntry::InstructionUpdated { item } | AuditEntry::InstructionDeleted { item } => {
                 out.push(("id", json!(item.id.to_string())));
+                Self::placement_fields(item, &mut out);
                 self.content_fields(item.content.as_str(), &mut out);
             }
-            AuditEntry::InstructionReordered { ids } => {
+            AuditEntry::InstructionReordered { queue, ids } => {
+                out.push(("queue", json!(queue.as_str())));
                 let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
                 out.push(("ids", json!(ids)));
             }
             AuditEntry::InstructionReturned { item, reason } => {
                 out.push(("id", json!(item.id.to_string())));
+                Self::placement_fields(item, &mut out);
                 self.content_fields(item.content.as_str(), &mut out);
                 out.push(("reason", json!(reason)));
             }
@@ -177,13 +181,14 @@ impl AuditLog {
                 out.push(("settings", self.settings_json(settings)));
             }
             AuditEntry::ToolCall {
-                agent,
+                caller,
                 result,
                 end,
                 instruction,
                 waited,
             } => {
-                out.push(("agent_id", json!(agent.as_str())));
+                out.push(("queue", json!(caller.queue.as_str())));
+                out.push(("agent_id", json!(caller.agent.as_str())));
                 out.push(("result_type", json!(result.as_str())));
                 out.push(("end", json!(end)));
                 out.push((
@@ -215,6 +220,14 @@ impl AuditLog {
             _ => {}
         }
         out
+    }
+
+    /// The queue an instruction is on and, when it is addressed, the agent it is for.
+    fn placement_fields(item: &Instruction, out: &mut Vec<(&'static str, Value)>) {
+        out.push(("queue", json!(item.queue.as_str())));
+        if let Some(to) = &item.to {
+            out.push(("to_agent_id", json!(to.as_str())));
+        }
     }
 
     fn content_fields(&self, text: &str, out: &mut Vec<(&'static str, Value)>) {
@@ -662,23 +675,26 @@ fn check_line(line: &[u8], expected_prev: &str, n: u64) -> Result<(), String> {
 mod tests {
     use std::sync::Arc;
 
-    use queue_core::{AgentId, Content, Instruction, InstructionId, ResultType, Timestamp};
+    use queue_core::{
+        AgentId, Caller, Content, InstructionId, NewInstruction, QueueName, ResultType, Timestamp,
+    };
 
     use super::*;
 
     fn item(n: u128, text: &str) -> Instruction {
-        Instruction::pending(
-            InstructionId::from_u128(n),
-            Content::parse(text).unwrap(),
-            Timestamp::from_micros(0),
-            i64::try_from(n).unwrap(),
-        )
+        let new = NewInstruction::new(InstructionId::from_u128(n), Content::parse(text).unwrap())
+            .on(QueueName::parse("review").unwrap())
+            .to(Some(AgentId::parse("agent-1").unwrap()));
+        Instruction::pending(new, Timestamp::from_micros(0), i64::try_from(n).unwrap())
     }
 
     /// A log of `n` lines, one of each kind of entry in turn.
     fn write_log(path: &Path, n: usize, content: AuditContent) {
         let log = AuditLog::new(path.to_owned(), "test", content);
-        let agent = AgentId::parse("agent-1").unwrap();
+        let caller = Caller::new(
+            QueueName::parse("review").unwrap(),
+            AgentId::parse("agent-1").unwrap(),
+        );
         let patch = SettingsPatch::new(Some(5), Some("call again".into()), None).unwrap();
         let settings = Settings::default();
         let ids = [InstructionId::from_u128(1), InstructionId::from_u128(2)];
@@ -690,7 +706,7 @@ mod tests {
                     requeued_from: None,
                 },
                 1 => AuditEntry::ToolCall {
-                    agent: &agent,
+                    caller: &caller,
                     result: ResultType::Instruction,
                     end: "delivered",
                     instruction: Some(&it),
@@ -700,7 +716,10 @@ mod tests {
                     patch: &patch,
                     settings: &settings,
                 },
-                3 => AuditEntry::InstructionReordered { ids: &ids },
+                3 => AuditEntry::InstructionReordered {
+                    queue: &caller.queue,
+                    ids: &ids,
+                },
                 _ => AuditEntry::AuthFailure {
                     method: "POST",
                     path: "/api/instructions",
@@ -778,9 +797,12 @@ mod tests {
         assert_eq!(first["pid"], std::process::id());
         assert_eq!(first["content_chars"], 20);
         assert_eq!(first["content_sha256"], sha256_hex(b"instruction number 0"));
+        assert_eq!(first["queue"], "review");
+        assert_eq!(first["to_agent_id"], "agent-1");
         assert!(first["ts"].as_str().unwrap().ends_with('Z'));
         let call: Value = serde_json::from_str(&all[1]).unwrap();
         assert_eq!(call["agent_id"], "agent-1");
+        assert_eq!(call["queue"], "review");
         assert_eq!(call["result_type"], "instruction");
         assert_eq!(call["end"], "delivered");
         assert_eq!(call["waited_seconds"], 1.234);

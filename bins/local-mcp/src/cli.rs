@@ -5,6 +5,17 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use queue_core::{AgentId, QueueName};
+
+/// A queue name from the command line, with the rule it broke when it is not one.
+fn queue_name(text: &str) -> Result<QueueName, String> {
+    QueueName::parse(text).map_err(|e| e.message)
+}
+
+/// An agent name from the command line.
+fn agent_name(text: &str) -> Result<AgentId, String> {
+    AgentId::parse(text).map_err(|e| e.message)
+}
 
 /// Steer a long-running AI coding agent from a browser tab.
 ///
@@ -179,6 +190,17 @@ pub(crate) struct StdioArgs {
     #[arg(long)]
     pub(crate) ui: bool,
 
+    /// The queue this agent takes instructions from [default: the project's
+    /// queue: the folder name of the git root of --project, else of the working
+    /// directory, else `default`]
+    #[arg(long, value_name = "NAME", value_parser = queue_name)]
+    pub(crate) queue: Option<QueueName>,
+
+    /// The project folder the agent works in, whose name picks the queue when
+    /// --queue is not given (MCP clients can pass `${workspaceFolder}`)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) project: Option<PathBuf>,
+
     #[command(flatten)]
     pub(crate) http: HttpArgs,
 
@@ -191,10 +213,22 @@ pub(crate) struct AddArgs {
     /// The instruction; `-` reads it from standard input
     #[arg(value_name = "TEXT")]
     pub(crate) text: String,
+
+    /// The queue to put it on (an agent's queue is usually its project's folder name)
+    #[arg(long, short = 'q', value_name = "NAME", value_parser = queue_name, default_value = "default")]
+    pub(crate) queue: QueueName,
+
+    /// Only this agent of the queue may take it; the others skip it
+    #[arg(long, value_name = "AGENT", value_parser = agent_name)]
+    pub(crate) to: Option<AgentId>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
+    /// The queue to list
+    #[arg(long, short = 'q', value_name = "NAME", value_parser = queue_name, default_value = "default")]
+    pub(crate) queue: QueueName,
+
     /// Which instructions to show
     #[arg(long, value_enum, default_value_t = StatusArg::Pending)]
     pub(crate) status: StatusArg,
@@ -213,6 +247,10 @@ pub(crate) struct StatusArgs {
     /// Print JSON (the shape of GET /api/status) instead of a summary
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Show this queue's counts and agents only [default: every queue]
+    #[arg(long, short = 'q', value_name = "NAME", value_parser = queue_name)]
+    pub(crate) queue: Option<QueueName>,
 
     /// Where to look for a running server [default: 127.0.0.1]
     #[arg(long, value_name = "ADDR", env = "HOST")]
@@ -298,6 +336,11 @@ pub(crate) struct McpConfigArgs {
     /// Let the client start local-mcp itself (stdio), or connect to a running `serve` (http)
     #[arg(long, value_enum, default_value_t = TransportKind::Stdio)]
     pub(crate) transport: TransportKind,
+
+    /// Give every agent started from this configuration this queue [default: each
+    /// project its own queue, named after its folder]
+    #[arg(long, value_name = "NAME", value_parser = queue_name)]
+    pub(crate) queue: Option<QueueName>,
 
     #[command(flatten)]
     pub(crate) http: HttpArgs,

@@ -77,7 +77,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Stdio(args) => {
                 let service = app::open_service(&config, "stdio")?;
-                stdio::run(&config, service, args.ui).await
+                let choice = stdio::queue_choice(args)?;
+                stdio::run(&config, service, args.ui, choice).await
             }
             Command::Add(args) => {
                 let service = app::open_service(&config, "cli")?;
@@ -89,7 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Status(args) => {
                 let service = app::open_service(&config, "cli")?;
-                terminal::status(&service, &config, args.json).await
+                terminal::status(&service, &config, args.json, args.queue.as_ref()).await
             }
             Command::Config(ConfigCommand::Get(args)) => {
                 let service = app::open_service(&config, "cli")?;
@@ -105,10 +106,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .and_then(|p| p.canonicalize())
                     .context("cannot find the path of this program")?;
                 let explicit_db = cli.global.db.is_some() || cli.global.config.is_some();
+                let here = std::env::current_dir().ok();
                 let target = mcp_config::Target {
                     binary,
                     db: explicit_db.then_some(config.db_path.as_path()),
                     http: &config.http,
+                    queue: args.queue.clone(),
+                    here: here
+                        .as_deref()
+                        .and_then(mcp_adapter::project::queue_of_working_dir),
                 };
                 let (text, note) = mcp_config::render(args.client, args.transport, &target);
                 eprintln!("{note}");

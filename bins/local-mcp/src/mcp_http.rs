@@ -22,8 +22,8 @@ use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
-use mcp_adapter::{Cancellations, Connection, QueueServer};
-use queue_core::MAX_WAIT_SECONDS;
+use mcp_adapter::{Cancellations, Connection, QueueFromUrl, QueueServer};
+use queue_core::{MAX_WAIT_SECONDS, QueueName};
 use rmcp::model::RequestId;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp_actix_web::transport::StreamableHttpService;
@@ -59,8 +59,37 @@ pub(crate) fn mcp_service(
             if let Some(connection) = req.extensions().get::<Connection>() {
                 extensions.insert(connection.clone());
             }
+            // `/mcp/q/{queue}`; `check_queue` has refused invalid names already.
+            if let Some(queue) = req
+                .match_info()
+                .get("queue")
+                .and_then(|q| QueueName::parse(q).ok())
+            {
+                extensions.insert(QueueFromUrl(queue));
+            }
         })
         .build()
+}
+
+/// Refuses `/mcp/q/{queue}` with a name no queue can have, before rmcp sees it:
+/// a 422 naming the rule beats a call that silently lands on another queue.
+pub(crate) async fn check_queue(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let refused = req
+        .match_info()
+        .get("queue")
+        .map(QueueName::parse)
+        .and_then(Result::err);
+    if let Some(e) = refused {
+        let error = ApiError::InvalidField {
+            field: "queue",
+            message: format!("in the URL {}", e.message),
+        };
+        return Ok(req.into_response(error.to_response()).map_into_boxed_body());
+    }
+    next.call(req).await
 }
 
 /// Sessions (when `MCP_STATELESS=false`) that outlive the longest wait.

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app;
 use crate::config::Config;
-use crate::mcp_http::{WatchConnections, mcp_service};
+use crate::mcp_http::{WatchConnections, check_queue, mcp_service};
 
 /// Binds the configured address; a clear error names it when that fails.
 pub(crate) fn bind(config: &Config) -> anyhow::Result<TcpListener> {
@@ -190,6 +190,15 @@ pub(crate) async fn start(
                 mcp.clone()
                     .scope_with_path("/mcp")
                     .wrap(watch_connections.clone())
+                    .wrap(api.token_guard()),
+            )
+            // The same server with the queue in the URL, for clients whose config
+            // can name a URL but not a tool argument.
+            .service(
+                mcp.clone()
+                    .scope_with_path("/mcp/q/{queue}")
+                    .wrap(watch_connections.clone())
+                    .wrap(actix_web::middleware::from_fn(check_queue))
                     .wrap(api.token_guard()),
             )
             .configure(http_api::configure(api.clone()))

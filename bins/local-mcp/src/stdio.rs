@@ -1,20 +1,97 @@
 //! `local-mcp stdio`: MCP over stdin/stdout for a client that starts us. Nothing
 //! but JSON-RPC is ever written to stdout; logs go to stderr.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use mcp_adapter::{Deliveries, QueueServer, TrackedTransport};
-use queue_core::Service;
+use mcp_adapter::project::{queue_of_project, queue_of_working_dir};
+use mcp_adapter::{Deliveries, QueueChoice, QueueServer, TrackedTransport};
+use queue_core::{QueueName, Service};
 use rmcp::ServiceExt;
 use rmcp::transport::async_rw::AsyncRwTransport;
 
+use crate::cli::StdioArgs;
 use crate::config::Config;
 use crate::{app, serve};
 
+/// How this process's agent finds its queue (README, "Which queue an agent
+/// uses"): `--queue`; else the tool argument or the client's roots, falling back
+/// to the project of `--project`, else of the working directory, else `default`.
+pub(crate) fn queue_choice(args: &StdioArgs) -> anyhow::Result<QueueChoice> {
+    let cwd = std::env::current_dir().ok();
+    let (choice, from) = choose(args.queue.clone(), args.project.as_deref(), cwd.as_deref())?;
+    tracing::info!(
+        queue = choice.fixed.as_ref().unwrap_or(&choice.fallback).as_str(),
+        roots = choice.ask_roots,
+        "the agent's queue comes from {from}"
+    );
+    Ok(choice)
+}
+
+/// [`queue_choice`] with the working directory given; also says where the queue
+/// came from, for the log.
+fn choose(
+    queue: Option<QueueName>,
+    project: Option<&Path>,
+    cwd: Option<&Path>,
+) -> anyhow::Result<(QueueChoice, &'static str)> {
+    if let Some(queue) = queue {
+        let choice = QueueChoice {
+            fixed: Some(queue),
+            ask_roots: false,
+            ..QueueChoice::default()
+        };
+        return Ok((choice, "--queue"));
+    }
+    if let Some(dir) = project {
+        let shown = dir.display().to_string();
+        if shown.contains("${") {
+            anyhow::bail!(
+                "--project {shown} still holds a variable: this MCP client does not expand it; \
+                 give the folder itself, or --queue NAME"
+            );
+        }
+        if !dir.is_dir() {
+            anyhow::bail!("--project {shown} is not a folder");
+        }
+        let queue = queue_of_project(dir).with_context(|| {
+            format!("the folder name of --project {shown} makes no queue name; give --queue NAME")
+        })?;
+        // The client said where it works; its roots would say the same.
+        let choice = QueueChoice {
+            fixed: Some(queue),
+            ask_roots: false,
+            ..QueueChoice::default()
+        };
+        return Ok((choice, "--project"));
+    }
+    let (fallback, from) = match cwd.and_then(queue_of_working_dir) {
+        Some(queue) => (
+            queue,
+            "the client's roots, else the working directory's git root",
+        ),
+        None => (
+            QueueName::default_queue(),
+            "the client's roots, else `default` (the working directory is in no git repository)",
+        ),
+    };
+    let choice = QueueChoice {
+        fixed: None,
+        ask_roots: true,
+        fallback,
+    };
+    Ok((choice, from))
+}
+
 /// Serves one client until it closes stdin or a signal arrives; with `ui`, also
 /// the HTTP UI and API when the port is free.
-pub(crate) async fn run(config: &Config, service: Service, ui: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    config: &Config,
+    service: Service,
+    ui: bool,
+    choice: QueueChoice,
+) -> anyhow::Result<()> {
     let signal = app::shutdown_signal();
     tokio::pin!(signal);
     let watch = app::spawn_watch(&service);
@@ -23,7 +100,7 @@ pub(crate) async fn run(config: &Config, service: Service, ui: bool) -> anyhow::
     } else {
         None
     };
-    let result = serve_stdio(&service, &mut signal).await;
+    let result = serve_stdio(&service, choice, &mut signal).await;
     if let Some(web) = web {
         web.stop(&service).await;
     }
@@ -56,11 +133,14 @@ async fn start_ui(config: &Config, service: &Service) -> anyhow::Result<Option<s
 
 async fn serve_stdio(
     service: &Service,
+    choice: QueueChoice,
     signal: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<()> {
     let service = service.clone();
     let deliveries = Deliveries::new(service.clone());
-    let handler = QueueServer::new(service.clone()).with_deliveries(deliveries.clone());
+    let handler = QueueServer::new(service.clone())
+        .with_deliveries(deliveries.clone())
+        .with_queue_choice(choice);
     let (stdin, stdout) = rmcp::transport::stdio();
     let transport = TrackedTransport::new(AsyncRwTransport::new_server(stdin, stdout), deliveries);
 
@@ -91,4 +171,58 @@ async fn serve_stdio(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> QueueName {
+        QueueName::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_flag_beats_the_project_which_beats_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = dir.path().join("shop");
+        let src = shop.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir(shop.join(".git")).unwrap();
+        let elsewhere = dir.path().join("notes");
+        std::fs::create_dir(&elsewhere).unwrap();
+
+        let (c, _) = choose(Some(name("fixed")), Some(&src), Some(&src)).unwrap();
+        assert_eq!(c.fixed, Some(name("fixed")));
+        assert!(!c.ask_roots);
+
+        let (c, from) = choose(None, Some(&src), Some(&elsewhere)).unwrap();
+        assert_eq!(
+            (c.fixed, c.ask_roots, from),
+            (Some(name("shop")), false, "--project")
+        );
+        // A project outside git is named after its own folder.
+        let (c, _) = choose(None, Some(&elsewhere), None).unwrap();
+        assert_eq!(c.fixed, Some(name("notes")));
+
+        let (c, _) = choose(None, None, Some(&src)).unwrap();
+        assert_eq!(
+            (c.fixed, c.ask_roots, c.fallback),
+            (None, true, name("shop"))
+        );
+        let (c, _) = choose(None, None, Some(&elsewhere)).unwrap();
+        assert_eq!(c.fallback, QueueName::default_queue());
+        let (c, _) = choose(None, None, None).unwrap();
+        assert_eq!(c.fallback, QueueName::default_queue());
+    }
+
+    #[test]
+    fn a_project_that_is_no_folder_is_refused_clearly() {
+        let unexpanded = choose(None, Some(Path::new("${workspaceFolder}")), None).unwrap_err();
+        assert!(
+            unexpanded.to_string().contains("does not expand it"),
+            "{unexpanded}"
+        );
+        let missing = choose(None, Some(Path::new("/no/such/folder")), None).unwrap_err();
+        assert!(missing.to_string().contains("is not a folder"), "{missing}");
+    }
 }

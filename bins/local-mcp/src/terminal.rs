@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use queue_core::{
     AgentState, Instruction, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS, Page,
-    QueueError, Service, Settings, SettingsPatch, StatusFilter, Timestamp,
+    QueueError, QueueName, Service, Settings, SettingsPatch, StatusFilter, Timestamp,
 };
 use serde_json::{Value, json};
 
@@ -36,13 +36,50 @@ pub(crate) async fn add(service: &Service, args: &AddArgs) -> anyhow::Result<()>
     } else {
         args.text.clone()
     };
-    let item = match service.add(&text).await {
+    let queue = &args.queue;
+    // Read before the add, so a typo in a queue or agent name is pointed out: the
+    // instruction is queued all the same, since the agent may simply not have
+    // called yet.
+    let before = service
+        .overview()
+        .await
+        .context("could not read the queue")?;
+    let item = match service.add_to(queue, args.to.clone(), &text).await {
         Ok(item) => item,
         Err(QueueError::Validation(e)) => bail!("cannot queue this instruction: {}", e.message),
         Err(e) => return Err(e).context("could not queue the instruction"),
     };
-    let pending = service.counts().await?.pending;
-    print(&format!("queued {} ({} pending)\n", item.id, pending))
+    if !before.has_queue(queue) {
+        eprintln!(
+            "note: queue {:?} is new: no agent has called on it yet (queues so far: {})",
+            queue.as_str(),
+            queue_names(&before.queues)
+        );
+    } else if let Some(to) = &args.to
+        && !before
+            .agents
+            .iter()
+            .any(|a| a.queue == *queue && a.id == *to)
+    {
+        eprintln!(
+            "note: no agent named {:?} has called on queue {:?} yet; it takes the \
+             instruction when it does",
+            to.as_str(),
+            queue.as_str()
+        );
+    }
+    let pending = service.counts(queue).await?.pending;
+    let on = if queue.is_default() {
+        String::new()
+    } else {
+        format!(" on {queue}")
+    };
+    let to = args
+        .to
+        .as_ref()
+        .map(|a| format!(" for {a}"))
+        .unwrap_or_default();
+    print(&format!("queued {}{on}{to} ({pending} pending)\n", item.id))
 }
 
 pub(crate) async fn list(service: &Service, args: &ListArgs) -> anyhow::Result<()> {
@@ -51,8 +88,9 @@ pub(crate) async fn list(service: &Service, args: &ListArgs) -> anyhow::Result<(
         StatusArg::Consumed => StatusFilter::Consumed,
         StatusArg::All => StatusFilter::All,
     };
-    let listing = service
+    let listing = match service
         .list(
+            &args.queue,
             filter,
             Page {
                 offset: 0,
@@ -60,7 +98,14 @@ pub(crate) async fn list(service: &Service, args: &ListArgs) -> anyhow::Result<(
             },
         )
         .await
-        .context("could not read the queue")?;
+    {
+        Ok(listing) => listing,
+        Err(QueueError::UnknownQueue(_)) => bail!(
+            "there is no queue named {:?} yet (list the queues with: local-mcp status)",
+            args.queue.as_str()
+        ),
+        Err(e) => return Err(e).context("could not read the queue"),
+    };
     if args.json {
         let items: Vec<_> = listing.items.iter().map(http_api::item_json).collect();
         let body = json!({ "items": items, "total": listing.total });
@@ -92,6 +137,11 @@ pub(crate) async fn list(service: &Service, args: &ListArgs) -> anyhow::Result<(
 }
 
 fn row(item: &Instruction) -> String {
+    let to = item
+        .to
+        .as_ref()
+        .map(|a| format!(" (for {a})"))
+        .unwrap_or_default();
     let when = item.consumed_at.unwrap_or(item.created_at).to_rfc3339();
     let when = when.get(..19).unwrap_or(&when).replace('T', " ");
     let first_line = item.content.as_str().lines().next().unwrap_or("");
@@ -105,7 +155,7 @@ fn row(item: &Instruction) -> String {
         .map(|a| format!(" by {a}"))
         .unwrap_or_default();
     format!(
-        "{:<8} {}  {}  {summary}{by}",
+        "{:<8} {}  {}  {summary}{to}{by}",
         item.status.as_str(),
         &item.id.to_string()[..8],
         when
@@ -209,15 +259,30 @@ fn probe_addr(host: &str, port: u16) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-pub(crate) async fn status(service: &Service, config: &Config, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn status(
+    service: &Service,
+    config: &Config,
+    json: bool,
+    queue: Option<&QueueName>,
+) -> anyhow::Result<()> {
     let parts = http_api::StatusParts::read(service)
         .await
         .context("could not read the queue")?;
+    if let Some(q) = queue
+        && !parts.has_queue(q)
+    {
+        bail!(
+            "there is no queue named {:?} yet (queues: {})",
+            q.as_str(),
+            queue_names(&parts.queues)
+        );
+    }
     let now = service.now();
     let (url, probe) = probe(&config.http);
     let audit_log = config.audit.path.as_ref().map(|p| p.display().to_string());
     if json {
-        let mut body = parts.to_json(&http_api::ServerInfo::new(now), now);
+        let shown = queue.cloned().unwrap_or_default();
+        let mut body = parts.to_json(&http_api::ServerInfo::new(now), now, &shown);
         // This process is not the server: all it knows is whether one answered.
         body["server"] = json!({
             "status": if probe == Probe::Up { "up" } else { "down" },
@@ -239,15 +304,28 @@ pub(crate) async fn status(service: &Service, config: &Config, json: bool) -> an
     };
     text.push_str(&format!("server    {server}\n"));
     text.push_str(&format!("database  {}\n", config.db_path.display()));
-    text.push_str(&format!(
-        "queue     {} pending, {} delivered\n",
-        parts.counts.pending, parts.counts.consumed
-    ));
-    text.push_str(&agents_text(
-        &parts.agents,
-        now,
-        parts.settings.agent_stale_after_seconds,
-    ));
+    let stale = parts.settings.agent_stale_after_seconds;
+    for (i, q) in parts
+        .queues
+        .iter()
+        .filter(|q| queue.is_none_or(|only| q.name == *only))
+        .enumerate()
+    {
+        let label = if i == 0 { "queues" } else { "" };
+        text.push_str(&format!(
+            "{label:<9} {:<16} {} pending, {} delivered\n",
+            q.name.as_str(),
+            q.counts.pending,
+            q.counts.consumed
+        ));
+    }
+    let agents: Vec<queue_core::Agent> = parts
+        .agents
+        .iter()
+        .filter(|a| queue.is_none_or(|only| a.queue == *only))
+        .cloned()
+        .collect();
+    text.push_str(&agents_text(&agents, now, stale));
     let s = &parts.settings;
     text.push_str(&format!(
         "settings  wait {} s, agents count as gone {} s after their last call\n          \
@@ -261,6 +339,14 @@ pub(crate) async fn status(service: &Service, config: &Config, json: bool) -> an
         audit_log.as_deref().unwrap_or("off")
     ));
     print(&text)
+}
+
+fn queue_names(queues: &[queue_core::QueueCounts]) -> String {
+    queues
+        .iter()
+        .map(|q| q.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// At most this many agents are listed; the most recently seen come first.
@@ -287,8 +373,9 @@ fn agents_text(agents: &[queue_core::Agent], now: Timestamp, stale: u32) -> Stri
             AgentState::Gone => "gone",
         };
         text.push_str(&format!(
-            "{label:<9} {:<width$}  {state:<7}  last call {} ago\n",
+            "{label:<9} {:<width$}  {:<16} {state:<7}  last call {} ago\n",
             agent.id.as_str(),
+            format!("on {}", agent.queue),
             ago(now.micros_since(agent.last_seen_at)),
         ));
     }

@@ -5,8 +5,13 @@
 
 use std::process::{Command, Output};
 
+/// A command on the database `db`, run in the folder holding it when that exists:
+/// out of any git repository, so no project names a queue.
 fn local_mcp(db: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_local-mcp"));
+    if let Some(dir) = db.parent().filter(|d| d.is_dir()) {
+        cmd.current_dir(dir);
+    }
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("DB_PATH", db);
@@ -235,7 +240,7 @@ fn status_shows_the_queue_before_and_after_an_add() {
         "{before}"
     );
     assert!(
-        before.contains("queue     0 pending, 0 delivered"),
+        before.contains("queues    default          0 pending, 0 delivered"),
         "{before}"
     );
     assert!(before.contains("agents    none"), "{before}");
@@ -251,12 +256,152 @@ fn status_shows_the_queue_before_and_after_an_add() {
     ok(local_mcp(&db).args(["add", "first"]));
     let after = ok(&mut status());
     assert!(
-        after.contains("queue     1 pending, 0 delivered"),
+        after.contains("queues    default          1 pending, 0 delivered"),
         "{after}"
     );
     let json = json_of(status().arg("--json"));
     assert_eq!(json["queue"]["pending_count"], 1);
     assert_eq!(json["queue"]["consumed_count"], 0);
+}
+
+#[test]
+fn queues_and_addressing_from_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let port = free_port().to_string();
+
+    let out = run(local_mcp(&db).args(["add", "--queue", "shop", "--to", "a1", "fix the cart"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains(" on shop for a1 (1 pending)"), "{said}");
+    assert!(
+        text(&out.stderr).contains("queue \"shop\" is new"),
+        "a new queue is pointed out: {}",
+        text(&out.stderr)
+    );
+    // A second add to a queue that exists now, for an agent never seen there.
+    let out = run(local_mcp(&db).args(["add", "-q", "shop", "--to", "a2", "second"]));
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("no agent named \"a2\" has called on queue \"shop\""),
+        "{}",
+        text(&out.stderr)
+    );
+    ok(local_mcp(&db).args(["add", "on default"]));
+
+    let listed = ok(local_mcp(&db).args(["list", "--queue", "shop"]));
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains("fix the cart (for a1)"), "{listed}");
+    assert!(!listed.contains("on default"), "{listed}");
+    let json = json_of(local_mcp(&db).args(["list", "--queue", "shop", "--json"]));
+    assert_eq!(json["total"], 2);
+    assert_eq!(json["items"][0]["queue"], "shop");
+    assert_eq!(json["items"][0]["to_agent_id"], "a1");
+    let default = ok(local_mcp(&db).arg("list"));
+    assert_eq!(default.lines().count(), 1, "{default}");
+
+    let status = ok(local_mcp(&db).env("HTTP_PORT", &port).arg("status"));
+    assert!(
+        status.contains("queues    default          1 pending"),
+        "{status}"
+    );
+    assert!(
+        status.contains("          shop             2 pending"),
+        "{status}"
+    );
+    let json = json_of(
+        local_mcp(&db)
+            .env("HTTP_PORT", &port)
+            .args(["status", "--json", "--queue", "shop"]),
+    );
+    assert_eq!(json["queue"]["name"], "shop");
+    assert_eq!(json["queue"]["pending_count"], 2);
+    assert_eq!(json["queues"].as_array().unwrap().len(), 2);
+    let only = ok(local_mcp(&db)
+        .env("HTTP_PORT", &port)
+        .args(["status", "-q", "shop"]));
+    assert!(!only.contains("default "), "{only}");
+
+    // Bad names are refused before anything is written; unknown queues are named.
+    let out = run(local_mcp(&db).args(["add", "--queue", "my shop", "x"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("invalid value 'my shop'"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(local_mcp(&db).args(["add", "--to", "", "x"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(local_mcp(&db).args(["list", "--queue", "nope"]));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no queue named \"nope\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(local_mcp(&db)
+        .env("HTTP_PORT", &port)
+        .args(["status", "--queue", "nope"]));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("queues: default, shop"),
+        "{}",
+        text(&out.stderr)
+    );
+    let json = json_of(local_mcp(&db).args(["list", "--status", "all", "--json", "-q", "shop"]));
+    assert_eq!(
+        json["total"], 2,
+        "nothing was added by the refused commands"
+    );
+}
+
+#[test]
+fn mcp_config_gives_each_project_its_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let project = dir.path().join("my shop");
+    std::fs::create_dir_all(project.join(".git")).unwrap();
+    let config = |args: &[&str]| {
+        let mut cmd = local_mcp(&db);
+        cmd.current_dir(&project).arg("mcp-config").args(args);
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (vscode, note) = config(&["--client", "vscode"]);
+    let vscode: serde_json::Value = serde_json::from_str(&vscode).unwrap();
+    assert_eq!(
+        vscode["servers"]["local-mcp"]["args"],
+        serde_json::json!(["stdio", "--project", "${workspaceFolder}"])
+    );
+    assert!(note.contains("its own queue"), "{note}");
+    let (claude, _) = config(&["--client", "claude-code"]);
+    assert!(
+        claude.starts_with("claude mcp add --scope project local-mcp ")
+            && claude.ends_with(" stdio\n"),
+        "{claude}"
+    );
+    let (http, note) = config(&["--client", "cursor", "--transport", "http"]);
+    let http: serde_json::Value = serde_json::from_str(&http).unwrap();
+    assert_eq!(
+        http["mcpServers"]["local-mcp"]["url"],
+        "http://127.0.0.1:8000/mcp/q/my-shop"
+    );
+    assert!(note.contains("\"my-shop\""), "{note}");
+    let (named, _) = config(&["--client", "codex", "--queue", "review"]);
+    assert!(
+        named.contains("args = [\"stdio\", \"--queue\", \"review\"]"),
+        "{named}"
+    );
+
+    // A client that passes `${workspaceFolder}` unexpanded gets told so.
+    let out = run(local_mcp(&db).args(["stdio", "--project", "${workspaceFolder}"]));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("does not expand it"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Kills the server it holds when dropped, so a failed assertion leaves nothing running.

@@ -132,6 +132,12 @@ impl From<QueueError> for ApiError {
             },
             QueueError::NotFound(id) => ApiError::NotFound(format!("no instruction with id {id}")),
             QueueError::Conflict(c) => ApiError::Conflict(c.to_string()),
+            QueueError::UnknownQueue(name) => ApiError::InvalidField {
+                field: "queue",
+                message: format!(
+                    "\"{name}\" does not exist: no instruction was queued on it and no agent called on it yet"
+                ),
+            },
             other => {
                 tracing::error!(error = %other, "a queue operation failed");
                 ApiError::Internal(unavailable_message(&other))

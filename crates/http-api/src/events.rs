@@ -10,6 +10,10 @@
 //! The hub also derives what no stored event says: `status.changed` (coalesced to
 //! at most one per [`STATUS_SPACING`]) and `agent.updated` when an agent's state
 //! changes with time alone (its wait ran out, or it went stale).
+//!
+//! Every message about an instruction or an agent names its queue, and a client
+//! may ask for one queue's only (`?queue=`); settings and status messages go to
+//! every client.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use queue_core::{AgentId, AgentState, Change, Event, Service, Settings, Timestamp};
+use queue_core::{AgentState, Caller, Change, Event, QueueName, Service, Settings, Timestamp};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
@@ -72,8 +76,15 @@ impl std::fmt::Debug for Hub {
     }
 }
 
+/// A numbered message, with the queue it is about (`None`: every queue's).
+struct Message {
+    id: u64,
+    queue: Option<QueueName>,
+    bytes: Bytes,
+}
+
 struct Ring {
-    messages: VecDeque<(u64, Bytes)>,
+    messages: VecDeque<Message>,
     /// The id the next message gets.
     next_id: u64,
 }
@@ -84,6 +95,8 @@ enum Missed {
     Messages(Vec<Bytes>, u64),
     /// Nothing new.
     Nothing,
+    /// Only messages the client does not want, up to this id.
+    Skipped(u64),
     /// More than the ring holds, or an id this process never gave out.
     Gap(u64),
 }
@@ -93,12 +106,14 @@ impl Ring {
         self.next_id - 1
     }
 
-    fn after(&self, last: u64) -> Missed {
+    /// What came after `last`, leaving out other queues' messages when `only` names
+    /// a queue.
+    fn after(&self, last: u64, only: Option<&QueueName>) -> Missed {
         let newest = self.newest();
         if last == newest {
             return Missed::Nothing;
         }
-        let oldest = self.messages.front().map_or(self.next_id, |(id, _)| *id);
+        let oldest = self.messages.front().map_or(self.next_id, |m| m.id);
         if last > newest || last + 1 < oldest {
             return Missed::Gap(newest);
         }
@@ -107,8 +122,16 @@ impl Ring {
             .messages
             .iter()
             .skip(skip)
-            .map(|(_, m)| m.clone())
+            .filter(|m| match (only, &m.queue) {
+                (Some(only), Some(queue)) => only == queue,
+                _ => true,
+            })
+            .map(|m| m.bytes.clone())
             .collect();
+        if out.is_empty() {
+            // All of them for other queues: seen, and nothing to send.
+            return Missed::Skipped(newest);
+        }
         Missed::Messages(out, newest)
     }
 }
@@ -131,7 +154,10 @@ impl Events {
         options: EventsOptions,
     ) -> Result<Self, queue_core::QueueError> {
         let now = service.now();
-        let status = StatusParts::read(&service).await?.to_json(&server, now);
+        let status =
+            StatusParts::read(&service)
+                .await?
+                .to_json(&server, now, &QueueName::default());
         // Ids start at the clock in microseconds, so a restarted server never hands
         // out an id an old client already holds: its Last-Event-ID is simply older
         // than the ring and it is told to refetch.
@@ -168,20 +194,29 @@ impl Events {
         lock(&self.hub.status).clone()
     }
 
-    fn push(&self, kind: &str, at: Timestamp, data: &Value) {
-        self.append(false, |id| frame(id, kind, at, data, false));
+    fn push(&self, kind: &str, at: Timestamp, data: &Value, queue: Option<&QueueName>) {
+        self.append(false, queue, |id| frame(id, kind, at, data, false));
     }
 
     /// Numbers the message `make` builds, keeps it in the ring (emptied first when
     /// `forget_older`) and wakes the clients.
-    fn append(&self, forget_older: bool, make: impl FnOnce(u64) -> Bytes) {
+    fn append(
+        &self,
+        forget_older: bool,
+        queue: Option<&QueueName>,
+        make: impl FnOnce(u64) -> Bytes,
+    ) {
         let mut ring = lock(&self.hub.ring);
         if forget_older {
             ring.messages.clear();
         }
         let id = ring.next_id;
         ring.next_id += 1;
-        ring.messages.push_back((id, make(id)));
+        ring.messages.push_back(Message {
+            id,
+            queue: queue.cloned(),
+            bytes: make(id),
+        });
         while ring.messages.len() > self.hub.options.ring.max(1) {
             ring.messages.pop_front();
         }
@@ -237,8 +272,11 @@ impl Events {
             | Change::InstructionUpdated(item)
             | Change::InstructionDeleted(item)
             | Change::InstructionConsumed(item) => item_json(item),
-            Change::InstructionReordered(ids) => {
-                json!({"ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>()})
+            Change::InstructionReordered(reordered) => {
+                json!({
+                    "queue": reordered.queue.as_str(),
+                    "ids": reordered.ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
             }
             Change::ConfigUpdated(stored) => {
                 *settings = self.hub.service.effective_settings(stored);
@@ -248,18 +286,25 @@ impl Events {
                 let stale = settings.agent_stale_after_seconds;
                 tracker
                     .states
-                    .insert(agent.id.clone(), agent.state(now, stale));
+                    .insert(agent.caller(), agent.state(now, stale));
                 agent_json(agent, now, stale)
             }
         };
-        self.push(event.change.event_type(), event.at, &data);
+        self.push(
+            event.change.event_type(),
+            event.at,
+            &data,
+            event.change.queue(),
+        );
     }
 
     fn push_refetch(&self) {
         let now = self.hub.service.now();
         let status = self.status();
         // Every older id is now a gap: drop them so reconnecting clients refetch.
-        self.append(true, |id| frame(id, "status.changed", now, &status, true));
+        self.append(true, None, |id| {
+            frame(id, "status.changed", now, &status, true)
+        });
     }
 
     /// Recomputes `/api/status`, announces what changed, and returns when the next
@@ -282,12 +327,14 @@ impl Events {
         let stale = parts.settings.agent_stale_after_seconds;
         for agent in &parts.agents {
             let state = agent.state(now, stale);
-            if tracker.states.get(&agent.id) != Some(&state) {
-                tracker.states.insert(agent.id.clone(), state);
-                self.push("agent.updated", now, &agent_json(agent, now, stale));
+            let caller = agent.caller();
+            if tracker.states.get(&caller) != Some(&state) {
+                tracker.states.insert(caller, state);
+                let data = agent_json(agent, now, stale);
+                self.push("agent.updated", now, &data, Some(&agent.queue));
             }
         }
-        let status = parts.to_json(&self.hub.server, now);
+        let status = parts.to_json(&self.hub.server, now, &QueueName::default());
         let changed = {
             let mut last = lock(&self.hub.status);
             let changed = *last != status;
@@ -295,7 +342,7 @@ impl Events {
             changed
         };
         if changed {
-            self.push("status.changed", now, &status);
+            self.push("status.changed", now, &status, None);
         }
         parts.next_transition(now).map(|micros| {
             Instant::now()
@@ -304,10 +351,12 @@ impl Events {
         })
     }
 
-    /// The stream for one client. `last_event_id` is the `Last-Event-ID` header.
+    /// The stream for one client. `last_event_id` is the `Last-Event-ID` header;
+    /// with `only`, messages about other queues are left out.
     pub fn stream(
         &self,
         last_event_id: Option<&str>,
+        only: Option<QueueName>,
     ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
         let newest = self.newest_id();
         let (last, resume) = match last_event_id.map(|s| s.trim().parse::<u64>()) {
@@ -326,6 +375,7 @@ impl Events {
             ),
             opened: false,
             resume,
+            only,
         };
         futures_util::stream::unfold(state, |mut client| async move {
             let chunk = client.next_chunk().await?;
@@ -353,15 +403,14 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// Agent states as last announced, so time-driven changes are told once.
 #[derive(Default)]
 struct Tracker {
-    states: HashMap<AgentId, AgentState>,
+    states: HashMap<Caller, AgentState>,
 }
 
 impl Tracker {
     fn seed(&mut self, parts: &StatusParts, now: Timestamp) {
         let stale = parts.settings.agent_stale_after_seconds;
         for agent in &parts.agents {
-            self.states
-                .insert(agent.id.clone(), agent.state(now, stale));
+            self.states.insert(agent.caller(), agent.state(now, stale));
         }
     }
 }
@@ -373,6 +422,8 @@ struct Client {
     heartbeat: tokio::time::Interval,
     opened: bool,
     resume: bool,
+    /// The one queue whose messages this client wants, if it asked for one.
+    only: Option<QueueName>,
 }
 
 impl Client {
@@ -411,9 +462,13 @@ impl Client {
         // Marked seen before the ring is read: a message pushed in between then
         // wakes this client again instead of waiting for the next one.
         self.newest.borrow_and_update();
-        let missed = lock(&self.events.hub.ring).after(self.last);
+        let missed = lock(&self.events.hub.ring).after(self.last, self.only.as_ref());
         match missed {
             Missed::Nothing => None,
+            Missed::Skipped(newest) => {
+                self.last = newest;
+                None
+            }
             Missed::Messages(messages, newest) => {
                 self.last = newest;
                 if messages.len() == 1 {

@@ -1,7 +1,9 @@
 //! The JSON shapes of SPEC §4, built from the domain types in one place so the
 //! routes, the live events and the terminal commands all print the same thing.
 
-use queue_core::{Agent, Counts, Instruction, Overview, QueueError, Service, Settings, Timestamp};
+use queue_core::{
+    Agent, Instruction, Overview, QueueCounts, QueueError, QueueName, Service, Settings, Timestamp,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -15,7 +17,9 @@ pub fn item_json(item: &Instruction) -> Value {
 #[derive(Serialize)]
 pub(crate) struct ItemJson<'a> {
     id: String,
+    queue: &'a str,
     content: &'a str,
+    to_agent_id: Option<&'a str>,
     status: &'static str,
     created_at: String,
     updated_at: String,
@@ -28,7 +32,9 @@ impl<'a> From<&'a Instruction> for ItemJson<'a> {
     fn from(item: &'a Instruction) -> Self {
         ItemJson {
             id: item.id.to_string(),
+            queue: item.queue.as_str(),
             content: item.content.as_str(),
+            to_agent_id: item.to.as_ref().map(|a| a.as_str()),
             status: item.status.as_str(),
             created_at: item.created_at.to_rfc3339(),
             updated_at: item.updated_at.to_rfc3339(),
@@ -54,6 +60,7 @@ pub fn settings_json(settings: &Settings) -> Value {
 pub fn agent_json(agent: &Agent, now: Timestamp, stale_after_seconds: u32) -> Value {
     json!({
         "agent_id": agent.id.as_str(),
+        "queue": agent.queue.as_str(),
         "state": agent.state(now, stale_after_seconds),
         "connected": agent.is_connected(now, stale_after_seconds),
         "waiting": agent.is_waiting(now),
@@ -83,13 +90,34 @@ impl ServerInfo {
     }
 }
 
+/// The JSON form of a queue (`GET /api/queues`): its name, counts and agents
+/// (those of `agents` on it, in the order given) as seen at `now`.
+pub fn queue_json(
+    queue: &QueueCounts,
+    agents: &[Agent],
+    now: Timestamp,
+    stale_after_seconds: u32,
+) -> Value {
+    let agents: Vec<Value> = agents
+        .iter()
+        .filter(|a| a.queue == queue.name)
+        .map(|a| agent_json(a, now, stale_after_seconds))
+        .collect();
+    json!({
+        "name": queue.name.as_str(),
+        "pending_count": queue.counts.pending,
+        "consumed_count": queue.counts.consumed,
+        "agents": agents,
+    })
+}
+
 /// The pieces of `/api/status`, read together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusParts {
-    /// Every agent seen, most recently seen first.
+    /// Every agent seen on any queue, most recently seen first.
     pub agents: Vec<Agent>,
-    /// Instruction counts.
-    pub counts: Counts,
+    /// Every queue with its counts, by name.
+    pub queues: Vec<QueueCounts>,
     /// The settings in force.
     pub settings: Settings,
 }
@@ -106,7 +134,7 @@ impl StatusParts {
         StatusParts {
             settings: service.effective_settings(&overview.settings),
             agents: overview.agents,
-            counts: overview.counts,
+            queues: overview.queues,
         }
     }
 
@@ -131,14 +159,39 @@ impl StatusParts {
             .min()
     }
 
-    /// The `/api/status` object at `now`.
-    pub fn to_json(&self, server: &ServerInfo, now: Timestamp) -> Value {
+    /// Whether `queue` exists.
+    pub fn has_queue(&self, queue: &QueueName) -> bool {
+        self.queues.iter().any(|q| q.name == *queue)
+    }
+
+    /// Every queue as `GET /api/queues` lists it, at `now`.
+    pub fn queues_json(&self, now: Timestamp) -> Value {
+        let stale = self.settings.agent_stale_after_seconds;
+        let queues: Vec<Value> = self
+            .queues
+            .iter()
+            .map(|q| queue_json(q, &self.agents, now, stale))
+            .collect();
+        Value::Array(queues)
+    }
+
+    /// The `/api/status` object at `now`, seen from `queue`: `agent`, `agents` and
+    /// `queue` are that queue's, `queues` lists them all. A queue that does not
+    /// exist shows empty.
+    pub fn to_json(&self, server: &ServerInfo, now: Timestamp, queue: &QueueName) -> Value {
         let stale = self.settings.agent_stale_after_seconds;
         let agents: Vec<Value> = self
             .agents
             .iter()
+            .filter(|a| a.queue == *queue)
             .map(|a| agent_json(a, now, stale))
             .collect();
+        let counts = self
+            .queues
+            .iter()
+            .find(|q| q.name == *queue)
+            .map(|q| q.counts)
+            .unwrap_or_default();
         json!({
             "server": {
                 "status": "up",
@@ -148,9 +201,11 @@ impl StatusParts {
             "agent": agents.first().cloned().unwrap_or(Value::Null),
             "agents": agents,
             "queue": {
-                "pending_count": self.counts.pending,
-                "consumed_count": self.counts.consumed,
+                "name": queue.as_str(),
+                "pending_count": counts.pending,
+                "consumed_count": counts.consumed,
             },
+            "queues": self.queues_json(now),
             "settings": settings_json(&self.settings),
         })
     }

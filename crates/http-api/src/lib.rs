@@ -35,7 +35,7 @@ use queue_core::Service;
 
 pub use error::ApiError;
 pub use events::{Events, EventsOptions, STATUS_SPACING};
-pub use json::{ServerInfo, StatusParts, agent_json, item_json, settings_json};
+pub use json::{ServerInfo, StatusParts, agent_json, item_json, queue_json, settings_json};
 pub use openapi::openapi_document;
 pub use security::{BODY_LIMIT, HostPolicy, Protect};
 pub use token::RequireToken;
@@ -114,6 +114,7 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::scope("/api")
                     .wrap(guard)
                     .service(resource("/status", "GET").route(web::get().to(routes::status)))
+                    .service(resource("/queues", "GET").route(web::get().to(routes::queues)))
                     .service(
                         resource("/instructions", "GET, POST")
                             .route(web::get().to(routes::list))

@@ -8,7 +8,9 @@
 use std::sync::OnceLock;
 
 use actix_web::{HttpRequest, HttpResponse};
-use queue_core::{AgentId, Content, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS};
+use queue_core::{
+    AgentId, Content, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS, QueueName,
+};
 use serde_json::{Map, Value, json};
 
 use crate::security::BODY_LIMIT;
@@ -169,7 +171,8 @@ fn build() -> Value {
         "tags": [
             {"name": "health", "description": "Liveness, without a token."},
             {"name": "status", "description": "The server, the agents and the queue at a glance."},
-            {"name": "instructions", "description": "The queue of instructions for the agent."},
+            {"name": "queues", "description": "The named queues: one per project or agent group."},
+            {"name": "instructions", "description": "The queues of instructions for the agents."},
             {"name": "config", "description": "The runtime settings, stored in the database."},
             {"name": "events", "description": "Live changes over Server-Sent Events."},
             {"name": "docs", "description": "This document and its viewer; no token, no data."},
@@ -185,6 +188,27 @@ fn build() -> Value {
                     "required": true,
                     "description": "The instruction's id. Anything that is not a UUID is refused with 422.",
                     "schema": {"type": "string", "format": "uuid"},
+                },
+                "Queue": {
+                    "name": "queue",
+                    "in": "query",
+                    "required": false,
+                    "description": "The queue: 1..=128 characters of letters, digits and `._:@-`. Absent: `default`. A name that breaks those rules, or names a queue that does not exist (no instruction was ever queued on it and no agent called on it), is refused with 422.",
+                    "schema": queue_name_schema(),
+                },
+                "QueueOfInstruction": {
+                    "name": "queue",
+                    "in": "query",
+                    "required": false,
+                    "description": "The queue the instruction is on. Optional: the id alone finds it on any queue; when given, an instruction on another queue is answered 404.",
+                    "schema": queue_name_schema(),
+                },
+                "QueueOfEvents": {
+                    "name": "queue",
+                    "in": "query",
+                    "required": false,
+                    "description": "Only this queue's `instruction.*` and `agent.updated` messages (settings and status messages still come). Absent: every queue's. An invalid name is refused with 422.",
+                    "schema": queue_name_schema(),
                 },
                 "IfNoneMatch": {
                     "name": "If-None-Match",
@@ -237,6 +261,10 @@ when its `Content-Length` says so, on any route, else as it streams in. These ch
 first, in this order. No CORS headers are sent. Then, with `API_TOKEN` set, `/api/*` \
 needs `Authorization: Bearer <token>` (401 otherwise, before anything else under `/api` \
 is looked at, unknown paths included); `/healthz`, `/openapi.json` and `/docs` never do.\n\n\
+**Queues.** Every instruction and every agent belongs to one named queue (one per \
+project, typically); an agent takes only its own queue's instructions. Routes that read or \
+change a queue take `?queue=` (or `queue` in the body); absent means `default`. Routes that \
+name an instruction by id find it on any queue.\n\n\
 **Changes** answered with 2xx are on disk. Every change, made here, by an agent or by \
 another process on the same database, is announced on `GET /api/events`."
     );
@@ -284,6 +312,8 @@ fn error_responses() -> Value {
 
 fn paths() -> Value {
     let id = json!({"$ref": "#/components/parameters/InstructionId"});
+    let queue = json!({"$ref": "#/components/parameters/Queue"});
+    let queue_of_instruction = json!({"$ref": "#/components/parameters/QueueOfInstruction"});
     let if_none_match = json!({"$ref": "#/components/parameters/IfNoneMatch"});
     let cache_headers = json!({
         "ETag": {"$ref": "#/components/headers/ETag"},
@@ -305,16 +335,25 @@ fn paths() -> Value {
             "operationId": "getStatus",
             "tags": ["status"],
             "summary": "Server, agents, queue counts and settings",
-            "description": "Everything the web UI's header shows. `agent` is the most recently seen agent, `null` before any agent was seen; `agents` lists every agent seen, most recently seen first.",
-            "responses": responses(&[("200", ok("The status.", "Status"))], &[401, 403, 503]),
+            "description": "Everything the web UI's header shows, seen from one queue (`default` unless `queue` names another): `agent` is that queue's most recently seen agent, `null` before any was seen; `agents` lists that queue's agents, most recently seen first; `queue` its counts. `queues` lists every queue with its counts and agents.",
+            "parameters": [queue.clone()],
+            "responses": responses(&[("200", ok("The status.", "Status"))], &[401, 403, 422, 503]),
+        }))},
+        "/api/queues": {"get": api(json!({
+            "operationId": "listQueues",
+            "tags": ["queues"],
+            "summary": "Every queue, its counts and its agents",
+            "description": "A queue exists once an instruction was queued on it or an agent called on it; `default` always exists. Sorted by name.",
+            "responses": responses(&[("200", ok("The queues.", "QueueList"))], &[401, 403, 503]),
         }))},
         "/api/instructions": {
             "get": api(json!({
                 "operationId": "listInstructions",
                 "tags": ["instructions"],
                 "summary": "List instructions",
-                "description": "Pending items come in queue order (by `position`), consumed items by consumption time, and `all` gives the consumed ones first, then the pending ones. `total` counts every item of the chosen status, whatever the page.",
+                "description": "The instructions of one queue (`default` unless `queue` names another). Pending items come in queue order (by `position`), consumed items by consumption time, and `all` gives the consumed ones first, then the pending ones. `total` counts every item of the chosen status, whatever the page.",
                 "parameters": [
+                    queue.clone(),
                     {
                         "name": "status",
                         "in": "query",
@@ -346,8 +385,9 @@ fn paths() -> Value {
                 "operationId": "createInstruction",
                 "tags": ["instructions"],
                 "summary": "Queue an instruction",
-                "description": "Adds a pending instruction at the end of the queue. A waiting `get_user_request` call receives it at once.",
-                "requestBody": json_request("NewInstruction", "The instruction's text."),
+                "description": "Adds a pending instruction at the end of its queue (`queue` in the body or the query string; `default` when neither names one), which comes into being if it is new. With `to_agent_id`, only that agent of the queue may take it. A waiting `get_user_request` call it is for receives it at once.",
+                "parameters": [queue_in_body()],
+                "requestBody": json_request("NewInstruction", "The instruction's text, its queue and its addressee."),
                 "responses": responses(
                     &[("201", ok("Queued.", "ItemEnvelope"))],
                     &[400, 401, 403, 413, 415, 422, 503],
@@ -357,16 +397,17 @@ fn paths() -> Value {
         "/api/instructions/reorder": {"post": api(json!({
             "operationId": "reorderInstructions",
             "tags": ["instructions"],
-            "summary": "Reorder the pending instructions",
-            "description": "Puts the pending instructions in the order given. The ids must be exactly the pending set, each once: anything else (a consumed, unknown or repeated id, a missing one) is refused with 409, and the client should reload the list and try again.",
-            "requestBody": json_request("Reorder", "Every pending id, in the new order."),
+            "summary": "Reorder the pending instructions of a queue",
+            "description": "Puts the pending instructions of one queue (`queue` in the body or the query string, `default` when neither names one) in the order given. The ids must be exactly that queue's pending set, each once: anything else (a consumed, unknown or repeated id, a missing one, one of another queue) is refused with 409, and the client should reload the list and try again. A queue that does not exist gets 422.",
+            "parameters": [queue_in_body()],
+            "requestBody": json_request("Reorder", "Every pending id of the queue, in the new order."),
             "responses": responses(
                 &[("200", ok("The pending instructions in their new order.", "ReorderResult"))],
                 &[400, 401, 403, 409, 413, 415, 422, 503],
             ),
         }))},
         "/api/instructions/{id}": {
-            "parameters": [id],
+            "parameters": [id.clone(), queue_of_instruction.clone()],
             "get": api(json!({
                 "operationId": "getInstruction",
                 "tags": ["instructions"],
@@ -399,12 +440,12 @@ fn paths() -> Value {
             })),
         },
         "/api/instructions/{id}/requeue": {
-            "parameters": [id],
+            "parameters": [id, queue_of_instruction],
             "post": api(json!({
                 "operationId": "requeueInstruction",
                 "tags": ["instructions"],
                 "summary": "Send a consumed instruction again",
-                "description": "Queues a new pending copy of a consumed instruction at the end of the queue; the consumed one stays as it was. A pending instruction gets 409. No body is read, but like every `POST` the request needs `Content-Type: application/json` (send `{}`).",
+                "description": "Queues a new pending copy of a consumed instruction at the end of its queue, for the same agent if it was addressed; the consumed one stays as it was. A pending instruction gets 409. No body is read, but like every `POST` the request needs `Content-Type: application/json` (send `{}`).",
                 "requestBody": {
                     "required": false,
                     "description": "Ignored; send `{}` or nothing, with `Content-Type: application/json`.",
@@ -535,10 +576,11 @@ fn events_operation() -> Value {
 **Types** and their `data`:\n\
 - `instruction.created`, `instruction.updated`, `instruction.consumed`: the full item (`Item`).\n\
 - `instruction.deleted`: the item as it was before deletion (`Item`).\n\
-- `instruction.reordered`: `{{\"ids\": [...]}}`, the pending ids in their new order.\n\
+- `instruction.reordered`: `{{\"queue\", \"ids\": [...]}}`, a queue's pending ids in their new order.\n\
 - `config.updated`: the settings in force (`Config`).\n\
 - `agent.updated`: the agent (`Agent`), whenever it changes: a call starts, a call returns, its wait runs out, it goes stale.\n\
-- `status.changed`: the whole `GET /api/status` object (`Status`) whenever anything in it changes (counts, agent states, settings), coalesced to at most 4 a second.\n\n\
+- `status.changed`: the whole `GET /api/status` object (`Status`, seen from the `default` queue; its `queues` covers every queue) whenever anything in it changes (counts, agent states, settings), coalesced to at most 4 a second.\n\n\
+**Queues.** Every `instruction.*` and `agent.updated` message names its queue (`queue` in its data). With `?queue=` the stream leaves out other queues' messages.\n\n\
 **Keep-alive.** The stream opens with `retry: 2000` and a `: connected` comment; a `: heartbeat` comment follows every {heartbeat} s.\n\n\
 **Reconnecting.** Send the last id received in `Last-Event-ID` (EventSource does it by itself) and the messages missed are replayed first, from a bounded buffer of the newest {ring}. When the id is older than that buffer, from another server run, or not a number, one `status.changed` message whose envelope carries `\"refetch\": true` is sent instead: reload everything through the other routes, then go on with the stream. A client that falls too far behind gets the same message. Without `Last-Event-ID` the stream starts with the next change."
     );
@@ -547,13 +589,16 @@ fn events_operation() -> Value {
         "tags": ["events"],
         "summary": "Live events (Server-Sent Events)",
         "description": description,
-        "parameters": [{
-            "name": "Last-Event-ID",
-            "in": "header",
-            "required": false,
-            "description": "The id of the last message received: replay what came after it.",
-            "schema": {"type": "string"},
-        }],
+        "parameters": [
+            {"$ref": "#/components/parameters/QueueOfEvents"},
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": false,
+                "description": "The id of the last message received: replay what came after it.",
+                "schema": {"type": "string"},
+            },
+        ],
         "responses": responses(
             &[("200", json!({
                 "description": "The stream; it stays open until the client leaves or the server shuts down. Sent with `Cache-Control: no-cache`.",
@@ -565,8 +610,28 @@ fn events_operation() -> Value {
                     "example": "id: 1767225600000001\nevent: instruction.created\ndata: {\"type\":\"instruction.created\",\"timestamp\":\"2026-01-01T00:00:00.000001Z\",\"data\":{\"id\":\"0190f0e4-4b1a-7c3e-9f00-000000000001\",\"content\":\"Run the tests\",\"status\":\"pending\",\"created_at\":\"2026-01-01T00:00:00.000001Z\",\"updated_at\":\"2026-01-01T00:00:00.000001Z\",\"consumed_at\":null,\"consumed_by_agent_id\":null,\"position\":1}}\n\n",
                 }},
             }))],
-            &[401, 403],
+            &[401, 403, 422],
         ),
+    })
+}
+
+fn queue_name_schema() -> Value {
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": QueueName::MAX_LEN,
+        "default": QueueName::DEFAULT,
+    })
+}
+
+/// The `?queue=` of a route whose body may name the queue too.
+fn queue_in_body() -> Value {
+    json!({
+        "name": "queue",
+        "in": "query",
+        "required": false,
+        "description": "The queue, when the body does not name it; both at once must agree (else 422).",
+        "schema": queue_name_schema(),
     })
 }
 
@@ -618,10 +683,22 @@ fn schemas() -> Value {
         "Item": {
             "type": "object",
             "description": "One instruction.",
-            "required": ["id", "content", "status", "created_at", "updated_at", "consumed_at", "consumed_by_agent_id", "position"],
+            "required": ["id", "queue", "content", "to_agent_id", "status", "created_at", "updated_at", "consumed_at", "consumed_by_agent_id", "position"],
             "properties": {
                 "id": {"type": "string", "format": "uuid"},
+                "queue": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": QueueName::MAX_LEN,
+                    "description": "The queue it is on.",
+                },
                 "content": content_schema("The text, trimmed."),
+                "to_agent_id": {
+                    "type": ["string", "null"],
+                    "minLength": 1,
+                    "maxLength": AgentId::MAX_LEN,
+                    "description": "The one agent of the queue that may take it; `null`: any agent of the queue.",
+                },
                 "status": {
                     "type": "string",
                     "enum": ["pending", "consumed"],
@@ -674,13 +751,19 @@ fn schemas() -> Value {
         "Agent": {
             "type": "object",
             "description": "An agent (an MCP client calling `get_user_request`) as seen now.",
-            "required": ["agent_id", "state", "connected", "waiting", "last_seen_at", "last_fetch_at", "last_result_type", "waiting_until"],
+            "required": ["agent_id", "queue", "state", "connected", "waiting", "last_seen_at", "last_fetch_at", "last_result_type", "waiting_until"],
             "properties": {
                 "agent_id": {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": AgentId::MAX_LEN,
                     "description": "Its name: the `agent_id` it passed, else its MCP client name, else `default`.",
+                },
+                "queue": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": QueueName::MAX_LEN,
+                    "description": "The queue it calls on. The same name on two queues is two agents.",
                 },
                 "state": {
                     "type": "string",
@@ -704,7 +787,7 @@ fn schemas() -> Value {
         },
         "Status": {
             "type": "object",
-            "required": ["server", "agent", "agents", "queue", "settings"],
+            "required": ["server", "agent", "agents", "queue", "queues", "settings"],
             "properties": {
                 "server": {
                     "type": "object",
@@ -717,21 +800,28 @@ fn schemas() -> Value {
                     },
                 },
                 "agent": {
-                    "description": "The most recently seen agent; `null` before any agent was seen.",
+                    "description": "The queue's most recently seen agent; `null` before any agent was seen on it.",
                     "anyOf": [schema("Agent"), {"type": "null"}],
                 },
                 "agents": {
                     "type": "array",
                     "items": schema("Agent"),
-                    "description": "Every agent seen, most recently seen first.",
+                    "description": "Every agent seen on the queue, most recently seen first.",
                 },
                 "queue": {
                     "type": "object",
-                    "required": ["pending_count", "consumed_count"],
+                    "description": "The queue asked for (`default` unless `?queue=` names another).",
+                    "required": ["name", "pending_count", "consumed_count"],
                     "properties": {
+                        "name": {"type": "string"},
                         "pending_count": {"type": "integer", "minimum": 0},
                         "consumed_count": {"type": "integer", "minimum": 0},
                     },
+                },
+                "queues": {
+                    "type": "array",
+                    "items": schema("Queue"),
+                    "description": "Every queue, by name.",
                 },
                 "settings": schema("Config"),
             },
@@ -749,11 +839,45 @@ fn schemas() -> Value {
             "required": [],
             "properties": settings_properties(),
         },
+        "Queue": {
+            "type": "object",
+            "description": "A queue: its counts and every agent seen on it.",
+            "required": ["name", "pending_count", "consumed_count", "agents"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": QueueName::MAX_LEN},
+                "pending_count": {"type": "integer", "minimum": 0},
+                "consumed_count": {"type": "integer", "minimum": 0},
+                "agents": {
+                    "type": "array",
+                    "items": schema("Agent"),
+                    "description": "Its agents, most recently seen first.",
+                },
+            },
+        },
+        "QueueList": {
+            "type": "object",
+            "required": ["queues"],
+            "properties": {"queues": {"type": "array", "items": schema("Queue")}},
+        },
         "NewInstruction": {
             "type": "object",
             "additionalProperties": false,
             "required": ["content"],
-            "properties": {"content": content_schema(&content_rule)},
+            "properties": {
+                "content": content_schema(&content_rule),
+                "queue": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": QueueName::MAX_LEN,
+                    "description": "The queue to add it to, created if new. Absent: the `queue` of the query string, else `default`.",
+                },
+                "to_agent_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": AgentId::MAX_LEN,
+                    "description": "Only this agent of the queue may take it; the others pass it over. It may be an agent not seen yet. Absent: any agent of the queue.",
+                },
+            },
         },
         "EditInstruction": {
             "type": "object",
@@ -769,7 +893,13 @@ fn schemas() -> Value {
                 "ids": {
                     "type": "array",
                     "items": {"type": "string", "format": "uuid"},
-                    "description": "Every pending id, each once, in the new order. An id that is not a UUID gets 422; a list that is not exactly the pending set (an id missing, unknown, consumed or repeated) gets 409.",
+                    "description": "Every pending id of the queue, each once, in the new order. An id that is not a UUID gets 422; a list that is not exactly the queue's pending set (an id missing, unknown, consumed, repeated or of another queue) gets 409.",
+                },
+                "queue": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": QueueName::MAX_LEN,
+                    "description": "The queue to reorder. Absent: the `queue` of the query string, else `default`.",
                 },
             },
         },
@@ -812,13 +942,16 @@ fn schemas() -> Value {
                 },
                 "timestamp": timestamp("When the change happened."),
                 "data": {
-                    "description": "`Item` for `instruction.*` but `instruction.reordered` (`{\"ids\"}`), `Config` for `config.updated`, `Agent` for `agent.updated`, `Status` for `status.changed`.",
+                    "description": "`Item` for `instruction.*` but `instruction.reordered` (`{\"queue\", \"ids\"}`), `Config` for `config.updated`, `Agent` for `agent.updated`, `Status` for `status.changed`.",
                     "anyOf": [
                         schema("Item"),
                         {
                             "type": "object",
-                            "required": ["ids"],
-                            "properties": {"ids": {"type": "array", "items": {"type": "string", "format": "uuid"}}},
+                            "required": ["queue", "ids"],
+                            "properties": {
+                                "queue": {"type": "string"},
+                                "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                            },
                         },
                         schema("Config"),
                         schema("Agent"),

@@ -6,7 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use std::sync::{Arc, Mutex};
 
 use queue_core::{
-    InstructionId, Overview, Page, QueueError, SettingsPatch, StatusFilter, Timestamp,
+    AgentId, Instruction, InstructionId, Overview, Page, QueueError, QueueName, SettingsPatch,
+    StatusFilter, Timestamp,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,23 +26,65 @@ pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
     }))
 }
 
-/// `GET /api/status`.
-pub(crate) async fn status(state: web::Data<ApiState>) -> Result<HttpResponse> {
+/// The `queue` of a query string or a body: checked, `default` when absent.
+fn queue_name(text: Option<&str>) -> Result<QueueName> {
+    match text {
+        None => Ok(QueueName::default()),
+        Some(text) => QueueName::parse(text).map_err(|e| ApiError::from(QueueError::from(e))),
+    }
+}
+
+/// The queue a request with a body names: in the body or in the query string;
+/// both at once must agree.
+fn body_queue(query: Option<&str>, body: Option<&str>) -> Result<QueueName> {
+    match (query, body) {
+        (Some(q), Some(b)) if q != b => Err(ApiError::InvalidField {
+            field: "queue",
+            message: format!("is {b:?} in the body but {q:?} in the query string; give it once"),
+        }),
+        (q, b) => queue_name(b.or(q)),
+    }
+}
+
+/// The `?queue=` of a route that takes nothing else in its query string.
+#[derive(Deserialize)]
+pub(crate) struct QueueQuery {
+    queue: Option<String>,
+}
+
+/// `GET /api/status?queue=`.
+pub(crate) async fn status(
+    state: web::Data<ApiState>,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse> {
+    let queue = queue_name(query.queue.as_deref())?;
     let overview = state.service.overview().await?;
+    if !overview.has_queue(&queue) {
+        return Err(QueueError::UnknownQueue(queue).into());
+    }
     let now = state.service.now();
-    let body = match state.status.get(&overview, now) {
+    let body = match state.status.get(&overview, &queue, now) {
         Some(body) => body,
         None => {
             let parts = StatusParts::of(&state.service, overview.clone());
-            let body = web::Bytes::from(parts.to_json(state.events.server(), now).to_string());
+            let json = parts.to_json(state.events.server(), now, &queue);
+            let body = web::Bytes::from(json.to_string());
             let until = parts.next_transition(now).map(|d| now.plus_micros(d));
-            state.status.put(overview, until, body.clone());
+            state.status.put(overview, queue, until, body.clone());
             body
         }
     };
     Ok(HttpResponse::Ok()
         .content_type(header::ContentType::json())
         .body(body))
+}
+
+/// `GET /api/queues`: every queue with its counts and agents.
+pub(crate) async fn queues(state: web::Data<ApiState>) -> Result<HttpResponse> {
+    let overview = state.service.overview().await?;
+    let now = state.service.now();
+    let parts = StatusParts::of(&state.service, overview);
+    Ok(HttpResponse::Ok().json(json!({"queues": parts.queues_json(now)})))
 }
 
 /// The last `/api/status` body, kept while it is still exactly what a fresh one
@@ -54,22 +97,32 @@ pub(crate) struct StatusCache(Arc<Mutex<Option<StatusEntry>>>);
 #[derive(Debug)]
 struct StatusEntry {
     overview: Overview,
+    queue: QueueName,
     until: Option<Timestamp>,
     body: web::Bytes,
 }
 
 impl StatusCache {
-    fn get(&self, overview: &Overview, now: Timestamp) -> Option<web::Bytes> {
+    fn get(&self, overview: &Overview, queue: &QueueName, now: Timestamp) -> Option<web::Bytes> {
         let entry = self.0.try_lock().ok()?;
         let entry = entry.as_ref()?;
-        (entry.overview == *overview && entry.until.is_none_or(|until| now <= until))
-            .then(|| entry.body.clone())
+        (entry.overview == *overview
+            && entry.queue == *queue
+            && entry.until.is_none_or(|until| now <= until))
+        .then(|| entry.body.clone())
     }
 
-    fn put(&self, overview: Overview, until: Option<Timestamp>, body: web::Bytes) {
+    fn put(
+        &self,
+        overview: Overview,
+        queue: QueueName,
+        until: Option<Timestamp>,
+        body: web::Bytes,
+    ) {
         if let Ok(mut entry) = self.0.try_lock() {
             *entry = Some(StatusEntry {
                 overview,
+                queue,
                 until,
                 body,
             });
@@ -79,6 +132,7 @@ impl StatusCache {
 
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
+    queue: Option<String>,
     status: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
@@ -96,11 +150,12 @@ fn count(name: &str, value: Option<&str>) -> Result<Option<u64>> {
         .transpose()
 }
 
-/// `GET /api/instructions?status=&limit=&offset=`.
+/// `GET /api/instructions?queue=&status=&limit=&offset=`.
 pub(crate) async fn list(
     state: web::Data<ApiState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse> {
+    let queue = queue_name(query.queue.as_deref())?;
     let filter = match query.status.as_deref() {
         None | Some("all") => StatusFilter::All,
         Some("pending") => StatusFilter::Pending,
@@ -115,9 +170,9 @@ pub(crate) async fn list(
         offset: count("offset", query.offset.as_deref())?.unwrap_or(0),
         limit: count("limit", query.limit.as_deref())?,
     };
-    let key = (filter, page);
+    let key = (queue.clone(), filter, page);
     let token = state.service.change_token().await?;
-    if let Some(body) = state.lists.get(token, key) {
+    if let Some(body) = state.lists.get(token, &key) {
         return Ok(list_response(body));
     }
     // Each item is written out as the store reads it, so the items are never all
@@ -126,7 +181,7 @@ pub(crate) async fn list(
     start.extend_from_slice(b"{\"items\":[");
     let listed = state
         .service
-        .list_each(filter, page, (start, 0_u64), |(out, n), item| {
+        .list_each(&queue, filter, page, (start, 0_u64), |(out, n), item| {
             if *n > 0 {
                 out.push(b',');
             }
@@ -151,7 +206,7 @@ pub(crate) async fn list(
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ListCache(Arc<Mutex<Option<ListEntry>>>);
 
-type ListKey = (StatusFilter, Page);
+type ListKey = (QueueName, StatusFilter, Page);
 
 #[derive(Debug)]
 struct ListEntry {
@@ -161,11 +216,11 @@ struct ListEntry {
 }
 
 impl ListCache {
-    fn get(&self, token: u64, key: ListKey) -> Option<web::Bytes> {
+    fn get(&self, token: u64, key: &ListKey) -> Option<web::Bytes> {
         let entry = self.0.lock().unwrap_or_else(|e| e.into_inner());
         entry
             .as_ref()
-            .filter(|e| e.token == token && e.key == key)
+            .filter(|e| e.token == token && e.key == *key)
             .map(|e| e.body.clone())
     }
 
@@ -186,15 +241,67 @@ pub(crate) struct ContentBody {
     content: String,
 }
 
-/// `POST /api/instructions`: queues an instruction at the end.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewBody {
+    content: String,
+    queue: Option<String>,
+    to_agent_id: Option<String>,
+}
+
+/// `POST /api/instructions`: queues an instruction at the end of its queue.
 pub(crate) async fn create(
     state: web::Data<ApiState>,
+    query: web::Query<QueueQuery>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse> {
-    let body: ContentBody = object(body.into_inner())?;
-    let item = state.service.add(&body.content).await?;
-    tracing::info!(id = %item.id, chars = item.content.as_str().chars().count(), "instruction added");
+    let body: NewBody = object(body.into_inner())?;
+    let queue = body_queue(query.queue.as_deref(), body.queue.as_deref())?;
+    let to = body
+        .to_agent_id
+        .as_deref()
+        .map(|text| {
+            AgentId::parse(text).map_err(|e| ApiError::InvalidField {
+                field: "to_agent_id",
+                message: e.message,
+            })
+        })
+        .transpose()?;
+    let item = state.service.add_to(&queue, to, &body.content).await?;
+    tracing::info!(
+        id = %item.id,
+        queue = %item.queue,
+        to = item.to.as_ref().map(AgentId::as_str),
+        chars = item.content.as_str().chars().count(),
+        "instruction added"
+    );
     Ok(HttpResponse::Created().json(json!({"item": item_json(&item)})))
+}
+
+/// Refuses an instruction that is not on the queue the request named, as if it
+/// did not exist there.
+fn on_queue(item: Instruction, queue: Option<&str>) -> Result<Instruction> {
+    match queue {
+        Some(q) if item.queue.as_str() != q => {
+            queue_name(Some(q))?;
+            Err(ApiError::NotFound(format!(
+                "no instruction with id {} on the queue {q:?} (it is on {:?})",
+                item.id,
+                item.queue.as_str()
+            )))
+        }
+        _ => Ok(item),
+    }
+}
+
+/// Checks an optional `?queue=` of a route that names an instruction by id,
+/// against the instruction itself: given, it must be the instruction's queue.
+async fn check_queue(state: &ApiState, id: InstructionId, queue: Option<&str>) -> Result<()> {
+    if let Some(q) = queue {
+        queue_name(Some(q))?;
+        on_queue(state.service.get(id).await?, Some(q))?;
+    }
+    Ok(())
 }
 
 fn parse_id(text: &str) -> Result<InstructionId> {
@@ -203,8 +310,13 @@ fn parse_id(text: &str) -> Result<InstructionId> {
 }
 
 /// `GET /api/instructions/{id}`.
-pub(crate) async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse> {
+pub(crate) async fn get(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse> {
     let item = state.service.get(parse_id(&id)?).await?;
+    let item = on_queue(item, query.queue.as_deref())?;
     Ok(HttpResponse::Ok().json(json!({"item": item_json(&item)})))
 }
 
@@ -212,10 +324,12 @@ pub(crate) async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Re
 pub(crate) async fn edit(
     state: web::Data<ApiState>,
     id: web::Path<String>,
+    query: web::Query<QueueQuery>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse> {
     let id = parse_id(&id)?;
     let body: ContentBody = object(body.into_inner())?;
+    check_queue(&state, id, query.queue.as_deref()).await?;
     let item = state.service.edit(id, &body.content).await?;
     tracing::info!(%id, "instruction edited");
     Ok(HttpResponse::Ok().json(json!({"item": item_json(&item)})))
@@ -225,8 +339,10 @@ pub(crate) async fn edit(
 pub(crate) async fn delete(
     state: web::Data<ApiState>,
     id: web::Path<String>,
+    query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse> {
     let id = parse_id(&id)?;
+    check_queue(&state, id, query.queue.as_deref()).await?;
     state.service.delete(id).await?;
     tracing::info!(%id, "instruction deleted");
     Ok(HttpResponse::NoContent().finish())
@@ -236,8 +352,10 @@ pub(crate) async fn delete(
 pub(crate) async fn requeue(
     state: web::Data<ApiState>,
     id: web::Path<String>,
+    query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse> {
     let id = parse_id(&id)?;
+    check_queue(&state, id, query.queue.as_deref()).await?;
     let item = state.service.requeue(id).await?;
     tracing::info!(from = %id, id = %item.id, "instruction requeued");
     Ok(HttpResponse::Created().json(json!({"item": item_json(&item)})))
@@ -247,21 +365,24 @@ pub(crate) async fn requeue(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReorderBody {
     ids: Vec<String>,
+    queue: Option<String>,
 }
 
 /// `POST /api/instructions/reorder`: the pending instructions' new order.
 pub(crate) async fn reorder(
     state: web::Data<ApiState>,
+    query: web::Query<QueueQuery>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse> {
     let body: ReorderBody = object(body.into_inner())?;
+    let queue = body_queue(query.queue.as_deref(), body.queue.as_deref())?;
     let ids = body
         .ids
         .iter()
         .map(|s| parse_id(s))
         .collect::<Result<Vec<_>>>()?;
-    let items = state.service.reorder(ids).await?;
-    tracing::info!(n = items.len(), "queue reordered");
+    let items = state.service.reorder(&queue, ids).await?;
+    tracing::info!(n = items.len(), %queue, "queue reordered");
     let items: Vec<_> = items.iter().map(item_json).collect();
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
@@ -343,17 +464,27 @@ pub(crate) async fn patch_config(
     Ok(HttpResponse::Ok().json(settings_json(&settings)))
 }
 
-/// `GET /api/events`: the live event stream.
-pub(crate) async fn events(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+/// `GET /api/events?queue=`: the live event stream, of every queue or of one.
+pub(crate) async fn events(
+    state: web::Data<ApiState>,
+    query: web::Query<QueueQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
+    // Absent means every queue here: a page shows them all.
+    let only = query
+        .queue
+        .as_deref()
+        .map(|q| queue_name(Some(q)))
+        .transpose()?;
     let last = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok());
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(state.events.stream(last))
+        .streaming(state.events.stream(last, only)))
 }
 
 /// Any path nothing serves.
@@ -378,7 +509,9 @@ mod tests {
 
     use actix_web::App;
     use actix_web::test::{TestRequest, call_and_read_body_json, init_service};
-    use queue_core::{Content, InstructionId, MemoryStore, Service, Store, Timestamp};
+    use queue_core::{
+        Content, InstructionId, MemoryStore, NewInstruction, QueueName, Service, Store, Timestamp,
+    };
     use serde_json::Value;
 
     use crate::{ApiState, Events, EventsOptions, ServerInfo};
@@ -415,8 +548,10 @@ mod tests {
 
         let elsewhere = store
             .add(
-                InstructionId::from_u128(7),
-                Content::parse("from another process").unwrap(),
+                NewInstruction::new(
+                    InstructionId::from_u128(7),
+                    Content::parse("from another process").unwrap(),
+                ),
                 Timestamp::from_micros(1),
             )
             .unwrap();
@@ -449,6 +584,7 @@ mod tests {
 
         let t = |s: i64| Timestamp::from_micros(1_800_000_000_000_000 + s * 1_000_000);
         let agent = |name: &str, seen: i64, until: Option<i64>| Agent {
+            queue: QueueName::default(),
             id: AgentId::parse(name).unwrap(),
             last_seen_at: t(seen),
             last_fetch_at: None,
@@ -462,7 +598,7 @@ mod tests {
         };
         let parts = StatusParts {
             agents: overview.agents.clone(),
-            counts: overview.counts,
+            queues: overview.queues.clone(),
             settings: Settings::default(),
         };
         let server = ServerInfo::new(t(0));
@@ -472,21 +608,42 @@ mod tests {
             .map(|d| now.plus_micros(d))
             .expect("the wait ends");
         assert!(until > t(101), "the wait's end and its grace: {until:?}");
-        assert_eq!(parts.to_json(&server, until), parts.to_json(&server, now));
+        assert_eq!(
+            parts.to_json(&server, until, &QueueName::default()),
+            parts.to_json(&server, now, &QueueName::default())
+        );
         assert_ne!(
-            parts.to_json(&server, until.plus_micros(1)),
-            parts.to_json(&server, now)
+            parts.to_json(&server, until.plus_micros(1), &QueueName::default()),
+            parts.to_json(&server, now, &QueueName::default())
         );
 
         let cache = StatusCache::default();
-        assert_eq!(cache.get(&overview, now), None);
-        let body = actix_web::web::Bytes::from(parts.to_json(&server, now).to_string());
-        cache.put(overview.clone(), Some(until), body.clone());
-        assert_eq!(cache.get(&overview, now), Some(body.clone()));
-        assert_eq!(cache.get(&overview, until), Some(body));
-        assert_eq!(cache.get(&overview, until.plus_micros(1)), None);
+        assert_eq!(cache.get(&overview, &QueueName::default(), now), None);
+        let body = actix_web::web::Bytes::from(
+            parts
+                .to_json(&server, now, &QueueName::default())
+                .to_string(),
+        );
+        cache.put(
+            overview.clone(),
+            QueueName::default(),
+            Some(until),
+            body.clone(),
+        );
+        assert_eq!(
+            cache.get(&overview, &QueueName::default(), now),
+            Some(body.clone())
+        );
+        assert_eq!(
+            cache.get(&overview, &QueueName::default(), until),
+            Some(body)
+        );
+        assert_eq!(
+            cache.get(&overview, &QueueName::default(), until.plus_micros(1)),
+            None
+        );
         let mut other = overview.clone();
-        other.counts.pending = 1;
-        assert_eq!(cache.get(&other, now), None);
+        other.queues = vec![queue_core::QueueCounts::default()];
+        assert_eq!(cache.get(&other, &QueueName::default(), now), None);
     }
 }

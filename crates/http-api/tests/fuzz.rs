@@ -162,6 +162,7 @@ impl Fixture {
         let service = &self.server.service;
         let listing = service
             .list(
+                &queue_core::QueueName::default(),
                 StatusFilter::All,
                 Page {
                     offset: 0,

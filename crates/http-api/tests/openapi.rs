@@ -27,9 +27,9 @@ use http_api::{
     openapi_document,
 };
 use queue_core::{
-    Agent, AgentId, CallTicket, Claim, Content, Counts, Event, Instruction, InstructionId, Listing,
-    MemoryStore, Page, QueueError, ResultType, Service, SettingsPatch, StatusFilter, Store,
-    StoreError, StoredSettings, Timestamp,
+    Agent, AgentId, CallTicket, Caller, Claim, Content, Counts, Event, Instruction, InstructionId,
+    Listing, MemoryStore, NewInstruction, Page, QueueCounts, QueueError, QueueName, ResultType,
+    Service, SettingsPatch, StatusFilter, Store, StoreError, StoredSettings, Timestamp,
 };
 use serde_json::{Value, json};
 
@@ -37,9 +37,10 @@ const HOST: &str = "127.0.0.1:8000";
 const TOKEN: &str = "conformance-token";
 
 /// Every route the server answers, as the document should list it.
-const ROUTES: [(&str, &str); 16] = [
+const ROUTES: [(&str, &str); 17] = [
     ("GET", "/healthz"),
     ("GET", "/api/status"),
+    ("GET", "/api/queues"),
     ("GET", "/api/instructions"),
     ("POST", "/api/instructions"),
     ("POST", "/api/instructions/reorder"),
@@ -82,14 +83,9 @@ impl Flaky {
 }
 
 impl Store for Flaky {
-    fn add(
-        &self,
-        id: InstructionId,
-        c: Content,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
+    fn add(&self, new: NewInstruction, now: Timestamp) -> Result<Instruction, QueueError> {
         self.check()?;
-        self.inner.add(id, c, now)
+        self.inner.add(new, now)
     }
     fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
         self.check()?;
@@ -119,42 +115,52 @@ impl Store for Flaky {
     }
     fn reorder(
         &self,
+        queue: &QueueName,
         ids: &[InstructionId],
         now: Timestamp,
     ) -> Result<Vec<Instruction>, QueueError> {
         self.check()?;
-        self.inner.reorder(ids, now)
+        self.inner.reorder(queue, ids, now)
     }
-    fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
+    fn list(
+        &self,
+        queue: &QueueName,
+        filter: StatusFilter,
+        page: Page,
+    ) -> Result<Listing, QueueError> {
         self.check()?;
-        self.inner.list(filter, page)
+        self.inner.list(queue, filter, page)
     }
-    fn counts(&self) -> Result<Counts, QueueError> {
+    fn counts(&self, queue: &QueueName) -> Result<Counts, QueueError> {
         self.check()?;
-        self.inner.counts()
+        self.inner.counts(queue)
+    }
+    fn queues(&self) -> Result<Vec<QueueCounts>, QueueError> {
+        self.check()?;
+        self.inner.queues()
     }
     fn begin_call(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         now: Timestamp,
         until: Timestamp,
     ) -> Result<CallTicket, QueueError> {
         self.check()?;
-        self.inner.begin_call(agent, now, until)
+        self.inner.begin_call(caller, now, until)
     }
-    fn claim(&self, agent: &AgentId, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
+    fn claim(&self, caller: &Caller, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
         self.check()?;
-        self.inner.claim(agent, generation, now)
+        self.inner.claim(caller, generation, now)
     }
     fn end_call(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         generation: u64,
         result: ResultType,
         now: Timestamp,
     ) -> Result<Agent, QueueError> {
         self.check()?;
-        self.inner.end_call(agent, generation, result, now)
+        self.inner.end_call(caller, generation, result, now)
     }
     fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
         self.check()?;
@@ -1263,6 +1269,7 @@ async fn every_operation_answers_only_as_documented() {
     reorder(&server).await;
     config(&server).await;
     status_with_agents(&server).await;
+    queues(&server).await;
     bodies_refused_by_the_guard(&server).await;
     unavailable(&server).await;
     events_stream(&server).await;
@@ -1911,12 +1918,168 @@ async fn bodies_refused_by_the_guard(server: &Server) {
         .await;
 }
 
+/// Named queues through every route that takes one: a second queue with an
+/// addressed instruction and an agent, and the refusals of bad and unknown names.
+async fn queues(server: &Server) {
+    const LIST: &str = "/api/instructions";
+    const ONE: &str = "/api/instructions/{id}";
+    let created = server
+        .expect_body(
+            "POST",
+            LIST,
+            LIST,
+            &json!({"content": "for the web app", "queue": "web", "to_agent_id": "anna"}),
+            true,
+            201,
+        )
+        .await
+        .json();
+    assert_eq!(created["item"]["queue"], "web");
+    assert_eq!(created["item"]["to_agent_id"], "anna");
+    let id = created["item"]["id"].as_str().unwrap().to_owned();
+    let second = server
+        .expect_body(
+            "POST",
+            LIST,
+            "/api/instructions?queue=web",
+            &json!({"content": "also web"}),
+            true,
+            201,
+        )
+        .await
+        .json();
+    assert_eq!(second["item"]["queue"], "web");
+    assert_eq!(second["item"]["to_agent_id"], Value::Null);
+    let second_id = second["item"]["id"].as_str().unwrap().to_owned();
+    for (body, uri) in [
+        (json!({"content": "x", "queue": "no spaces"}), LIST),
+        (json!({"content": "x", "to_agent_id": "no spaces"}), LIST),
+        (
+            json!({"content": "x", "queue": "web"}),
+            "/api/instructions?queue=api",
+        ),
+    ] {
+        let reply = server
+            .expect_body("POST", LIST, uri, &body, true, 422)
+            .await;
+        assert_eq!(reply.json()["error"]["code"], "validation", "{body}");
+    }
+
+    let listed = server
+        .expect(
+            "GET",
+            LIST,
+            req("GET", "/api/instructions?queue=web&status=pending"),
+            200,
+        )
+        .await
+        .json();
+    assert_eq!(listed["total"], 2);
+    server
+        .expect_body(
+            "POST",
+            "/api/instructions/reorder",
+            "/api/instructions/reorder",
+            &json!({"queue": "web", "ids": [second_id, id]}),
+            true,
+            200,
+        )
+        .await;
+    // An id is found on any queue; a queue that is not its own hides it.
+    server
+        .expect(
+            "GET",
+            ONE,
+            req("GET", &format!("/api/instructions/{id}?queue=web")),
+            200,
+        )
+        .await;
+    let hidden = server
+        .expect(
+            "GET",
+            ONE,
+            req("GET", &format!("/api/instructions/{id}?queue=default")),
+            404,
+        )
+        .await;
+    assert!(
+        hidden.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"web\""),
+        "{:?}",
+        hidden.json()
+    );
+
+    let service = server.service.clone();
+    let anna = queue_core::Caller::new(
+        QueueName::parse("web").unwrap(),
+        AgentId::parse("anna").unwrap(),
+    );
+    let fetch = service.next_instruction(anna).await.unwrap();
+    assert!(matches!(
+        fetch.outcome,
+        queue_core::FetchOutcome::Instruction(_)
+    ));
+
+    let all = server
+        .expect("GET", "/api/queues", req("GET", "/api/queues"), 200)
+        .await
+        .json();
+    let web = all["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "web")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (web["pending_count"].clone(), web["consumed_count"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(web["agents"][0]["agent_id"], "anna");
+    let status = server
+        .expect(
+            "GET",
+            "/api/status",
+            req("GET", "/api/status?queue=web"),
+            200,
+        )
+        .await
+        .json();
+    assert_eq!(status["queue"]["name"], "web");
+    assert_eq!(status["agent"]["agent_id"], "anna");
+    for uri in ["/api/status?queue=nowhere", "/api/status?queue=bad%20name"] {
+        let reply = server
+            .expect("GET", "/api/status", req("GET", uri), 422)
+            .await;
+        assert_eq!(reply.json()["error"]["field"], "queue", "{uri}");
+    }
+    server
+        .expect(
+            "GET",
+            LIST,
+            req("GET", "/api/instructions?queue=nowhere"),
+            422,
+        )
+        .await;
+    server
+        .expect(
+            "GET",
+            "/api/events",
+            req("GET", "/api/events?queue=bad%20name"),
+            422,
+        )
+        .await;
+}
+
 async fn unavailable(server: &Server) {
     let id = server.add("while the store fails").await;
     let one = format!("/api/instructions/{id}");
     server.failing(true);
     let cases: Vec<(&str, &str, TestRequest)> = vec![
         ("GET", "/api/status", req("GET", "/api/status")),
+        ("GET", "/api/queues", req("GET", "/api/queues")),
         ("GET", "/api/instructions", req("GET", "/api/instructions")),
         (
             "POST",

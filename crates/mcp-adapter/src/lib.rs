@@ -27,8 +27,9 @@
 #![deny(missing_docs)]
 
 mod delivery;
+pub mod project;
 mod server;
 pub mod tool;
 
 pub use delivery::{Cancellations, Connection, Deliveries, TrackedTransport};
-pub use server::{QueueServer, ServerOptions};
+pub use server::{QueueChoice, QueueFromUrl, QueueServer, ServerOptions};

@@ -3,9 +3,11 @@
 //! sends progress while waiting, and stops the moment the caller is gone.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use queue_core::{FetchOutcome, QueueError, Service};
+use queue_core::{Caller, FetchOutcome, QueueError, QueueName, Service};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
     ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams,
@@ -36,6 +38,46 @@ impl Default for ServerOptions {
     }
 }
 
+/// How a call that names no `queue` finds its queue, first match wins: the
+/// queue in the URL ([`QueueFromUrl`]), the fixed one, the project of the client's
+/// first MCP root (when the client offers roots), the fallback.
+#[derive(Clone, Debug)]
+pub struct QueueChoice {
+    /// The queue every call uses (`stdio --queue`).
+    pub fixed: Option<QueueName>,
+    /// Ask clients that declare the `roots` capability for their workspace.
+    pub ask_roots: bool,
+    /// The queue when nothing else names one: the working directory's project for
+    /// stdio, `default` for HTTP.
+    pub fallback: QueueName,
+}
+
+impl Default for QueueChoice {
+    fn default() -> Self {
+        QueueChoice {
+            fixed: None,
+            ask_roots: true,
+            fallback: QueueName::default_queue(),
+        }
+    }
+}
+
+/// The queue named by the URL an HTTP request came in on (`/mcp/q/{name}`); the
+/// HTTP layer puts it in the request's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueFromUrl(pub QueueName);
+
+/// How long a client gets to answer `roots/list` before the fallback is used.
+const ROOTS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sessions whose roots are remembered at most; beyond, the oldest are forgotten
+/// (and asked again on their next call).
+const MAX_REMEMBERED_ROOTS: usize = 1024;
+
+/// The queue each client's roots gave, by session (`""` for stdio), so a client is
+/// asked once, not on every call; `None` when it had no usable root.
+type RootsCache = Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<QueueName>>>>>>;
+
 /// The MCP server handler offering `get_user_request`.
 #[derive(Clone, Debug)]
 pub struct QueueServer {
@@ -43,6 +85,8 @@ pub struct QueueServer {
     options: ServerOptions,
     cancellations: Cancellations,
     deliveries: Option<Deliveries>,
+    choice: QueueChoice,
+    roots: RootsCache,
 }
 
 impl QueueServer {
@@ -53,7 +97,15 @@ impl QueueServer {
             options: ServerOptions::default(),
             cancellations: Cancellations::new(),
             deliveries: None,
+            choice: QueueChoice::default(),
+            roots: RootsCache::default(),
         }
+    }
+
+    /// Replaces how calls that name no queue find theirs.
+    pub fn with_queue_choice(mut self, choice: QueueChoice) -> Self {
+        self.choice = choice;
+        self
     }
 
     /// Replaces the options.
@@ -85,14 +137,21 @@ impl QueueServer {
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let agent = match tool::parse_arguments(params.arguments.as_ref()) {
-            Ok(Some(agent)) => agent,
-            Ok(None) => tool::default_agent(client_name(&ctx).as_deref()),
+        let arguments = match tool::parse_arguments(params.arguments.as_ref()) {
+            Ok(arguments) => arguments,
             Err(message) => {
                 tracing::info!(%message, "get_user_request refused its arguments");
                 return Ok(CallToolResult::error(vec![ContentBlock::text(message)]));
             }
         };
+        let agent = arguments
+            .agent
+            .unwrap_or_else(|| tool::default_agent(client_name(&ctx).as_deref()));
+        let queue = match arguments.queue {
+            Some(queue) => queue,
+            None => self.queue_for(&ctx).await,
+        };
+        let agent = Caller::new(queue, agent);
         let parts = ctx.extensions.get::<http::request::Parts>();
         let connection = parts
             .and_then(|p| p.extensions.get::<rmcp::model::Extensions>())
@@ -216,6 +275,82 @@ impl QueueServer {
     }
 }
 
+impl QueueServer {
+    /// The queue of a call that names none (see [`QueueChoice`]).
+    async fn queue_for(&self, ctx: &RequestContext<RoleServer>) -> QueueName {
+        let parts = ctx.extensions.get::<http::request::Parts>();
+        let from_url = parts
+            .and_then(|p| p.extensions.get::<rmcp::model::Extensions>())
+            .and_then(|e| e.get::<QueueFromUrl>());
+        if let Some(QueueFromUrl(queue)) = from_url {
+            return queue.clone();
+        }
+        if let Some(queue) = &self.choice.fixed {
+            return queue.clone();
+        }
+        let offers_roots = ctx
+            .peer
+            .peer_info()
+            .is_some_and(|info| info.capabilities.roots.is_some());
+        if self.choice.ask_roots && offers_roots {
+            let session = session_of(&ctx.extensions);
+            let cell = {
+                let mut cache = self.roots.lock().unwrap_or_else(PoisonError::into_inner);
+                if cache.len() >= MAX_REMEMBERED_ROOTS && !cache.contains_key(&session) {
+                    cache.clear();
+                }
+                Arc::clone(cache.entry(session).or_default())
+            };
+            let peer = ctx.peer.clone();
+            let found = cell
+                .get_or_init(|| async move { roots_queue(&peer).await })
+                .await;
+            if let Some(queue) = found {
+                return queue.clone();
+            }
+        }
+        self.choice.fallback.clone()
+    }
+}
+
+/// The session a request belongs to, `""` where there is one per connection.
+fn session_of(extensions: &rmcp::model::Extensions) -> String {
+    extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.headers.get("mcp-session-id"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The queue of the client's first root that names one, asked with `roots/list`.
+// Roots are marked deprecated in rmcp (SEP-2577), but they are what today's
+// clients (VS Code, Claude Code, Cursor) use to say which project they work in.
+#[allow(deprecated)]
+async fn roots_queue(peer: &rmcp::Peer<RoleServer>) -> Option<QueueName> {
+    match tokio::time::timeout(ROOTS_TIMEOUT, peer.list_roots()).await {
+        Ok(Ok(list)) => {
+            let queue = list
+                .roots
+                .iter()
+                .find_map(|root| crate::project::queue_of_root_uri(&root.uri));
+            tracing::info!(roots = list.roots.len(), queue = ?queue.as_ref().map(QueueName::as_str), "the client's roots name its project");
+            queue
+        }
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "the client did not list its roots; using the fallback queue");
+            None
+        }
+        Err(_) => {
+            tracing::info!(
+                "the client did not answer roots/list within {} s; using the fallback queue",
+                ROOTS_TIMEOUT.as_secs()
+            );
+            None
+        }
+    }
+}
+
 /// The client's name from the handshake or the request's own metadata. rmcp
 /// fills in its own name for a stateless request that carries none; that one
 /// says nothing about the client, so it counts as unknown.
@@ -279,6 +414,15 @@ impl ServerHandler for QueueServer {
             ));
         }
         self.get_user_request(params, ctx).await.map(Into::into)
+    }
+
+    async fn on_roots_list_changed(&self, ctx: NotificationContext<RoleServer>) {
+        // The next call asks again: the person may have opened another project.
+        let session = session_of(&ctx.extensions);
+        self.roots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&session);
     }
 
     async fn on_cancelled(

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use queue_core::{AgentId, Fetch, FetchOutcome};
+use queue_core::{AgentId, Fetch, FetchOutcome, QueueName};
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
@@ -18,7 +18,9 @@ Call the tool `get_user_request` to receive the next one. After you have carried
 instruction, or whenever a call returns without one, call `get_user_request` again. Keep \
 calling it for the whole session: never end your session or your turn on your own, because \
 the person may queue more work at any moment. A call that finds the queue empty waits for a \
-while and then tells you to call again; that is normal, just call again.";
+while and then tells you to call again; that is normal, just call again. Instructions come \
+from your project's queue (named after its folder); pass `queue` only when the person tells \
+you to use another one.";
 
 /// The tool description the agent reads.
 pub const DESCRIPTION: &str = "\
@@ -27,7 +29,9 @@ delivered exactly once. If the queue is empty the call waits until one arrives o
 server's wait time runs out, then returns result_type `empty` or `default_response`. \
 ALWAYS call this tool again after you finish an instruction or receive an empty or default \
 response: do not end your session on your own. Optional `agent_id` names you (1-128 \
-characters of A-Z a-z 0-9 . _ : @ -) so that several agents can be told apart.";
+characters of A-Z a-z 0-9 . _ : @ -) so that several agents can be told apart. Optional \
+`queue` (same characters) picks the queue to take from; leave it out to use your project's \
+queue, which the server works out itself.";
 
 /// The tool as listed by `tools/list`.
 pub fn tool() -> Tool {
@@ -65,6 +69,13 @@ pub fn input_schema() -> JsonObject {
                 "maxLength": AgentId::MAX_LEN,
                 "pattern": "^[A-Za-z0-9._:@-]+$",
                 "description": "Who is asking. Defaults to the client's name, else `default`."
+            },
+            "queue": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": QueueName::MAX_LEN,
+                "pattern": "^[A-Za-z0-9._:@-]+$",
+                "description": "The queue to take from. Defaults to the queue of your project (the server's --queue or URL, else your workspace's folder name), else `default`."
             }
         },
         "additionalProperties": false
@@ -77,6 +88,10 @@ pub fn output_schema() -> JsonObject {
         "type": "object",
         "properties": {
             "status": { "type": "string", "enum": ["ok"] },
+            "queue": {
+                "type": "string",
+                "description": "The queue this call took from (or waited on)."
+            },
             "result_type": {
                 "type": "string",
                 "enum": ["instruction", "empty", "default_response"]
@@ -103,28 +118,51 @@ pub fn output_schema() -> JsonObject {
             "remaining_pending": { "type": "integer", "minimum": 0 },
             "waited_seconds": { "type": "number", "minimum": 0 }
         },
-        "required": ["status", "result_type", "instruction", "remaining_pending", "waited_seconds"]
+        "required": ["status", "queue", "result_type", "instruction", "remaining_pending", "waited_seconds"]
     }))
 }
 
-/// Parses the call's arguments into the agent id it names, if any. The message of
-/// an error is meant for the agent: it says what was wrong and what is allowed.
-pub fn parse_arguments(arguments: Option<&JsonObject>) -> Result<Option<AgentId>, String> {
+/// What a call's arguments name; `None` where they leave it to the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Arguments {
+    /// The caller's `agent_id`.
+    pub agent: Option<AgentId>,
+    /// The `queue` to take from.
+    pub queue: Option<QueueName>,
+}
+
+/// Parses the call's arguments. The message of an error is meant for the agent:
+/// it says what was wrong and what is allowed.
+pub fn parse_arguments(arguments: Option<&JsonObject>) -> Result<Arguments, String> {
     let Some(arguments) = arguments else {
-        return Ok(None);
+        return Ok(Arguments::default());
     };
-    if let Some(unknown) = arguments.keys().find(|k| k.as_str() != "agent_id") {
+    if let Some(unknown) = arguments
+        .keys()
+        .find(|k| !matches!(k.as_str(), "agent_id" | "queue"))
+    {
         return Err(format!(
-            "unknown argument `{unknown}`: {TOOL_NAME} takes only an optional `agent_id`"
+            "unknown argument `{unknown}`: {TOOL_NAME} takes only an optional `agent_id` and an optional `queue`"
         ));
     }
-    match arguments.get("agent_id") {
+    Ok(Arguments {
+        agent: name(arguments, "agent_id", AgentId::parse)?,
+        queue: name(arguments, "queue", QueueName::parse)?,
+    })
+}
+
+fn name<T>(
+    arguments: &JsonObject,
+    key: &str,
+    parse: impl Fn(&str) -> Result<T, queue_core::ValidationError>,
+) -> Result<Option<T>, String> {
+    match arguments.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => AgentId::parse(text)
+        Some(Value::String(text)) => parse(text)
             .map(Some)
-            .map_err(|e| format!("invalid `agent_id`: {}", e.message)),
+            .map_err(|e| format!("invalid `{key}`: {}; nothing was consumed", e.message)),
         Some(other) => Err(format!(
-            "invalid `agent_id`: expected a string, got {}",
+            "invalid `{key}`: expected a string, got {}; nothing was consumed",
             kind(other)
         )),
     }
@@ -154,6 +192,7 @@ pub fn result_json(fetch: &Fetch) -> Value {
     let waited = (fetch.waited.as_secs_f64() * 1000.0).round() / 1000.0;
     let mut out = json!({
         "status": "ok",
+        "queue": fetch.queue.as_str(),
         "result_type": fetch.outcome.result_type().as_str(),
         "instruction": Value::Null,
         "remaining_pending": fetch.remaining_pending,
@@ -176,7 +215,7 @@ pub fn result_json(fetch: &Fetch) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use queue_core::{Content, EndReason, Instruction, InstructionId, Timestamp};
+    use queue_core::{Content, EndReason, Instruction, InstructionId, NewInstruction, Timestamp};
     use std::time::Duration;
 
     fn args(value: Value) -> JsonObject {
@@ -185,12 +224,32 @@ mod tests {
 
     #[test]
     fn arguments_are_checked() {
-        assert_eq!(parse_arguments(None), Ok(None));
-        assert_eq!(parse_arguments(Some(&args(json!({})))), Ok(None));
+        assert_eq!(parse_arguments(None), Ok(Arguments::default()));
+        assert_eq!(
+            parse_arguments(Some(&args(json!({})))),
+            Ok(Arguments::default())
+        );
         assert_eq!(
             parse_arguments(Some(&args(json!({"agent_id": "claude-1"})))),
-            Ok(Some(AgentId::parse("claude-1").unwrap()))
+            Ok(Arguments {
+                agent: Some(AgentId::parse("claude-1").unwrap()),
+                queue: None
+            })
         );
+        assert_eq!(
+            parse_arguments(Some(&args(json!({"queue": "shop", "agent_id": null})))),
+            Ok(Arguments {
+                agent: None,
+                queue: Some(QueueName::parse("shop").unwrap())
+            })
+        );
+        let bad_queue = parse_arguments(Some(&args(json!({"queue": "my shop"})))).unwrap_err();
+        assert!(bad_queue.starts_with("invalid `queue`"), "{bad_queue}");
+        assert!(bad_queue.contains("nothing was consumed"), "{bad_queue}");
+        let empty_queue = parse_arguments(Some(&args(json!({"queue": ""})))).unwrap_err();
+        assert!(empty_queue.contains("must not be empty"), "{empty_queue}");
+        let list = parse_arguments(Some(&args(json!({"queue": ["a"]})))).unwrap_err();
+        assert!(list.contains("expected a string, got an array"), "{list}");
         let unknown = parse_arguments(Some(&args(json!({"agent": "x"})))).unwrap_err();
         assert!(unknown.contains("unknown argument `agent`"), "{unknown}");
         let bad = parse_arguments(Some(&args(json!({"agent_id": "has space"})))).unwrap_err();
@@ -215,15 +274,18 @@ mod tests {
     fn results_have_the_documented_shape() {
         let at = Timestamp::from_micros(1_700_000_000_000_000);
         let item = Instruction::pending(
-            InstructionId::from_u128(1),
-            Content::parse("do it").unwrap(),
+            NewInstruction::new(
+                InstructionId::from_u128(1),
+                Content::parse("do it").unwrap(),
+            ),
             at,
             0,
         )
-        .consumed(&AgentId::default_agent(), at)
+        .consumed(&AgentId::default_agent().into(), at)
         .unwrap();
         let fetch = Fetch {
             agent: AgentId::default_agent(),
+            queue: QueueName::parse("shop").unwrap(),
             outcome: FetchOutcome::Instruction(item),
             reason: EndReason::Delivered,
             remaining_pending: 3,
@@ -232,6 +294,7 @@ mod tests {
         };
         let expected = json!({
             "status": "ok",
+            "queue": "shop",
             "result_type": "instruction",
             "instruction": {
                 "id": "00000000-0000-0000-0000-000000000001",
@@ -259,7 +322,13 @@ mod tests {
     fn schemas_forbid_unknown_fields_and_require_the_documented_keys() {
         assert_eq!(input_schema()["additionalProperties"], json!(false));
         let required = output_schema()["required"].clone();
-        for key in ["status", "result_type", "instruction", "remaining_pending"] {
+        for key in [
+            "status",
+            "queue",
+            "result_type",
+            "instruction",
+            "remaining_pending",
+        ] {
             assert!(required.as_array().unwrap().contains(&json!(key)), "{key}");
         }
         let tool = tool();

@@ -25,7 +25,9 @@ use mcp_adapter::tool::TOOL_NAME;
 use mcp_adapter::{Deliveries, QueueServer, TrackedTransport};
 use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestCaseError, TestRunner};
-use queue_core::{AgentId, MemoryStore, Page, Service, SettingsPatch, Status, StatusFilter};
+use queue_core::{
+    AgentId, MemoryStore, Page, QueueName, Service, SettingsPatch, Status, StatusFilter,
+};
 use rmcp::ServiceExt;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use serde_json::{Value, json};
@@ -267,6 +269,7 @@ impl Wire {
         let listing = self
             .service
             .list(
+                &QueueName::default_queue(),
                 StatusFilter::All,
                 Page {
                     offset: 0,
@@ -473,10 +476,21 @@ fn agent_id_value() -> BoxedStrategy<Value> {
 // (a) The tool's arguments.
 // ---------------------------------------------------------------------------
 
+/// Queue names: mostly the job's own queue, else another valid one or a near miss.
+fn queue_value() -> BoxedStrategy<Value> {
+    prop_oneof![
+        3 => Just(json!("default")),
+        1 => "[A-Za-z0-9._:@-]{1,20}".prop_map(Value::String),
+        2 => agent_id_value(),
+    ]
+    .boxed()
+}
+
 /// `arguments` of a `get_user_request` call; `None` leaves the key out.
 fn arguments() -> BoxedStrategy<Option<Value>> {
     let object = (
         proptest::option::of(agent_id_value()),
+        proptest::option::of(queue_value()),
         proptest::collection::vec(
             (
                 prop_oneof![
@@ -489,13 +503,16 @@ fn arguments() -> BoxedStrategy<Option<Value>> {
             0..3,
         ),
     )
-        .prop_map(|(agent, extra)| {
+        .prop_map(|(agent, queue, extra)| {
             let mut object = serde_json::Map::new();
             for (k, v) in extra {
                 object.insert(k, v);
             }
             if let Some(agent) = agent {
                 object.insert(String::from("agent_id"), agent);
+            }
+            if let Some(queue) = queue {
+                object.insert(String::from("queue"), queue);
             }
             Value::Object(object)
         });
@@ -507,24 +524,26 @@ fn arguments() -> BoxedStrategy<Option<Value>> {
     .boxed()
 }
 
-/// What a call with `arguments` must do: `Ok(agent)` delivers the job to
-/// `agent`, `Err(true)` is a tool error, `Err(false)` a protocol error (the
-/// arguments are not an object, so the request itself is malformed).
-fn expected_agent(arguments: Option<&Value>, client: &str) -> Result<String, bool> {
+/// What a call with `arguments` must do: `Ok((agent, queue))` is a call by
+/// `agent` on `queue` (the job is on `default`, so only a call there takes it),
+/// `Err(true)` is a tool error, `Err(false)` a protocol error (the arguments are
+/// not an object, so the request itself is malformed).
+fn expected_call(arguments: Option<&Value>, client: &str) -> Result<(String, String), bool> {
+    let fallback = || Ok((client.to_owned(), "default".to_owned()));
     let Some(arguments) = arguments else {
-        return Ok(client.to_owned());
+        return fallback();
     };
     if arguments.is_null() {
-        return Ok(client.to_owned());
+        return fallback();
     }
     let Some(object) = arguments.as_object() else {
         return Err(false);
     };
-    if object.keys().any(|k| k != "agent_id") {
+    if object.keys().any(|k| k != "agent_id" && k != "queue") {
         return Err(true);
     }
-    match object.get("agent_id") {
-        None | Some(Value::Null) => Ok(client.to_owned()),
+    let name = |key: &str, otherwise: &str| match object.get(key) {
+        None | Some(Value::Null) => Ok(otherwise.to_owned()),
         Some(Value::String(s))
             if (1..=128).contains(&s.len())
                 && s.chars()
@@ -533,7 +552,8 @@ fn expected_agent(arguments: Option<&Value>, client: &str) -> Result<String, boo
             Ok(s.clone())
         }
         Some(_) => Err(true),
-    }
+    };
+    Ok((name("agent_id", client)?, name("queue", "default")?))
 }
 
 #[test]
@@ -554,14 +574,28 @@ fn fuzz_tool_arguments() {
                 &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}),
             )
             .await;
-            let expected = expected_agent(arguments.as_ref(), "fuzz-client");
+            let expected = expected_call(arguments.as_ref(), "fuzz-client");
             let answer = wire.answer(&json!(7), expected == Err(false)).await?;
             let (status, by) = wire.job().await;
             let agents = wire.agents().await;
             match expected {
-                Ok(agent) => {
+                Ok((agent, queue)) if queue != "default" => {
+                    // Another queue: the call waits there (0 s) and leaves the job.
                     let result = &answer["result"];
                     check_tool_result(result)?;
+                    prop_assert_eq!(&result["structuredContent"]["queue"], &json!(queue));
+                    prop_assert!(!carries_job(&answer), "{}", answer);
+                    prop_assert_ne!(
+                        &result["structuredContent"]["result_type"],
+                        &json!("instruction")
+                    );
+                    prop_assert_eq!(status, Status::Pending);
+                    prop_assert_eq!(agents, vec![agent]);
+                }
+                Ok((agent, _)) => {
+                    let result = &answer["result"];
+                    check_tool_result(result)?;
+                    prop_assert_eq!(&result["structuredContent"]["queue"], &json!("default"));
                     prop_assert_eq!(
                         &result["structuredContent"]["result_type"],
                         &json!("instruction"),

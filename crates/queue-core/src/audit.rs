@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::settings::{Settings, SettingsPatch};
-use crate::types::{AgentId, Instruction, InstructionId, ResultType};
+use crate::types::{Caller, Instruction, InstructionId, QueueName, ResultType};
 
 /// Receives one entry per change this process makes, per tool call and per refused
 /// request. Called from the thread that did the work, right after it succeeded;
@@ -38,8 +38,10 @@ pub enum AuditEntry<'a> {
         /// The instruction as it was.
         item: &'a Instruction,
     },
-    /// The pending instructions were put in a new order.
+    /// The pending instructions of a queue were put in a new order.
     InstructionReordered {
+        /// The queue.
+        queue: &'a QueueName,
         /// The new order.
         ids: &'a [InstructionId],
     },
@@ -60,8 +62,8 @@ pub enum AuditEntry<'a> {
     },
     /// A `get_user_request` call ended.
     ToolCall {
-        /// The calling agent.
-        agent: &'a AgentId,
+        /// The calling agent, on its queue.
+        caller: &'a Caller,
         /// What the call returned.
         result: ResultType,
         /// How it ended: `delivered`, `timed_out`, `superseded`, `shutting_down`,

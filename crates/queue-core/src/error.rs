@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::types::InstructionId;
+use crate::types::{InstructionId, QueueName};
 
 /// Input that breaks a domain rule, naming the field at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +42,8 @@ pub enum Conflict {
     NotConsumed,
     /// A reorder whose ids are not exactly the pending set.
     PendingSetChanged,
+    /// A claim of an instruction that is on another queue or for another agent.
+    NotForCaller,
 }
 
 impl fmt::Display for Conflict {
@@ -52,7 +54,10 @@ impl fmt::Display for Conflict {
             }
             Conflict::NotConsumed => "only a delivered instruction can be sent again",
             Conflict::PendingSetChanged => {
-                "the ids given are not exactly the pending instructions; reload and try again"
+                "the ids given are not exactly the pending instructions of the queue; reload and try again"
+            }
+            Conflict::NotForCaller => {
+                "the instruction is on another queue or for another agent"
             }
         })
     }
@@ -104,6 +109,11 @@ pub enum QueueError {
     /// No instruction has this id.
     #[error("no instruction with id {0}")]
     NotFound(InstructionId),
+    /// No instruction was ever queued on this queue and no agent called on it.
+    #[error(
+        "there is no queue named \"{0}\": no instruction was queued on it and no agent called on it yet"
+    )]
+    UnknownQueue(QueueName),
     /// The change breaks a queue rule.
     #[error("{0}")]
     Conflict(#[from] Conflict),

@@ -38,6 +38,8 @@ mod types;
 
 #[cfg(feature = "runtime")]
 mod service;
+#[cfg(feature = "runtime")]
+mod waiters;
 
 pub use audit::{Audit, AuditEntry};
 pub use error::{Conflict, QueueError, StoreError, ValidationError};
@@ -47,11 +49,12 @@ pub use settings::{
     Settings, SettingsPatch, StoredSettings,
 };
 pub use store::{
-    CallTicket, Change, Claim, Counts, Event, Listing, Overview, Page, StatusFilter, Store, Write,
-    check_reorder,
+    CallTicket, Change, Claim, Counts, Event, Listing, Overview, Page, QueueCounts, Reordered,
+    StatusFilter, Store, Write, check_reorder,
 };
 pub use types::{
-    Agent, AgentId, AgentState, Content, Instruction, InstructionId, ResultType, Status, Timestamp,
+    Agent, AgentId, AgentState, Caller, Content, Instruction, InstructionId, NewInstruction,
+    QueueName, ResultType, Status, Timestamp,
 };
 
 #[cfg(feature = "runtime")]

@@ -1,16 +1,18 @@
 //! An in-memory [`Store`] for tests and embedders: the reference model the SQLite
 //! store is checked against.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{QueueError, StoreError};
 use crate::settings::{SettingsPatch, StoredSettings};
 use crate::store::{
-    CallTicket, Change, Claim, Counts, Event, Listing, Page, StatusFilter, Store, check_reorder,
+    CallTicket, Change, Claim, Counts, Event, Listing, Page, QueueCounts, Reordered, StatusFilter,
+    Store, check_reorder,
 };
 use crate::types::{
-    Agent, AgentId, Content, Instruction, InstructionId, ResultType, Status, Timestamp,
+    Agent, Caller, Content, Instruction, InstructionId, NewInstruction, QueueName, ResultType,
+    Status, Timestamp,
 };
 
 /// How many events a store keeps for replay; older ones are pruned.
@@ -25,7 +27,9 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     items: HashMap<InstructionId, Instruction>,
-    agents: HashMap<AgentId, Agent>,
+    agents: HashMap<Caller, Agent>,
+    /// Every queue an instruction was ever queued on (agents add theirs).
+    used: BTreeSet<QueueName>,
     settings: StoredSettings,
     events: std::collections::VecDeque<Event>,
     last_seq: u64,
@@ -57,26 +61,57 @@ impl Inner {
         }
     }
 
-    fn pending_sorted(&self) -> Vec<&Instruction> {
+    /// Every queue that exists: `default`, those with instructions, those with agents.
+    fn queue_names(&self) -> BTreeSet<QueueName> {
+        let mut names = self.used.clone();
+        names.insert(QueueName::default_queue());
+        names.extend(self.agents.keys().map(|c| c.queue.clone()));
+        names
+    }
+
+    fn ensure_queue(&self, queue: &QueueName) -> Result<(), QueueError> {
+        if queue.is_default()
+            || self.used.contains(queue)
+            || self.agents.keys().any(|c| c.queue == *queue)
+        {
+            Ok(())
+        } else {
+            Err(QueueError::UnknownQueue(queue.clone()))
+        }
+    }
+
+    fn pending_sorted(&self, queue: &QueueName) -> Vec<&Instruction> {
         let mut v: Vec<_> = self
             .items
             .values()
-            .filter(|i| i.status == Status::Pending)
+            .filter(|i| i.status == Status::Pending && i.queue == *queue)
             .collect();
         v.sort_by(|a, b| queue_order(a, b));
         v
     }
 
-    fn consumed_sorted(&self) -> Vec<&Instruction> {
+    fn consumed_sorted(&self, queue: &QueueName) -> Vec<&Instruction> {
         let mut v: Vec<_> = self
             .items
             .values()
-            .filter(|i| i.status == Status::Consumed)
+            .filter(|i| i.status == Status::Consumed && i.queue == *queue)
             .collect();
         v.sort_by_key(|a| (a.consumed_at, a.position, a.id));
         v
     }
 
+    fn counts(&self, queue: &QueueName) -> Counts {
+        let mut counts = Counts::default();
+        for item in self.items.values().filter(|i| i.queue == *queue) {
+            match item.status {
+                Status::Pending => counts.pending += 1,
+                Status::Consumed => counts.consumed += 1,
+            }
+        }
+        counts
+    }
+
+    /// Positions are unique across all queues: the next one follows the highest.
     fn next_position(&self) -> i64 {
         self.items.values().map(|i| i.position).max().unwrap_or(0) + 1
     }
@@ -87,15 +122,15 @@ impl Inner {
 
     fn insert_pending(
         &mut self,
-        id: InstructionId,
-        content: Content,
+        new: NewInstruction,
         now: Timestamp,
     ) -> Result<Instruction, QueueError> {
-        if self.items.contains_key(&id) {
-            return Err(StoreError::Other(format!("duplicate instruction id {id}")).into());
+        if self.items.contains_key(&new.id) {
+            return Err(StoreError::Other(format!("duplicate instruction id {}", new.id)).into());
         }
-        let item = Instruction::pending(id, content, now, self.next_position());
-        self.items.insert(id, item.clone());
+        let item = Instruction::pending(new, now, self.next_position());
+        self.used.insert(item.queue.clone());
+        self.items.insert(item.id, item.clone());
         self.record(now, Change::InstructionCreated(item.clone()));
         Ok(item)
     }
@@ -119,13 +154,8 @@ fn window<T: Clone>(items: &[T], page: Page) -> Vec<T> {
 }
 
 impl Store for MemoryStore {
-    fn add(
-        &self,
-        id: InstructionId,
-        content: Content,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
-        self.lock().insert_pending(id, content, now)
+    fn add(&self, new: NewInstruction, now: Timestamp) -> Result<Instruction, QueueError> {
+        self.lock().insert_pending(new, now)
     }
 
     fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
@@ -163,17 +193,19 @@ impl Store for MemoryStore {
         let mut g = self.lock();
         let source = g.get_mut(id)?;
         source.ensure_consumed()?;
-        let content = source.content.clone();
-        g.insert_pending(new_id, content, now)
+        let copy = source.copy(new_id);
+        g.insert_pending(copy, now)
     }
 
     fn reorder(
         &self,
+        queue: &QueueName,
         ids: &[InstructionId],
         now: Timestamp,
     ) -> Result<Vec<Instruction>, QueueError> {
         let mut g = self.lock();
-        let pending = g.pending_sorted();
+        g.ensure_queue(queue)?;
+        let pending = g.pending_sorted(queue);
         let current: Vec<_> = pending.iter().map(|i| i.id).collect();
         check_reorder(&current, ids)?;
         // Reuse the existing positions in the new order, so positions stay unique and
@@ -188,19 +220,31 @@ impl Store for MemoryStore {
             }
             out.push(item.clone());
         }
-        g.record(now, Change::InstructionReordered(ids.to_vec()));
+        g.record(
+            now,
+            Change::InstructionReordered(Reordered {
+                queue: queue.clone(),
+                ids: ids.to_vec(),
+            }),
+        );
         Ok(out)
     }
 
-    fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
+    fn list(
+        &self,
+        queue: &QueueName,
+        filter: StatusFilter,
+        page: Page,
+    ) -> Result<Listing, QueueError> {
         let g = self.lock();
+        g.ensure_queue(queue)?;
         let all: Vec<Instruction> = match filter {
-            StatusFilter::Pending => g.pending_sorted().into_iter().cloned().collect(),
-            StatusFilter::Consumed => g.consumed_sorted().into_iter().cloned().collect(),
+            StatusFilter::Pending => g.pending_sorted(queue).into_iter().cloned().collect(),
+            StatusFilter::Consumed => g.consumed_sorted(queue).into_iter().cloned().collect(),
             StatusFilter::All => g
-                .consumed_sorted()
+                .consumed_sorted(queue)
                 .into_iter()
-                .chain(g.pending_sorted())
+                .chain(g.pending_sorted(queue))
                 .cloned()
                 .collect(),
         };
@@ -210,32 +254,36 @@ impl Store for MemoryStore {
         })
     }
 
-    fn counts(&self) -> Result<Counts, QueueError> {
+    fn counts(&self, queue: &QueueName) -> Result<Counts, QueueError> {
         let g = self.lock();
-        let pending = g
-            .items
-            .values()
-            .filter(|i| i.status == Status::Pending)
-            .count() as u64;
-        Ok(Counts {
-            pending,
-            consumed: g.items.len() as u64 - pending,
-        })
+        g.ensure_queue(queue)?;
+        Ok(g.counts(queue))
+    }
+
+    fn queues(&self) -> Result<Vec<QueueCounts>, QueueError> {
+        let g = self.lock();
+        Ok(g.queue_names()
+            .into_iter()
+            .map(|name| QueueCounts {
+                counts: g.counts(&name),
+                name,
+            })
+            .collect())
     }
 
     fn begin_call(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         now: Timestamp,
         until: Timestamp,
     ) -> Result<CallTicket, QueueError> {
         let mut g = self.lock();
         let record = g
             .agents
-            .remove(agent)
-            .unwrap_or_else(|| Agent::first_seen(agent.clone(), now))
+            .remove(caller)
+            .unwrap_or_else(|| Agent::first_seen(caller, now))
             .call_started(now, until);
-        g.agents.insert(agent.clone(), record.clone());
+        g.agents.insert(caller.clone(), record.clone());
         g.record(now, Change::AgentUpdated(record.clone()));
         Ok(CallTicket {
             generation: record.generation,
@@ -243,16 +291,21 @@ impl Store for MemoryStore {
         })
     }
 
-    fn claim(&self, agent: &AgentId, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
+    fn claim(&self, caller: &Caller, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
         let mut g = self.lock();
-        if g.agents.get(agent).map(|a| a.generation) != Some(generation) {
+        if g.agents.get(caller).map(|a| a.generation) != Some(generation) {
             return Ok(Claim::Superseded);
         }
-        let Some(head) = g.pending_sorted().first().map(|i| i.id) else {
+        let head = g
+            .pending_sorted(&caller.queue)
+            .into_iter()
+            .find(|i| i.is_for(caller))
+            .map(|i| i.id);
+        let Some(head) = head else {
             return Ok(Claim::Empty);
         };
         let item = g.get_mut(head)?;
-        *item = item.clone().consumed(agent, now)?;
+        *item = item.clone().consumed(caller, now)?;
         let item = item.clone();
         g.record(now, Change::InstructionConsumed(item.clone()));
         Ok(Claim::Claimed(item))
@@ -260,7 +313,7 @@ impl Store for MemoryStore {
 
     fn end_call(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         generation: u64,
         result: ResultType,
         now: Timestamp,
@@ -268,8 +321,8 @@ impl Store for MemoryStore {
         let mut g = self.lock();
         let record = g
             .agents
-            .get_mut(agent)
-            .ok_or_else(|| StoreError::Other(format!("end of a call of unknown agent {agent}")))?;
+            .get_mut(caller)
+            .ok_or_else(|| StoreError::Other(format!("end of a call of unknown agent {caller}")))?;
         *record = record.clone().call_ended(generation, result, now);
         let record = record.clone();
         g.record(now, Change::AgentUpdated(record.clone()));
@@ -278,8 +331,10 @@ impl Store for MemoryStore {
 
     fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
         let mut g = self.lock();
-        g.get_mut(id)?.ensure_consumed()?;
-        let head = match g.pending_sorted().first() {
+        let item = g.get_mut(id)?;
+        item.ensure_consumed()?;
+        let queue = item.queue.clone();
+        let head = match g.pending_sorted(&queue).first() {
             Some(first) => first.position - 1,
             None => g.next_position(),
         };
@@ -293,7 +348,7 @@ impl Store for MemoryStore {
     fn agents(&self) -> Result<Vec<Agent>, QueueError> {
         let g = self.lock();
         let mut v: Vec<_> = g.agents.values().cloned().collect();
-        v.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at).then(a.id.cmp(&b.id)));
+        v.sort_by(|a, b| (b.last_seen_at, &a.queue, &a.id).cmp(&(a.last_seen_at, &b.queue, &b.id)));
         Ok(v)
     }
 

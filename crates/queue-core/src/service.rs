@@ -1,13 +1,16 @@
 //! The async queue service: every operation of the product on top of a [`Store`],
 //! the waiting `next_instruction` call, and the fan-out of change events.
 //!
-//! Waiters sleep on a [`Notify`] that every local change fires at once; changes made
-//! by other processes are found by [`Service::watch`], which polls the store's cheap
-//! change token and republishes the new events. Store calls go through an
+//! Each waiting call is registered by queue ([`Waiters`]); a change wakes only
+//! the calls it can concern, at once for local changes, and through
+//! [`Service::watch`] for changes made by other processes, which it finds by
+//! polling the store's cheap change token and republishes. Store calls go through an
 //! [`Offload`] so a blocking store (SQLite) never stalls the async threads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::waiters::Waiters;
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, oneshot, watch};
@@ -17,9 +20,13 @@ use crate::audit::{Audit, AuditEntry};
 use crate::error::{QueueError, StoreError};
 use crate::settings::{Settings, SettingsPatch};
 use crate::store::{
-    CallTicket, Claim, Counts, Event, Listing, Overview, Page, StatusFilter, Store, Write,
+    CallTicket, Claim, Counts, Event, Listing, Overview, Page, QueueCounts, StatusFilter, Store,
+    Write,
 };
-use crate::types::{Agent, AgentId, Content, Instruction, InstructionId, ResultType, Timestamp};
+use crate::types::{
+    Agent, AgentId, Caller, Content, Instruction, InstructionId, NewInstruction, QueueName,
+    ResultType, Timestamp,
+};
 
 /// A claim's outcome, with the count of what is left when it delivered.
 type Look = (Claim, Option<Result<Counts, QueueError>>);
@@ -33,9 +40,9 @@ fn call_wait(settings: &Settings) -> Duration {
     Duration::from_secs(u64::from(settings.default_wait_seconds))
 }
 
-/// `claim`, with the count of what is left when it delivered.
-fn counted(s: &dyn Store, claim: Claim) -> Look {
-    let counts = matches!(claim, Claim::Claimed(_)).then(|| s.counts());
+/// `claim`, with the count of what is left on the queue when it delivered.
+fn counted(s: &dyn Store, queue: &QueueName, claim: Claim) -> Look {
+    let counts = matches!(claim, Claim::Claimed(_)).then(|| s.counts(queue));
     (claim, counts)
 }
 
@@ -156,12 +163,14 @@ impl EndReason {
 pub struct Fetch {
     /// The agent the call was made for.
     pub agent: AgentId,
+    /// The queue it took from.
+    pub queue: QueueName,
     /// What it produced.
     pub outcome: FetchOutcome,
     /// Why it ended.
     pub reason: EndReason,
-    /// Pending instructions left after this call; 0 when they could not be
-    /// counted (see `count_error`).
+    /// Pending instructions left on the queue after this call (for any of its
+    /// agents); 0 when they could not be counted (see `count_error`).
     pub remaining_pending: u64,
     /// Why the pending instructions could not be counted after a delivery. The
     /// delivery stands: the caller should log this and go on.
@@ -223,11 +232,9 @@ struct Shared {
     ids: Arc<dyn IdSource>,
     offload: Arc<dyn Offload>,
     options: ServiceOptions,
-    /// Fired on every change seen (local at once, foreign through `watch`).
-    changed: Notify,
-    /// How many times `changed` has fired, so a call can tell whether a wake-up
-    /// was only the one its own start caused.
-    wakes: AtomicU64,
+    /// The waiting calls, woken by the events that concern them (local ones at
+    /// once, foreign ones through `watch`).
+    waiters: Waiters,
     /// Wakes `watch`: to publish what `unpublished` says is waiting, and to
     /// shorten its poll interval when a call starts waiting.
     kick: Notify,
@@ -305,8 +312,7 @@ impl ServiceBuilder {
                 ids: self.ids,
                 offload: self.offload,
                 options: self.options,
-                changed: Notify::new(),
-                wakes: AtomicU64::new(0),
+                waiters: Waiters::default(),
                 kick: Notify::new(),
                 unpublished: AtomicBool::new(false),
                 events,
@@ -392,12 +398,6 @@ impl Service {
             .and_then(|r| r)
     }
 
-    /// Marks a local change: waiters re-check at once and `watch` publishes.
-    fn changed(&self) {
-        self.wake_waiters();
-        self.publish_soon();
-    }
-
     /// Has `watch` publish the stored events nobody published yet.
     fn publish_soon(&self) {
         self.shared.unpublished.store(true, Ordering::Release);
@@ -410,7 +410,12 @@ impl Service {
     /// last, and `false` says so: changes of another process that `watch` has not
     /// published yet come first, and only `watch`, reading from the store, can
     /// send them in order. `watch` itself reads everything from the store, so a
-    /// gap there is events pruned away and nothing to wait for.
+    /// gap there is events pruned away and nothing to wait for, but what they were
+    /// is unknown, so every waiting call looks again.
+    ///
+    /// The calls the events that go out concern are woken (see [`Waiters`]):
+    /// whoever publishes an event wakes for it, so no change is published
+    /// without its wake-up.
     fn send_events(&self, events: Vec<Event>, gapless: bool) -> bool {
         let _order = self
             .shared
@@ -418,9 +423,18 @@ impl Service {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let published = self.published_seq();
-        let mut fresh = events.into_iter().filter(|e| e.seq > published).peekable();
-        if gapless && fresh.peek().is_some_and(|first| first.seq != published + 1) {
-            return false;
+        let fresh: Vec<Event> = events.into_iter().filter(|e| e.seq > published).collect();
+        // The calls the events concern are woken whether or not the events go out
+        // here: a write's own events wake at once, before `watch` publishes them.
+        self.shared.waiters.wake_for(&fresh);
+        if fresh
+            .first()
+            .is_some_and(|first| first.seq != published + 1)
+        {
+            if gapless {
+                return false;
+            }
+            self.shared.waiters.wake_all();
         }
         let mut last = published;
         for event in fresh {
@@ -429,13 +443,6 @@ impl Service {
         }
         self.shared.published_seq.store(last, Ordering::Release);
         true
-    }
-
-    /// Makes every waiting call look at the queue again.
-    fn wake_waiters(&self) {
-        // Counted before the wake, so a woken call that reads the count sees it.
-        self.shared.wakes.fetch_add(1, Ordering::AcqRel);
-        self.shared.changed.notify_waiters();
     }
 
     /// Makes a change through [`Service::write`] (which wakes the waiters), then
@@ -459,13 +466,27 @@ impl Service {
         Ok(out)
     }
 
-    /// Queues an instruction at the end. The text is trimmed and checked.
+    /// Queues an instruction at the end of the `default` queue, for any agent.
+    /// The text is trimmed and checked.
     pub async fn add(&self, text: &str) -> Result<Instruction, QueueError> {
+        self.add_to(&QueueName::default_queue(), None, text).await
+    }
+
+    /// Queues an instruction at the end of `queue` (which comes into being if it
+    /// is new), for `to` alone when given, else for any agent of the queue.
+    pub async fn add_to(
+        &self,
+        queue: &QueueName,
+        to: Option<AgentId>,
+        text: &str,
+    ) -> Result<Instruction, QueueError> {
         let content = Content::parse(text)?;
-        let id = self.shared.ids.next_id();
+        let new = NewInstruction::new(self.shared.ids.next_id(), content)
+            .on(queue.clone())
+            .to(to);
         let now = self.now();
         self.mutate(
-            move |s| s.add(id, content, now),
+            move |s| s.add(new, now),
             |service, item| {
                 service.audit(&AuditEntry::InstructionCreated {
                     item,
@@ -519,13 +540,22 @@ impl Service {
         .await
     }
 
-    /// Puts the pending instructions in the given order.
-    pub async fn reorder(&self, ids: Vec<InstructionId>) -> Result<Vec<Instruction>, QueueError> {
+    /// Puts the pending instructions of `queue` in the given order.
+    pub async fn reorder(
+        &self,
+        queue: &QueueName,
+        ids: Vec<InstructionId>,
+    ) -> Result<Vec<Instruction>, QueueError> {
         let now = self.now();
-        let audited = ids.clone();
+        let (audited, queue, audited_queue) = (ids.clone(), queue.clone(), queue.clone());
         self.mutate(
-            move |s| s.reorder(&ids, now),
-            move |service, _| service.audit(&AuditEntry::InstructionReordered { ids: &audited }),
+            move |s| s.reorder(&queue, &ids, now),
+            move |service, _| {
+                service.audit(&AuditEntry::InstructionReordered {
+                    queue: &audited_queue,
+                    ids: &audited,
+                })
+            },
         )
         .await
     }
@@ -551,9 +581,15 @@ impl Service {
         .await
     }
 
-    /// A page of instructions.
-    pub async fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
-        self.call(move |s| s.list(filter, page)).await
+    /// A page of the instructions of `queue`.
+    pub async fn list(
+        &self,
+        queue: &QueueName,
+        filter: StatusFilter,
+        page: Page,
+    ) -> Result<Listing, QueueError> {
+        let queue = queue.clone();
+        self.call(move |s| s.list(&queue, filter, page)).await
     }
 
     /// A listing handed item by item to `each`, together with `state` to build on,
@@ -563,6 +599,7 @@ impl Service {
     /// that token.
     pub async fn list_each<S, F>(
         &self,
+        queue: &QueueName,
         filter: StatusFilter,
         page: Page,
         mut state: S,
@@ -572,9 +609,10 @@ impl Service {
         S: Send + 'static,
         F: FnMut(&mut S, &Instruction) + Send + 'static,
     {
+        let queue = queue.clone();
         self.call(move |s| {
             let token = s.change_token().ok();
-            let total = s.list_each(filter, page, &mut |item| each(&mut state, item))?;
+            let total = s.list_each(&queue, filter, page, &mut |item| each(&mut state, item))?;
             Ok(Listed {
                 state,
                 total,
@@ -590,12 +628,18 @@ impl Service {
         self.call(|s| Ok(s.change_token()?)).await
     }
 
-    /// Pending and consumed counts.
-    pub async fn counts(&self) -> Result<Counts, QueueError> {
-        self.call(|s| s.counts()).await
+    /// Pending and consumed counts of `queue`.
+    pub async fn counts(&self, queue: &QueueName) -> Result<Counts, QueueError> {
+        let queue = queue.clone();
+        self.call(move |s| s.counts(&queue)).await
     }
 
-    /// Every agent seen, most recent first.
+    /// Every queue that exists, by name, with its counts.
+    pub async fn queues(&self) -> Result<Vec<QueueCounts>, QueueError> {
+        self.call(|s| s.queues()).await
+    }
+
+    /// Every agent seen on any queue, most recent first.
     pub async fn agents(&self) -> Result<Vec<Agent>, QueueError> {
         self.call(|s| s.agents()).await
     }
@@ -654,8 +698,8 @@ impl Service {
     /// Makes every waiting call return at once with nothing consumed, refuses new
     /// waits, and stops [`Service::watch`].
     pub fn shutdown(&self) {
+        // Waiting calls watch this too, and return at once.
         self.shared.shutdown.send_replace(true);
-        self.wake_waiters();
     }
 
     /// Whether [`Service::shutdown`] was called.
@@ -713,60 +757,59 @@ impl Service {
                 }
                 token = now;
             }
-            let published = self.publish_new_events().await;
-            // A moved token means something was committed since the last poll, maybe
-            // by another process. Its events may already have gone out after a kick
-            // for a local change, which wakes nobody, so `published` alone would miss
-            // it: wake the waiters whenever the token moved.
-            if polled && (published || token.is_some()) {
-                self.wake_waiters();
+            // Publishing wakes the calls each event concerns. When the events
+            // could not be read, the next poll tries again whatever the token says.
+            if !self.publish_new_events().await {
+                token = None;
             }
         }
     }
 
-    /// Sends every stored event newer than the last published one to subscribers.
-    /// Returns whether there were any.
+    /// Sends every stored event newer than the last published one to subscribers,
+    /// waking the calls they concern; `false` when the events could not be read.
     async fn publish_new_events(&self) -> bool {
-        let mut any = false;
         loop {
             let after = self.published_seq();
             let Ok(batch) = self.events_after(after, PUBLISH_BATCH).await else {
-                return any;
+                // Something may have changed and nobody can say what: every
+                // waiting call looks again, and the next poll retries.
+                self.shared.waiters.wake_all();
+                return false;
             };
             if batch.is_empty() {
-                return any;
+                return true;
             }
-            any = true;
             // A short batch was everything there was: asking again would only cost
             // another store trip per change to learn that nothing followed it.
             let complete = batch.len() < PUBLISH_BATCH;
             // A write may have published some of these since they were read.
             self.send_events(batch, false);
             if complete {
-                return any;
+                return true;
             }
         }
     }
 
-    /// The `get_user_request` call: delivers the oldest pending instruction, waiting
-    /// up to the `default_wait_seconds` setting for one to arrive.
+    /// The `get_user_request` call of `caller` (an agent on a queue; an
+    /// [`AgentId`] alone means the `default` queue): delivers the oldest pending
+    /// instruction of the queue that is for the caller, waiting up to the
+    /// `default_wait_seconds` setting for one to arrive. Only changes to its own
+    /// queue wake it.
     ///
     /// Cancel-safe: dropping the returned future at any point consumes nothing; a
     /// claim that completes after the drop is returned to the head of the queue.
-    /// A newer call for the same agent makes this one return at once, empty.
-    pub async fn next_instruction(&self, agent: AgentId) -> Result<Fetch, QueueError> {
+    /// A newer call for the same agent on the same queue makes this one return at
+    /// once, empty.
+    pub async fn next_instruction(&self, caller: impl Into<Caller>) -> Result<Fetch, QueueError> {
+        let caller: Caller = caller.into();
         // Declared first so it drops last, after `CallGuard` has queued its clean-up.
         let _busy = self.busy();
         let started = Instant::now();
         let now = self.now();
-        let a = agent.clone();
-        let undo_agent = agent.clone();
-        let service = self.clone();
+        let (c, undo_caller, service) = (caller.clone(), caller.clone(), self.clone());
         // Registered before the first look, which the start below makes, so a change
-        // between that look and the wait is not missed.
-        let mut notified = Box::pin(self.shared.changed.notified());
-        notified.as_mut().enable();
-        let wakes_before = self.shared.wakes.load(Ordering::Acquire);
+        // between that look and the wait is not missed: its wake-up is kept.
+        let waiting = self.shared.waiters.register(&caller);
         // A call that starts during shutdown takes nothing.
         let look_now = !self.is_shutting_down();
         // One store trip reads the settings, records the start and takes the head of
@@ -782,33 +825,35 @@ impl Service {
                     let wait = call_wait(&settings).as_micros();
                     let until = now.plus_micros(i64::try_from(wait).unwrap_or(i64::MAX));
                     if !look_now {
-                        return Ok((settings, s.begin_call(&a, now, until)?, None));
+                        return Ok((settings, s.begin_call(&c, now, until)?, None));
                     }
-                    let (ticket, claim) = s.begin_and_claim(&a, now, until)?;
-                    Ok((settings, ticket, Some(claim.map(|c| counted(s, c)))))
+                    let (ticket, claim) = s.begin_and_claim(&c, now, until)?;
+                    Ok((
+                        settings,
+                        ticket,
+                        Some(claim.map(|claim| counted(s, &c.queue, claim))),
+                    ))
                 },
                 move |service: &Service, (settings, ticket, look): Started| {
                     if let Some(Ok((Claim::Claimed(item), _))) = look {
                         service.unclaim_in_background(item.id);
                     }
                     let empty_type = empty_outcome(&settings).result_type();
-                    service.end_call_in_background(&undo_agent, ticket.generation, empty_type);
+                    service.end_call_in_background(&undo_caller, ticket.generation, empty_type);
                 },
             )
             .await?;
         // The start's write woke any older call of this agent, which it superseded,
-        // and published its events. The kick switches `watch` to its short interval
-        // while this call waits.
+        // and published its events; a newer call's start seen in the meantime wakes
+        // this one now. The kick switches `watch` to its short interval while this
+        // call waits.
+        waiting.started(ticket.generation);
         self.shared.kick.notify_one();
-        // When no other wake-up came between the look and this call's own, the one
-        // just sent is the call's own: it needs no second look.
-        let mut own_wake =
-            Some(wakes_before + 1).filter(|&n| self.shared.wakes.load(Ordering::Acquire) == n);
         let deadline = started + call_wait(&settings);
         let empty = empty_outcome(&settings);
         let mut guard = CallGuard {
             service: self.clone(),
-            agent: agent.clone(),
+            caller: caller.clone(),
             generation: ticket.generation,
             result: empty.result_type(),
             claimed: None,
@@ -822,19 +867,10 @@ impl Service {
             let (claim, counts) = match first_look.take() {
                 Some(look) => look?,
                 None => {
-                    // Register for wake-ups before looking, so a change between the
-                    // look and the wait is not missed.
-                    notified = Box::pin(self.shared.changed.notified());
-                    notified.as_mut().enable();
                     if *shutdown.borrow_and_update() {
                         break (empty.clone(), EndReason::ShuttingDown);
                     }
-                    let own = own_wake.take();
-                    if own.is_some_and(|n| self.shared.wakes.load(Ordering::Acquire) == n) {
-                        (Claim::Empty, None)
-                    } else {
-                        self.claim(&agent, ticket.generation).await?
-                    }
+                    self.claim(&caller, ticket.generation).await?
                 }
             };
             match claim {
@@ -849,11 +885,12 @@ impl Service {
                 Claim::Empty => {}
             }
             tokio::select! {
-                _ = notified.as_mut() => {}
+                _ = waiting.notify().notified() => {}
                 _ = tokio::time::sleep_until(deadline) => break (empty.clone(), EndReason::TimedOut),
                 _ = shutdown.changed() => {}
             }
         };
+        drop(waiting);
 
         // Once an instruction is claimed it is the caller's: failing the call over
         // the count would leave it consumed and undelivered if putting it back
@@ -861,7 +898,7 @@ impl Service {
         let delivering = matches!(outcome, FetchOutcome::Instruction(_));
         let counted = match remaining {
             Some(counted) => counted,
-            None => self.counts().await,
+            None => self.counts(&caller.queue).await,
         };
         let (remaining_pending, count_error) = match counted {
             Ok(counts) => (counts.pending, None),
@@ -869,15 +906,15 @@ impl Service {
             Err(e) => return Err(e),
         };
         let waited = started.elapsed();
-        let (a, generation, result, now) = (
-            agent.clone(),
+        let (c, generation, result, now) = (
+            caller.clone(),
             ticket.generation,
             outcome.result_type(),
             self.now(),
         );
         let audit = move |service: &Service, delivered: &FetchOutcome| {
             service.audit(&AuditEntry::ToolCall {
-                agent: &a,
+                caller: &c,
                 result,
                 end: reason.as_str(),
                 instruction: match delivered {
@@ -894,16 +931,18 @@ impl Service {
             // it, so a dropped call cannot skip it.
             audit(self, &outcome);
         } else {
-            let (agent, ended) = (agent.clone(), outcome.clone());
+            let (c, ended) = (caller.clone(), outcome.clone());
             self.mutate(
-                move |s| s.end_call(&agent, generation, result, now),
+                move |s| s.end_call(&c, generation, result, now),
                 move |service, _| audit(service, &ended),
             )
             .await?;
         }
         guard.armed = false;
+        let Caller { queue, agent } = caller;
         Ok(Fetch {
             agent,
+            queue,
             outcome,
             reason,
             remaining_pending,
@@ -917,12 +956,15 @@ impl Service {
     ///
     /// A delivering claim also counts what is left, in the same store trip; the
     /// count is `None` otherwise.
-    async fn claim(&self, agent: &AgentId, generation: u64) -> Result<Look, QueueError> {
-        let agent = agent.clone();
+    async fn claim(&self, caller: &Caller, generation: u64) -> Result<Look, QueueError> {
+        let caller = caller.clone();
         let now = self.now();
         let out = self
             .write(
-                move |s| Ok(counted(s, s.claim_and_end(&agent, generation, now)?)),
+                move |s| {
+                    let claim = s.claim_and_end(&caller, generation, now)?;
+                    Ok(counted(s, &caller.queue, claim))
+                },
                 |service: &Service, (claim, _): Look| {
                     if let Claim::Claimed(item) = claim {
                         // Nobody is waiting for this instruction any more: put it back
@@ -986,26 +1028,27 @@ impl Service {
                     item: &item,
                     reason: "the call ended before the instruction reached the agent",
                 });
-                service.changed();
+                // Publishing its event wakes the calls that may take it.
+                service.publish_soon();
             }
         }));
     }
 
-    fn end_call_in_background(&self, agent: &AgentId, generation: u64, result: ResultType) {
+    fn end_call_in_background(&self, caller: &Caller, generation: u64, result: ResultType) {
         let store = Arc::clone(&self.shared.store);
         let service = self.clone();
-        let agent = agent.clone();
+        let caller = caller.clone();
         let now = self.now();
         self.run_job(Box::new(move || {
-            if store.end_call(&agent, generation, result, now).is_ok() {
+            if store.end_call(&caller, generation, result, now).is_ok() {
                 service.audit(&AuditEntry::ToolCall {
-                    agent: &agent,
+                    caller: &caller,
                     result,
                     end: "abandoned",
                     instruction: None,
                     waited: None,
                 });
-                service.changed();
+                service.publish_soon();
             }
         }));
     }
@@ -1060,17 +1103,23 @@ where
 
     fn done(self: Box<Self>, outcome: Result<(), StoreError>) {
         let durable = outcome.is_ok();
-        // Whether the calls changed anything: only then may a waiting call find
-        // something new. A claim that found nothing changes nothing, and waking on
-        // it would wake the claiming call itself into another claim, forever.
-        let changed = self.events.as_ref().is_none_or(|e| !e.is_empty());
+        // Published (and the calls they concern woken) from here, not once the
+        // caller has the answer: a call waiting for this change starts its claim
+        // one thread hand-off sooner. A claim that found nothing stored no event
+        // and wakes nobody, so a waiting call never wakes itself.
         match self.events {
             Some(events) if durable => {
                 if !self.service.send_events(events, true) {
                     self.service.publish_soon();
                 }
             }
-            // Unread events, or a failed commit that may still have left some.
+            None if durable => {
+                // The write's events could not be read back: nobody can tell whom
+                // they concern.
+                self.service.shared.waiters.wake_all();
+                self.service.publish_soon();
+            }
+            // A failed commit that may still have left some.
             _ => self.service.publish_soon(),
         }
         let out = match (outcome, self.out) {
@@ -1082,11 +1131,6 @@ where
             // Nothing the calls did was kept, so there is nothing to undo either.
             (Err(e), _) => Err(e.into()),
         };
-        if durable && changed {
-            // From here, not once the caller has the answer: a call waiting for
-            // this change starts its claim one thread hand-off sooner.
-            self.service.wake_waiters();
-        }
         if let Err(Ok(value)) = self.reply.send(out) {
             (self.undo)(&self.service, value);
         }
@@ -1120,7 +1164,7 @@ impl<T> Drop for Answer<T> {
 /// not look like it is waiting until the deadline passes.
 struct CallGuard {
     service: Service,
-    agent: AgentId,
+    caller: Caller,
     generation: u64,
     /// What the call returns when it delivers nothing: `DefaultResponse` unless the
     /// default response is the empty string. A dropped call delivered nothing.
@@ -1138,7 +1182,7 @@ impl Drop for CallGuard {
             self.service.unclaim_in_background(id);
         }
         self.service
-            .end_call_in_background(&self.agent, self.generation, self.result);
+            .end_call_in_background(&self.caller, self.generation, self.result);
     }
 }
 
@@ -1159,13 +1203,8 @@ mod tests {
     }
 
     impl Store for CountsFailAfterClaim {
-        fn add(
-            &self,
-            id: InstructionId,
-            content: Content,
-            now: Timestamp,
-        ) -> Result<Instruction, QueueError> {
-            self.inner.add(id, content, now)
+        fn add(&self, new: NewInstruction, now: Timestamp) -> Result<Instruction, QueueError> {
+            self.inner.add(new, now)
         }
         fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
             self.inner.get(id)
@@ -1191,35 +1230,44 @@ mod tests {
         }
         fn reorder(
             &self,
+            queue: &QueueName,
             ids: &[InstructionId],
             now: Timestamp,
         ) -> Result<Vec<Instruction>, QueueError> {
-            self.inner.reorder(ids, now)
+            self.inner.reorder(queue, ids, now)
         }
-        fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
-            self.inner.list(filter, page)
+        fn list(
+            &self,
+            queue: &QueueName,
+            filter: StatusFilter,
+            page: Page,
+        ) -> Result<Listing, QueueError> {
+            self.inner.list(queue, filter, page)
         }
-        fn counts(&self) -> Result<Counts, QueueError> {
+        fn counts(&self, queue: &QueueName) -> Result<Counts, QueueError> {
             if self.claimed.load(Ordering::SeqCst) {
                 return Err(StoreError::Busy.into());
             }
-            self.inner.counts()
+            self.inner.counts(queue)
+        }
+        fn queues(&self) -> Result<Vec<QueueCounts>, QueueError> {
+            self.inner.queues()
         }
         fn begin_call(
             &self,
-            agent: &AgentId,
+            caller: &Caller,
             now: Timestamp,
             until: Timestamp,
         ) -> Result<CallTicket, QueueError> {
-            self.inner.begin_call(agent, now, until)
+            self.inner.begin_call(caller, now, until)
         }
         fn claim(
             &self,
-            agent: &AgentId,
+            caller: &Caller,
             generation: u64,
             now: Timestamp,
         ) -> Result<Claim, QueueError> {
-            let claim = self.inner.claim(agent, generation, now)?;
+            let claim = self.inner.claim(caller, generation, now)?;
             if matches!(claim, Claim::Claimed(_)) {
                 self.claimed.store(true, Ordering::SeqCst);
             }
@@ -1227,12 +1275,12 @@ mod tests {
         }
         fn end_call(
             &self,
-            agent: &AgentId,
+            caller: &Caller,
             generation: u64,
             result: ResultType,
             now: Timestamp,
         ) -> Result<Agent, QueueError> {
-            self.inner.end_call(agent, generation, result, now)
+            self.inner.end_call(caller, generation, result, now)
         }
         fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
             self.inner.unclaim(id, now)
@@ -1266,7 +1314,8 @@ mod tests {
         let store = Arc::new(CountsFailAfterClaim::default());
         let service = Service::builder(store.clone()).build().unwrap();
         let queued = service.add("ship it").await.unwrap();
-        assert_eq!(service.counts().await.unwrap().pending, 1);
+        let default = QueueName::default_queue();
+        assert_eq!(service.counts(&default).await.unwrap().pending, 1);
 
         let fetch = service
             .next_instruction(AgentId::default_agent())
@@ -1284,10 +1333,10 @@ mod tests {
         // Delivered once and left consumed: not put back behind the caller's back.
         let consumed = store
             .inner
-            .list(StatusFilter::Consumed, Page::default())
+            .list(&default, StatusFilter::Consumed, Page::default())
             .unwrap();
         assert_eq!(consumed.total, 1);
         assert_eq!(consumed.items[0].id, queued.id);
-        assert_eq!(store.inner.counts().unwrap().pending, 0);
+        assert_eq!(store.inner.counts(&default).unwrap().pending, 0);
     }
 }

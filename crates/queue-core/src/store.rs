@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Conflict, QueueError, StoreError};
 use crate::settings::{SettingsPatch, StoredSettings};
-use crate::types::{Agent, AgentId, Content, Instruction, InstructionId, ResultType, Timestamp};
+use crate::types::{
+    Agent, Caller, Content, Instruction, InstructionId, NewInstruction, QueueName, ResultType,
+    Timestamp,
+};
 
 /// Which instructions a listing returns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -46,24 +49,49 @@ pub struct Counts {
     pub consumed: u64,
 }
 
-/// What a status page shows from the store: every agent, the counts and the saved
-/// settings.
+/// One queue and how many instructions it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCounts {
+    /// The queue.
+    pub name: QueueName,
+    /// Its instructions by status.
+    pub counts: Counts,
+}
+
+/// What a status page shows from the store: every queue with its counts, every
+/// agent and the saved settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overview {
-    /// Every agent seen, most recently seen first.
+    /// Every agent seen on any queue, most recently seen first.
     pub agents: Vec<Agent>,
-    /// Instruction counts.
-    pub counts: Counts,
+    /// Every queue ([`Store::queues`]), by name.
+    pub queues: Vec<QueueCounts>,
     /// The settings a person saved.
     pub settings: StoredSettings,
+}
+
+impl Overview {
+    /// The counts of `queue`; zero for a queue the overview does not list.
+    pub fn counts(&self, queue: &QueueName) -> Counts {
+        self.queues
+            .iter()
+            .find(|q| q.name == *queue)
+            .map(|q| q.counts)
+            .unwrap_or_default()
+    }
+
+    /// Whether `queue` exists: it is listed.
+    pub fn has_queue(&self, queue: &QueueName) -> bool {
+        self.queues.iter().any(|q| q.name == *queue)
+    }
 }
 
 /// The outcome of a claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// The oldest pending instruction, now consumed by the caller.
+    /// The oldest pending instruction for the caller, now consumed by it.
     Claimed(Instruction),
-    /// Nothing is pending.
+    /// Nothing is pending for the caller.
     Empty,
     /// A newer call of the same agent has started; this call may not claim.
     Superseded,
@@ -82,8 +110,8 @@ pub enum Change {
     InstructionDeleted(Instruction),
     /// An agent took an instruction.
     InstructionConsumed(Instruction),
-    /// The pending instructions' new order.
-    InstructionReordered(Vec<InstructionId>),
+    /// The pending instructions' new order on one queue.
+    InstructionReordered(Reordered),
     /// A person saved settings; the stored values after the change.
     ConfigUpdated(StoredSettings),
     /// An agent's record changed (a call started or returned).
@@ -101,6 +129,53 @@ impl Change {
             Change::InstructionReordered(_) => "instruction.reordered",
             Change::ConfigUpdated(_) => "config.updated",
             Change::AgentUpdated(_) => "agent.updated",
+        }
+    }
+}
+
+/// The new order of a queue's pending instructions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reordered {
+    /// The queue.
+    pub queue: QueueName,
+    /// Its pending instructions, in their new order.
+    pub ids: Vec<InstructionId>,
+}
+
+impl<'de> Deserialize<'de> for Reordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Events stored before queues existed hold the bare list of ids: their
+        // queue was `default`.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Now {
+                queue: QueueName,
+                ids: Vec<InstructionId>,
+            },
+            Before(Vec<InstructionId>),
+        }
+        Ok(match Stored::deserialize(d)? {
+            Stored::Now { queue, ids } => Reordered { queue, ids },
+            Stored::Before(ids) => Reordered {
+                queue: QueueName::default_queue(),
+                ids,
+            },
+        })
+    }
+}
+
+impl Change {
+    /// The queue the change is about; `None` for settings, which every queue shares.
+    pub fn queue(&self) -> Option<&QueueName> {
+        match self {
+            Change::InstructionCreated(item)
+            | Change::InstructionUpdated(item)
+            | Change::InstructionDeleted(item)
+            | Change::InstructionConsumed(item) => Some(&item.queue),
+            Change::InstructionReordered(r) => Some(&r.queue),
+            Change::AgentUpdated(agent) => Some(&agent.queue),
+            Change::ConfigUpdated(_) => None,
         }
     }
 }
@@ -151,23 +226,27 @@ pub trait Write: Send {
 /// event log in that same atomic step, so a reader of [`Store::events_after`] sees
 /// a change if and only if it happened. A mutation that returns `Ok` is durable.
 ///
-/// Queue order is ascending `position`, then `created_at`, then `id`. Pending
-/// instructions may be edited, deleted and reordered; consumed ones are read-only
-/// except for [`Store::unclaim`]. [`Store::claim`] consumes the first pending
-/// instruction only if `generation` is still the agent's newest — checking the
-/// generation, picking the head and marking it consumed are one step, so no
-/// instruction is ever delivered twice or lost to a race.
+/// Every instruction and every agent belongs to one queue ([`QueueName`]); the
+/// queues share nothing but the settings. Within a queue, order is ascending
+/// `position`, then `created_at`, then `id`. Pending instructions may be edited,
+/// deleted and reordered; consumed ones are read-only except for
+/// [`Store::unclaim`]. An agent is known by its [`Caller`]: its name on its queue.
+/// [`Store::claim`] consumes the first pending instruction of the caller's queue
+/// that is [for the caller](Instruction::is_for) — addressed to nobody or to it —
+/// only if `generation` is still the caller's newest; checking the generation,
+/// picking the head and marking it consumed are one step, so no instruction is
+/// ever delivered twice or lost to a race.
+///
+/// A queue exists once an instruction was queued on it or an agent called on it;
+/// `default` always exists. Reads and reorders of a queue that does not exist
+/// fail with [`QueueError::UnknownQueue`].
 ///
 /// Methods take the time as an argument and never read a clock, so the same calls
 /// give the same results in every implementation.
 pub trait Store: Send + Sync {
-    /// Queues a new pending instruction at the end of the queue.
-    fn add(
-        &self,
-        id: InstructionId,
-        content: Content,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError>;
+    /// Queues a new pending instruction at the end of its queue, which comes into
+    /// being if it is new.
+    fn add(&self, new: NewInstruction, now: Timestamp) -> Result<Instruction, QueueError>;
 
     /// One instruction, if it exists.
     fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError>;
@@ -184,8 +263,9 @@ pub trait Store: Send + Sync {
     /// `Conflict` if consumed.
     fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError>;
 
-    /// Queues a pending copy (with id `new_id`) of a consumed instruction at the end.
-    /// `NotFound`, or `Conflict` if it is still pending.
+    /// Queues a pending copy (with id `new_id`) of a consumed instruction at the end
+    /// of its queue, for the same agent if it was addressed. `NotFound`, or
+    /// `Conflict` if it is still pending.
     fn requeue(
         &self,
         id: InstructionId,
@@ -193,16 +273,22 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> Result<Instruction, QueueError>;
 
-    /// Puts the pending instructions in the order of `ids`, which must name each
-    /// pending instruction exactly once (else `Conflict`). Returns them in order.
+    /// Puts the pending instructions of `queue` in the order of `ids`, which must
+    /// name each of them exactly once (else `Conflict`). Returns them in order.
     fn reorder(
         &self,
+        queue: &QueueName,
         ids: &[InstructionId],
         now: Timestamp,
     ) -> Result<Vec<Instruction>, QueueError>;
 
-    /// A page of instructions (see [`StatusFilter`] for the order).
-    fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError>;
+    /// A page of the instructions of `queue` (see [`StatusFilter`] for the order).
+    fn list(
+        &self,
+        queue: &QueueName,
+        filter: StatusFilter,
+        page: Page,
+    ) -> Result<Listing, QueueError>;
 
     /// [`Store::list`], handing the items to `each` one at a time as they are read
     /// and returning the total; a store that can read row by row never holds the
@@ -210,29 +296,35 @@ pub trait Store: Send + Sync {
     /// output. The default lists, then hands the items over.
     fn list_each(
         &self,
+        queue: &QueueName,
         filter: StatusFilter,
         page: Page,
         each: &mut dyn FnMut(&Instruction),
     ) -> Result<u64, QueueError> {
-        let listing = self.list(filter, page)?;
+        let listing = self.list(queue, filter, page)?;
         listing.items.iter().for_each(each);
         Ok(listing.total)
     }
 
-    /// Pending and consumed counts.
-    fn counts(&self) -> Result<Counts, QueueError>;
+    /// Pending and consumed counts of `queue`.
+    fn counts(&self, queue: &QueueName) -> Result<Counts, QueueError>;
 
-    /// Starts a call of `agent`: creates the agent if new, bumps its generation,
-    /// sets `last_seen_at = now` and `waiting_until = until`.
+    /// Every queue that exists, by name, with its counts.
+    fn queues(&self) -> Result<Vec<QueueCounts>, QueueError>;
+
+    /// Starts a call of `caller`: creates the agent on its queue if new (and the
+    /// queue with it), bumps its generation, sets `last_seen_at = now` and
+    /// `waiting_until = until`.
     fn begin_call(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         now: Timestamp,
         until: Timestamp,
     ) -> Result<CallTicket, QueueError>;
 
-    /// Consumes the head of the queue for `agent` if `generation` is its newest.
-    fn claim(&self, agent: &AgentId, generation: u64, now: Timestamp) -> Result<Claim, QueueError>;
+    /// Consumes the first pending instruction for `caller` on its queue if
+    /// `generation` is its newest.
+    fn claim(&self, caller: &Caller, generation: u64, now: Timestamp) -> Result<Claim, QueueError>;
 
     /// [`Store::claim`], and when that delivers an instruction, [`Store::end_call`]
     /// of the same call with [`ResultType::Instruction`] at `now`, in one atomic
@@ -241,13 +333,13 @@ pub trait Store: Send + Sync {
     /// if recording the end fails, since the instruction is already the caller's.
     fn claim_and_end(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         generation: u64,
         now: Timestamp,
     ) -> Result<Claim, QueueError> {
-        let claim = self.claim(agent, generation, now)?;
+        let claim = self.claim(caller, generation, now)?;
         if matches!(claim, Claim::Claimed(_)) {
-            let _ = self.end_call(agent, generation, ResultType::Instruction, now);
+            let _ = self.end_call(caller, generation, ResultType::Instruction, now);
         }
         Ok(claim)
     }
@@ -260,12 +352,12 @@ pub trait Store: Send + Sync {
     /// though the claim failed, and the caller must then end it.
     fn begin_and_claim(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         now: Timestamp,
         until: Timestamp,
     ) -> Result<(CallTicket, Result<Claim, QueueError>), QueueError> {
-        let ticket = self.begin_call(agent, now, until)?;
-        let claim = self.claim_and_end(agent, ticket.generation, now);
+        let ticket = self.begin_call(caller, now, until)?;
+        let claim = self.claim_and_end(caller, ticket.generation, now);
         Ok((ticket, claim))
     }
 
@@ -287,30 +379,30 @@ pub trait Store: Send + Sync {
     /// `generation` is still the newest, clears `waiting_until`.
     fn end_call(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         generation: u64,
         result: ResultType,
         now: Timestamp,
     ) -> Result<Agent, QueueError>;
 
-    /// Returns a consumed instruction whose delivery failed to the head of the
+    /// Returns a consumed instruction whose delivery failed to the head of its
     /// queue, pending again. `NotFound`, or `Conflict` if it is pending.
     fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError>;
 
-    /// Every agent seen, most recently seen first.
+    /// Every agent seen on any queue, most recently seen first.
     fn agents(&self) -> Result<Vec<Agent>, QueueError>;
 
     /// The settings a person saved.
     fn settings(&self) -> Result<StoredSettings, QueueError>;
 
-    /// [`Store::agents`], [`Store::counts`] and [`Store::settings`] together, as
+    /// [`Store::agents`], [`Store::queues`] and [`Store::settings`] together, as
     /// one consistent read where the store can give one. A status page asks for
     /// this on every refresh, so a store may answer it from a cache, as long as
     /// every change committed before the call (by any process) shows.
     fn overview(&self) -> Result<Overview, QueueError> {
         Ok(Overview {
             agents: self.agents()?,
-            counts: self.counts()?,
+            queues: self.queues()?,
             settings: self.settings()?,
         })
     }

@@ -161,6 +161,50 @@ impl fmt::Display for InstructionId {
     }
 }
 
+/// Checks a name (an agent's or a queue's): 1..=128 characters of
+/// `[A-Za-z0-9._:@-]`. `field` names it in the error.
+fn check_name(field: &'static str, text: &str) -> Result<(), ValidationError> {
+    if text.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if text.len() > NAME_MAX_LEN {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {NAME_MAX_LEN} characters"),
+        ));
+    }
+    if let Some(bad) = text.chars().find(|c| !name_char(*c)) {
+        return Err(ValidationError::new(
+            field,
+            format!("may only contain letters, digits and . _ : @ - (found {bad:?})"),
+        ));
+    }
+    Ok(())
+}
+
+/// The longest agent or queue name, in characters.
+const NAME_MAX_LEN: usize = 128;
+
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-')
+}
+
+/// Any text made into a valid name: disallowed characters become `-` (runs of
+/// them one `-` when `collapse`), it is cut to the longest name and its ends are
+/// trimmed of `-`; `None` when nothing usable remains.
+fn sanitize_name(text: &str, collapse: bool) -> Option<String> {
+    let mut cleaned = String::new();
+    for c in text.trim().chars().take(NAME_MAX_LEN) {
+        let c = if name_char(c) { c } else { '-' };
+        if collapse && c == '-' && cleaned.ends_with('-') {
+            continue;
+        }
+        cleaned.push(c);
+    }
+    let cleaned = cleaned.trim_matches('-');
+    (!cleaned.is_empty()).then(|| cleaned.to_owned())
+}
+
 /// The name an agent goes by: 1..=128 characters of `[A-Za-z0-9._:@-]`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
@@ -168,25 +212,11 @@ pub struct AgentId(String);
 
 impl AgentId {
     /// The longest agent id accepted, in characters.
-    pub const MAX_LEN: usize = 128;
+    pub const MAX_LEN: usize = NAME_MAX_LEN;
 
     /// Checks `text` and wraps it.
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        if text.is_empty() {
-            return Err(ValidationError::new("agent_id", "must not be empty"));
-        }
-        if text.len() > Self::MAX_LEN {
-            return Err(ValidationError::new(
-                "agent_id",
-                format!("must be at most {} characters", Self::MAX_LEN),
-            ));
-        }
-        if let Some(bad) = text.chars().find(|c| !Self::is_allowed(*c)) {
-            return Err(ValidationError::new(
-                "agent_id",
-                format!("may only contain letters, digits and . _ : @ - (found {bad:?})"),
-            ));
-        }
+        check_name("agent_id", text)?;
         Ok(AgentId(text.to_owned()))
     }
 
@@ -194,18 +224,7 @@ impl AgentId {
     /// into a valid agent id by replacing disallowed characters with `-` and
     /// truncating; `None` when nothing usable remains.
     pub fn sanitize(text: &str) -> Option<Self> {
-        let cleaned: String = text
-            .trim()
-            .chars()
-            .map(|c| if Self::is_allowed(c) { c } else { '-' })
-            .take(Self::MAX_LEN)
-            .collect();
-        let cleaned = cleaned.trim_matches('-');
-        if cleaned.is_empty() {
-            None
-        } else {
-            Some(AgentId(cleaned.to_owned()))
-        }
+        sanitize_name(text, false).map(AgentId)
     }
 
     /// The id used when a call names no agent and the client is unknown.
@@ -216,10 +235,6 @@ impl AgentId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    fn is_allowed(c: char) -> bool {
-        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-')
     }
 }
 
@@ -233,6 +248,102 @@ impl<'de> Deserialize<'de> for AgentId {
 impl fmt::Display for AgentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The name of a queue: 1..=128 characters of `[A-Za-z0-9._:@-]`, the same rules
+/// as an [`AgentId`]. Every instruction and every agent belongs to one queue;
+/// order, consume-once, generations and waiting are all per queue.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct QueueName(String);
+
+impl QueueName {
+    /// The longest queue name accepted, in characters.
+    pub const MAX_LEN: usize = NAME_MAX_LEN;
+
+    /// The queue's name when none is given.
+    pub const DEFAULT: &'static str = "default";
+
+    /// Checks `text` and wraps it.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        check_name("queue", text)?;
+        Ok(QueueName(text.to_owned()))
+    }
+
+    /// The queue named after a project folder, say `my app` → `my-app`:
+    /// disallowed characters become `-`; `None` when nothing usable remains.
+    pub fn from_folder_name(name: &str) -> Option<Self> {
+        sanitize_name(name, true).map(QueueName)
+    }
+
+    /// The queue used when nothing names one: `default`.
+    pub fn default_queue() -> Self {
+        QueueName(String::from(Self::DEFAULT))
+    }
+
+    /// Whether this is the `default` queue.
+    pub fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for QueueName {
+    fn default() -> Self {
+        Self::default_queue()
+    }
+}
+
+impl<'de> Deserialize<'de> for QueueName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        QueueName::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who makes a `get_user_request` call: an agent on a queue. Agents are told
+/// apart per queue, so `claude-code` working on two projects is two agents, each
+/// with its own generation counter.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Caller {
+    /// The queue it takes instructions from.
+    pub queue: QueueName,
+    /// The agent's name on that queue.
+    pub agent: AgentId,
+}
+
+impl Caller {
+    /// `agent` on `queue`.
+    pub fn new(queue: QueueName, agent: AgentId) -> Self {
+        Caller { queue, agent }
+    }
+
+    /// `agent` on the `default` queue.
+    pub fn on_default(agent: AgentId) -> Self {
+        Caller::new(QueueName::default_queue(), agent)
+    }
+}
+
+impl From<AgentId> for Caller {
+    fn from(agent: AgentId) -> Self {
+        Caller::on_default(agent)
+    }
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on {}", self.agent, self.queue)
     }
 }
 
@@ -303,13 +414,58 @@ impl Status {
     }
 }
 
+/// What a person queues: the text, the queue it goes to, and optionally the one
+/// agent of that queue it is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewInstruction {
+    /// Its identity, made by the caller so that every store gives the same result.
+    pub id: InstructionId,
+    /// The queue it joins, at the end.
+    pub queue: QueueName,
+    /// What the person asks.
+    pub content: Content,
+    /// When set, only this agent of the queue may take it; the others skip it.
+    pub to: Option<AgentId>,
+}
+
+impl NewInstruction {
+    /// `content` for any agent of the `default` queue.
+    pub fn new(id: InstructionId, content: Content) -> Self {
+        NewInstruction {
+            id,
+            queue: QueueName::default_queue(),
+            content,
+            to: None,
+        }
+    }
+
+    /// The same, for `queue`.
+    pub fn on(mut self, queue: QueueName) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// The same, for `agent` only.
+    pub fn to(mut self, agent: Option<AgentId>) -> Self {
+        self.to = agent;
+        self
+    }
+}
+
 /// One queued or delivered instruction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instruction {
     /// Its identity.
     pub id: InstructionId,
+    /// The queue it belongs to. Events stored before queues existed have none:
+    /// they were all on `default`.
+    #[serde(default)]
+    pub queue: QueueName,
     /// What the person asked.
     pub content: Content,
+    /// The one agent of the queue it is for, if any; others skip it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<AgentId>,
     /// Pending or consumed.
     pub status: Status,
     /// When it was queued.
@@ -326,16 +482,36 @@ pub struct Instruction {
 
 impl Instruction {
     /// A new pending instruction at `position`.
-    pub fn pending(id: InstructionId, content: Content, now: Timestamp, position: i64) -> Self {
+    pub fn pending(new: NewInstruction, now: Timestamp, position: i64) -> Self {
         Instruction {
-            id,
-            content,
+            id: new.id,
+            queue: new.queue,
+            content: new.content,
+            to: new.to,
             status: Status::Pending,
             created_at: now,
             updated_at: now,
             consumed_at: None,
             consumed_by: None,
             position,
+        }
+    }
+
+    /// Whether `caller` may take this instruction: it is pending on the caller's
+    /// queue and addressed to nobody or to the caller.
+    pub fn is_for(&self, caller: &Caller) -> bool {
+        self.status == Status::Pending
+            && self.queue == caller.queue
+            && self.to.as_ref().is_none_or(|to| *to == caller.agent)
+    }
+
+    /// The pending copy a requeue makes: same queue, text and addressee.
+    pub fn copy(&self, id: InstructionId) -> NewInstruction {
+        NewInstruction {
+            id,
+            queue: self.queue.clone(),
+            content: self.content.clone(),
+            to: self.to.clone(),
         }
     }
 
@@ -363,12 +539,16 @@ impl Instruction {
         Ok(self)
     }
 
-    /// This pending instruction as taken by `agent` at `now`.
-    pub fn consumed(mut self, agent: &AgentId, now: Timestamp) -> Result<Self, Conflict> {
+    /// This pending instruction as taken by `caller` at `now`. Refused unless it
+    /// is [for](Instruction::is_for) the caller.
+    pub fn consumed(mut self, caller: &Caller, now: Timestamp) -> Result<Self, Conflict> {
         self.ensure_pending()?;
+        if !self.is_for(caller) {
+            return Err(Conflict::NotForCaller);
+        }
         self.status = Status::Consumed;
         self.consumed_at = Some(now);
-        self.consumed_by = Some(agent.clone());
+        self.consumed_by = Some(caller.agent.clone());
         self.updated_at = now;
         Ok(self)
     }
@@ -418,9 +598,13 @@ impl ResultType {
     }
 }
 
-/// What the server knows of one agent.
+/// What the server knows of one agent on one queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {
+    /// The queue it calls on. Records stored before queues existed have none:
+    /// they were all on `default`.
+    #[serde(default)]
+    pub queue: QueueName,
     /// Its name.
     pub id: AgentId,
     /// When any call of it last started.
@@ -452,10 +636,11 @@ pub enum AgentState {
 }
 
 impl Agent {
-    /// The record of an agent first seen at `now`, before its first call counts.
-    pub fn first_seen(id: AgentId, now: Timestamp) -> Self {
+    /// The record of `caller` first seen at `now`, before its first call counts.
+    pub fn first_seen(caller: &Caller, now: Timestamp) -> Self {
         Agent {
-            id,
+            queue: caller.queue.clone(),
+            id: caller.agent.clone(),
             last_seen_at: now,
             last_fetch_at: None,
             last_result_type: None,
@@ -482,6 +667,11 @@ impl Agent {
             self.waiting_until = None;
         }
         self
+    }
+
+    /// Who this is: the agent on its queue.
+    pub fn caller(&self) -> Caller {
+        Caller::new(self.queue.clone(), self.id.clone())
     }
 
     /// Grace added to `waiting_until` before an unfinished call is assumed dead: it
@@ -534,6 +724,65 @@ mod tests {
             Some("Claude-Code".into())
         );
         assert_eq!(AgentId::sanitize("  ✨ "), None);
+    }
+
+    #[test]
+    fn queue_name_rules() {
+        assert_eq!(
+            QueueName::parse("web-app_2.0").unwrap().as_str(),
+            "web-app_2.0"
+        );
+        assert_eq!(
+            QueueName::parse("").unwrap_err().to_string(),
+            "queue must not be empty"
+        );
+        assert_eq!(
+            QueueName::parse("my app").unwrap_err().to_string(),
+            "queue may only contain letters, digits and . _ : @ - (found ' ')"
+        );
+        assert!(QueueName::parse(&"q".repeat(128)).is_ok());
+        assert!(QueueName::parse(&"q".repeat(129)).is_err());
+        assert_eq!(QueueName::default().as_str(), "default");
+        assert!(QueueName::default().is_default());
+        // Folder names: spaces and other characters become one dash each run.
+        let folder = |s: &str| QueueName::from_folder_name(s).map(|q| q.0);
+        assert_eq!(folder("my  app (old)"), Some("my-app-old".into()));
+        assert_eq!(folder("Ünïcode"), Some("n-code".into()));
+        assert_eq!(folder("///"), None);
+        assert_eq!(folder(&"x".repeat(300)).map(|q| q.len()), Some(128));
+        // An old stored record without a queue reads as `default`.
+        let item: Instruction = serde_json::from_str(
+            r#"{"id":"00000000-0000-0000-0000-000000000001","content":"old","status":"pending",
+                "created_at":1,"updated_at":1,"consumed_at":null,"consumed_by":null,"position":1}"#,
+        )
+        .unwrap();
+        assert!(item.queue.is_default());
+        assert_eq!(item.to, None);
+    }
+
+    #[test]
+    fn only_the_addressee_of_the_queue_may_take_an_instruction() {
+        let at = Timestamp::from_micros(1);
+        let web = QueueName::parse("web").unwrap();
+        let anna = AgentId::parse("anna").unwrap();
+        let bob = AgentId::parse("bob").unwrap();
+        let new = NewInstruction::new(InstructionId::from_u128(1), Content::parse("x").unwrap())
+            .on(web.clone());
+        let open = Instruction::pending(new.clone(), at, 1);
+        let for_anna = Instruction::pending(new.to(Some(anna.clone())), at, 2);
+        let (anna_web, bob_web) = (
+            Caller::new(web.clone(), anna.clone()),
+            Caller::new(web.clone(), bob),
+        );
+        assert!(open.is_for(&anna_web) && open.is_for(&bob_web));
+        assert!(!open.is_for(&Caller::on_default(anna)));
+        assert!(for_anna.is_for(&anna_web) && !for_anna.is_for(&bob_web));
+        assert_eq!(
+            for_anna.clone().consumed(&bob_web, at),
+            Err(Conflict::NotForCaller)
+        );
+        let taken = for_anna.consumed(&anna_web, at).unwrap();
+        assert!(!taken.is_for(&anna_web), "consumed: nobody's any more");
     }
 
     #[test]
@@ -598,6 +847,7 @@ mod tests {
     fn agent_states() {
         let seen = Timestamp::from_micros(1_000_000_000);
         let mut a = Agent {
+            queue: QueueName::default_queue(),
             id: AgentId::default_agent(),
             last_seen_at: seen,
             last_fetch_at: None,

@@ -11,11 +11,11 @@ use std::task::Poll;
 use std::time::Duration;
 
 use queue_core::{
-    Agent, AgentId, AgentState, CallTicket, Change, Claim, Clock, Content, Counts,
+    Agent, AgentId, AgentState, CallTicket, Caller, Change, Claim, Clock, Content, Counts,
     DEFAULT_EMPTY_RESPONSE, EndReason, Event, Fetch, FetchOutcome, IdSource, Inline, Instruction,
-    InstructionId, Listing, MemoryStore, Offload, Page, QueueError, ResultType, Service,
-    ServiceOptions, Settings, SettingsPatch, Status, StatusFilter, Store, StoreError,
-    StoredSettings, Timestamp,
+    InstructionId, Listing, MemoryStore, NewInstruction, Offload, Page, QueueCounts, QueueError,
+    QueueName, ResultType, Service, ServiceOptions, Settings, SettingsPatch, Status, StatusFilter,
+    Store, StoreError, StoredSettings, Timestamp,
 };
 use tokio::task::JoinHandle;
 use tokio::time::{self, Instant};
@@ -119,24 +119,20 @@ impl RacingStore {
 }
 
 impl Store for RacingStore {
-    fn claim(&self, agent: &AgentId, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
-        let claim = self.inner.claim(agent, generation, now)?;
+    fn claim(&self, caller: &Caller, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
+        let claim = self.inner.claim(caller, generation, now)?;
         if claim == Claim::Empty
             && let Some(content) = self.foreign.lock().unwrap().take()
         {
-            self.inner.add(id(1_000), content, now)?;
+            self.inner
+                .add(NewInstruction::new(id(1_000), content), now)?;
         }
         Ok(claim)
     }
 
     // Everything else goes straight through.
-    fn add(
-        &self,
-        id: InstructionId,
-        c: Content,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
-        self.inner.add(id, c, now)
+    fn add(&self, new: NewInstruction, now: Timestamp) -> Result<Instruction, QueueError> {
+        self.inner.add(new, now)
     }
     fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
         self.inner.get(id)
@@ -162,33 +158,42 @@ impl Store for RacingStore {
     }
     fn reorder(
         &self,
+        queue: &QueueName,
         ids: &[InstructionId],
         now: Timestamp,
     ) -> Result<Vec<Instruction>, QueueError> {
-        self.inner.reorder(ids, now)
+        self.inner.reorder(queue, ids, now)
     }
-    fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
-        self.inner.list(filter, page)
+    fn list(
+        &self,
+        queue: &QueueName,
+        filter: StatusFilter,
+        page: Page,
+    ) -> Result<Listing, QueueError> {
+        self.inner.list(queue, filter, page)
     }
-    fn counts(&self) -> Result<Counts, QueueError> {
-        self.inner.counts()
+    fn counts(&self, queue: &QueueName) -> Result<Counts, QueueError> {
+        self.inner.counts(queue)
+    }
+    fn queues(&self) -> Result<Vec<QueueCounts>, QueueError> {
+        self.inner.queues()
     }
     fn begin_call(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         now: Timestamp,
         until: Timestamp,
     ) -> Result<CallTicket, QueueError> {
-        self.inner.begin_call(agent, now, until)
+        self.inner.begin_call(caller, now, until)
     }
     fn end_call(
         &self,
-        agent: &AgentId,
+        caller: &Caller,
         generation: u64,
         result: ResultType,
         now: Timestamp,
     ) -> Result<Agent, QueueError> {
-        self.inner.end_call(agent, generation, result, now)
+        self.inner.end_call(caller, generation, result, now)
     }
     fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
         self.inner.unclaim(id, now)
@@ -341,7 +346,7 @@ fn record(service: &Service, name: &str) -> Agent {
 }
 
 fn counts(service: &Service) -> Counts {
-    service.store().counts().unwrap()
+    service.store().counts(&QueueName::default()).unwrap()
 }
 
 fn counts_of(pending: u64, consumed: u64) -> Counts {
@@ -352,7 +357,11 @@ fn counts_of(pending: u64, consumed: u64) -> Counts {
 fn pending(service: &Service) -> Vec<Instruction> {
     service
         .store()
-        .list(StatusFilter::Pending, Page::default())
+        .list(
+            &QueueName::default(),
+            StatusFilter::Pending,
+            Page::default(),
+        )
         .unwrap()
         .items
 }
@@ -422,7 +431,10 @@ async fn delivers_in_queue_order_after_a_reorder() {
     for text in ["a", "b", "c"] {
         service.add(text).await.unwrap();
     }
-    service.reorder(vec![id(3), id(1), id(2)]).await.unwrap();
+    service
+        .reorder(&QueueName::default(), vec![id(3), id(1), id(2)])
+        .await
+        .unwrap();
 
     let mut got = Vec::new();
     for _ in 0..3 {
@@ -601,6 +613,246 @@ async fn different_agents_do_not_supersede_each_other() {
     assert_eq!(delivered(&lost).consumed_by, Some(agent(loser)));
     assert_eq!(lost.waited, secs(4));
     assert_eq!(counts(&service), counts_of(0, 2));
+}
+
+// ---------------------------------------------------------------------------
+// Queues and addressing
+// ---------------------------------------------------------------------------
+
+fn queue(name: &str) -> QueueName {
+    QueueName::parse(name).unwrap()
+}
+
+fn on(queue_name: &str, name: &str) -> Caller {
+    Caller::new(queue(queue_name), agent(name))
+}
+
+fn spawn_on(service: &Service, caller: Caller) -> JoinHandle<Fetch> {
+    let service = service.clone();
+    tokio::spawn(async move { service.next_instruction(caller).await.unwrap() })
+}
+
+/// Waits until call number `generation` of `caller` is in flight.
+async fn until_waiting_on(service: &Service, caller: &Caller, generation: u64) {
+    until(&format!("call {generation} of {caller} in flight"), || {
+        service.store().agents().unwrap().iter().any(|a| {
+            a.caller() == *caller && a.generation == generation && a.waiting_until.is_some()
+        })
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_queue_delivers_its_own_instructions_in_its_own_order() {
+    let service = service_with(0, "");
+    service.add_to(&queue("web"), None, "web 1").await.unwrap();
+    service.add_to(&queue("api"), None, "api 1").await.unwrap();
+    service.add_to(&queue("web"), None, "web 2").await.unwrap();
+    service.add("default 1").await.unwrap();
+
+    let web = service.next_instruction(on("web", "x")).await.unwrap();
+    assert_eq!(delivered(&web).content.as_str(), "web 1");
+    assert_eq!(delivered(&web).queue, queue("web"));
+    assert_eq!(
+        (web.queue.clone(), web.remaining_pending),
+        (queue("web"), 1)
+    );
+    let api = service.next_instruction(on("api", "x")).await.unwrap();
+    assert_eq!(delivered(&api).content.as_str(), "api 1");
+    assert_eq!(api.remaining_pending, 0);
+    let empty = service.next_instruction(on("api", "x")).await.unwrap();
+    assert_eq!(empty.outcome, FetchOutcome::Empty);
+    assert_eq!(empty.queue, queue("api"));
+    // An agent id alone is the default queue.
+    let default = next(&service, "x").await;
+    assert_eq!(delivered(&default).content.as_str(), "default 1");
+
+    let names: Vec<_> = service
+        .queues()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| {
+            (
+                q.name.as_str().to_owned(),
+                q.counts.pending,
+                q.counts.consumed,
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("api".to_owned(), 0, 1),
+            ("default".to_owned(), 0, 1),
+            ("web".to_owned(), 1, 1)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_call_is_woken_only_by_adds_it_may_take() {
+    let offload = Arc::new(ManualOffload::default());
+    let service = build(ServiceOptions::default(), offload.clone());
+    let mut call = Box::pin(service.next_instruction(on("web", "anna")));
+    // The call starts, looks, finds nothing and waits.
+    while poll_once(&mut call).await.is_pending() {
+        if offload.run_all() == 0 {
+            break;
+        }
+    }
+    assert!(poll_once(&mut call).await.is_pending());
+    assert_eq!(offload.queued(), 0, "waiting, not looking");
+
+    // Adds to another queue, or for another agent of the same queue, do not make
+    // the call look again.
+    for (q, to) in [("api", None), ("default", None), ("web", Some("bob"))] {
+        let q = queue(q);
+        drive(
+            &offload,
+            Box::pin(service.add_to(&q, to.map(agent), "not for anna")),
+        )
+        .await
+        .unwrap();
+        assert!(poll_once(&mut call).await.is_pending());
+        assert_eq!(
+            offload.queued(),
+            0,
+            "an add to {q} for {to:?} woke the call"
+        );
+    }
+    // Nor does a call of anna on another queue: it is another agent.
+    let mut elsewhere = Box::pin(service.next_instruction(on("api", "anna")));
+    let other = drive(&offload, &mut elsewhere).await.unwrap();
+    assert_eq!(delivered(&other).content.as_str(), "not for anna");
+    assert!(poll_once(&mut call).await.is_pending());
+    assert_eq!(offload.queued(), 0, "anna on api superseded anna on web");
+
+    // An add for anna on web, addressed or not, does.
+    let web = queue("web");
+    let add = service.add_to(&web, Some(agent("anna")), "for anna");
+    let added = drive(&offload, Box::pin(add)).await.unwrap();
+    assert!(poll_once(&mut call).await.is_pending());
+    assert_eq!(offload.queued(), 1, "woken: it claims");
+    let fetch = drive(&offload, call).await.unwrap();
+    assert_eq!(delivered(&fetch).id, added.id);
+    assert_eq!(fetch.reason, EndReason::Delivered);
+    // bob's instruction is still there, for bob only.
+    assert_eq!(fetch.remaining_pending, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_addressed_instruction_waits_for_its_agent() {
+    let service = service();
+    let anna = spawn_on(&service, on("web", "anna"));
+    until_waiting_on(&service, &on("web", "anna"), 1).await;
+    let for_bob = service
+        .add_to(&queue("web"), Some(agent("bob")), "for bob")
+        .await
+        .unwrap();
+    assert_eq!(for_bob.to, Some(agent("bob")));
+    settle().await;
+    assert!(!anna.is_finished(), "anna took bob's instruction");
+
+    // bob comes and takes it at once, past anna's call.
+    let bob = service.next_instruction(on("web", "bob")).await.unwrap();
+    assert_eq!(delivered(&bob).id, for_bob.id);
+    assert_eq!(delivered(&bob).consumed_by, Some(agent("bob")));
+    assert_eq!(bob.waited, Duration::ZERO);
+
+    // Anything for anyone of the queue still reaches anna.
+    let open = service.add_to(&queue("web"), None, "anyone").await.unwrap();
+    let anna = anna.await.unwrap();
+    assert_eq!(delivered(&anna).id, open.id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_on_two_queues_is_two_agents() {
+    let service = service();
+    let web = spawn_on(&service, on("web", "claude-code"));
+    until_waiting_on(&service, &on("web", "claude-code"), 1).await;
+    let api = spawn_on(&service, on("api", "claude-code"));
+    until_waiting_on(&service, &on("api", "claude-code"), 1).await;
+    settle().await;
+    assert!(
+        !web.is_finished() && !api.is_finished(),
+        "one superseded the other"
+    );
+
+    let agents = service.agents().await.unwrap();
+    let callers: Vec<_> = agents.iter().map(Agent::caller).collect();
+    assert_eq!(callers.len(), 2);
+    assert!(callers.contains(&on("web", "claude-code")));
+    assert!(callers.contains(&on("api", "claude-code")));
+
+    // A newer call on web supersedes web's only.
+    let newer = spawn_on(&service, on("web", "claude-code"));
+    let web = web.await.unwrap();
+    assert_eq!(web.reason, EndReason::Superseded);
+    settle().await;
+    assert!(!api.is_finished());
+    service
+        .add_to(&queue("api"), None, "api work")
+        .await
+        .unwrap();
+    assert_eq!(delivered(&api.await.unwrap()).content.as_str(), "api work");
+    service
+        .add_to(&queue("web"), None, "web work")
+        .await
+        .unwrap();
+    assert_eq!(
+        delivered(&newer.await.unwrap()).content.as_str(),
+        "web work"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_requeued_copy_stays_on_its_queue_and_with_its_agent() {
+    let service = service_with(0, "");
+    let first = service
+        .add_to(&queue("web"), Some(agent("bob")), "again")
+        .await
+        .unwrap();
+    service.next_instruction(on("web", "bob")).await.unwrap();
+    let copy = service.requeue(first.id).await.unwrap();
+    assert_eq!(
+        (copy.queue.clone(), copy.to.clone()),
+        (queue("web"), Some(agent("bob")))
+    );
+    let anna = service.next_instruction(on("web", "anna")).await.unwrap();
+    assert_eq!(anna.outcome, FetchOutcome::Empty);
+    let bob = service.next_instruction(on("web", "bob")).await.unwrap();
+    assert_eq!(delivered(&bob).id, copy.id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_nobody_used_is_unknown() {
+    let service = service();
+    let nowhere = queue("nowhere");
+    let unknown = Err(QueueError::UnknownQueue(nowhere.clone()));
+    assert_eq!(service.counts(&nowhere).await, unknown);
+    assert_eq!(
+        service
+            .list(&nowhere, StatusFilter::All, Page::default())
+            .await
+            .map(|l| l.total),
+        unknown.clone().map(|_: Counts| 0)
+    );
+    assert_eq!(
+        service.reorder(&nowhere, vec![]).await.map(|v| v.len()),
+        unknown.clone().map(|_: Counts| 0)
+    );
+    // `default` always exists, even empty.
+    assert_eq!(
+        service.counts(&QueueName::default()).await,
+        Ok(counts_of(0, 0))
+    );
+    // An agent's call brings its queue into being.
+    let call = spawn_on(&service, on("nowhere", "x"));
+    until_waiting_on(&service, &on("nowhere", "x"), 1).await;
+    assert_eq!(service.counts(&nowhere).await, Ok(counts_of(0, 0)));
+    service.shutdown();
+    assert_eq!(call.await.unwrap().reason, EndReason::ShuttingDown);
 }
 
 // ---------------------------------------------------------------------------
@@ -1013,6 +1265,7 @@ async fn calls_record_agent_activity() {
     assert_eq!(
         during,
         Agent {
+            queue: QueueName::default(),
             id: agent("x"),
             last_seen_at: t0_plus(5),
             last_fetch_at: None,
@@ -1043,6 +1296,7 @@ async fn calls_record_agent_activity() {
     assert_eq!(
         working,
         Agent {
+            queue: QueueName::default(),
             id: agent("x"),
             last_seen_at: t0_plus(17),
             last_fetch_at: Some(t0_plus(17)),
@@ -1211,19 +1465,20 @@ impl queue_core::Audit for Recorder {
             E::InstructionUpdated { item } | E::InstructionDeleted { item } => {
                 item.content.as_str().to_owned()
             }
-            E::InstructionReordered { ids } => format!("{} ids", ids.len()),
+            E::InstructionReordered { ids, .. } => format!("{} ids", ids.len()),
             E::InstructionReturned { item, reason } => {
                 format!("{} ({reason})", item.content.as_str())
             }
             E::ConfigUpdated { settings, .. } => format!("wait {}", settings.default_wait_seconds),
             E::ToolCall {
-                agent,
+                caller,
                 result,
                 end,
                 instruction,
                 waited,
             } => format!(
-                "{agent} {} {end} {} waited={}",
+                "{} {} {end} {} waited={}",
+                caller.agent,
                 result.as_str(),
                 instruction.map_or("-", |i| i.content.as_str()),
                 waited.is_some()
@@ -1253,7 +1508,10 @@ async fn every_change_and_call_is_audited_once() {
     let a = service.add("first").await.unwrap();
     let b = service.add("second").await.unwrap();
     service.edit(b.id, "second, reworded").await.unwrap();
-    service.reorder(vec![b.id, a.id]).await.unwrap();
+    service
+        .reorder(&QueueName::default(), vec![b.id, a.id])
+        .await
+        .unwrap();
     let fetch = next(&service, "agent-1").await;
     assert_eq!(delivered(&fetch).id, b.id);
     service.requeue(b.id).await.unwrap();

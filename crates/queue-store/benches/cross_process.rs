@@ -16,7 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use queue_core::{AgentId, Clock, Content, FetchOutcome, IdSource, RandomIds, Store, SystemClock};
+use queue_core::{
+    AgentId, Clock, Content, FetchOutcome, IdSource, NewInstruction, RandomIds, Store, SystemClock,
+};
 use queue_store::{SqliteStore, StoreOptions};
 
 const TRIALS: usize = 200;
@@ -105,8 +107,10 @@ fn adder(db: &str) {
         }
         store
             .add(
-                RandomIds.next_id(),
-                Content::parse("from the other process").unwrap(),
+                NewInstruction::new(
+                    RandomIds.next_id(),
+                    Content::parse("from the other process").unwrap(),
+                ),
                 SystemClock.now(),
             )
             .unwrap();

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use queue_core::{AgentId, Claim, Content, FetchOutcome, InstructionId, Store, Timestamp};
+use queue_core::{
+    AgentId, Caller, Claim, Content, FetchOutcome, InstructionId, NewInstruction, Store, Timestamp,
+};
 use queue_store::{SqliteStore, StoreOptions};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -41,7 +43,10 @@ fn concurrent_adds(store: &Arc<SqliteStore>, callers: u64, iters: u64) -> Durati
                 barrier.wait();
                 for _ in 0..per {
                     store
-                        .add(next_id(), content.clone(), Timestamp::from_micros(1))
+                        .add(
+                            NewInstruction::new(next_id(), content.clone()),
+                            Timestamp::from_micros(1),
+                        )
                         .expect("add");
                 }
             });
@@ -78,7 +83,7 @@ fn adds(c: &mut Criterion) {
 fn claims(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, "claims.sqlite3", StoreOptions::default().max_batch);
-    let agent = AgentId::parse("bench").unwrap();
+    let agent = Caller::from(AgentId::parse("bench").unwrap());
     let content = Content::parse("queued").unwrap();
     let now = Timestamp::from_micros(1);
     let ticket = store.begin_call(&agent, now, now.plus_secs(3600)).unwrap();
@@ -88,7 +93,9 @@ fn claims(c: &mut Criterion) {
         b.iter_custom(|iters| {
             // Queue exactly what the timed claims will take, outside the timing.
             for _ in 0..iters {
-                store.add(next_id(), content.clone(), now).unwrap();
+                store
+                    .add(NewInstruction::new(next_id(), content.clone()), now)
+                    .unwrap();
             }
             let start = Instant::now();
             for _ in 0..iters {

@@ -25,9 +25,9 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use queue_core::{
-    Agent, AgentId, CallTicket, Claim, Content, Counts, Event, Instruction, InstructionId, Listing,
-    Offload, Overview, Page, QueueError, ResultType, SettingsPatch, StatusFilter, Store,
-    StoreError, StoredSettings, Timestamp,
+    Agent, CallTicket, Caller, Claim, Content, Counts, Event, Instruction, InstructionId, Listing,
+    NewInstruction, Offload, Overview, Page, QueueCounts, QueueError, QueueName, ResultType,
+    SettingsPatch, StatusFilter, Store, StoreError, StoredSettings, Timestamp,
 };
 
 use crate::error::{OpError, classify, db_error};
@@ -293,13 +293,8 @@ fn check_schema(conn: &mut SqliteConnection, path: &Path) -> Result<(), StoreErr
 /// and `write` say where that runs.
 macro_rules! store_calls {
     () => {
-        fn add(
-            &self,
-            id: InstructionId,
-            content: Content,
-            now: Timestamp,
-        ) -> Result<Instruction, QueueError> {
-            self.write(move |c| ops::add(c, id, content, now))
+        fn add(&self, new: NewInstruction, now: Timestamp) -> Result<Instruction, QueueError> {
+            self.write(move |c| ops::add(c, new, now))
         }
 
         fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
@@ -330,84 +325,95 @@ macro_rules! store_calls {
 
         fn reorder(
             &self,
+            queue: &QueueName,
             ids: &[InstructionId],
             now: Timestamp,
         ) -> Result<Vec<Instruction>, QueueError> {
-            let ids = ids.to_vec();
-            self.write(move |c| ops::reorder(c, &ids, now))
+            let (queue, ids) = (queue.clone(), ids.to_vec());
+            self.write(move |c| ops::reorder(c, &queue, &ids, now))
         }
 
-        fn list(&self, filter: StatusFilter, page: Page) -> Result<Listing, QueueError> {
-            self.read(|c| ops::list(c, filter, page))
+        fn list(
+            &self,
+            queue: &QueueName,
+            filter: StatusFilter,
+            page: Page,
+        ) -> Result<Listing, QueueError> {
+            self.read(|c| ops::list(c, queue, filter, page))
         }
 
         fn list_each(
             &self,
+            queue: &QueueName,
             filter: StatusFilter,
             page: Page,
             each: &mut dyn FnMut(&Instruction),
         ) -> Result<u64, QueueError> {
-            self.read(|c| ops::list_each(c, filter, page, &mut |item| each(&item)))
+            self.read(|c| ops::list_each(c, queue, filter, page, &mut |item| each(&item)))
         }
 
-        fn counts(&self) -> Result<Counts, QueueError> {
-            self.read(ops::counts)
+        fn counts(&self, queue: &QueueName) -> Result<Counts, QueueError> {
+            self.read(|c| ops::counts(c, queue))
+        }
+
+        fn queues(&self) -> Result<Vec<QueueCounts>, QueueError> {
+            self.read(ops::queues)
         }
 
         fn begin_call(
             &self,
-            agent: &AgentId,
+            caller: &Caller,
             now: Timestamp,
             until: Timestamp,
         ) -> Result<CallTicket, QueueError> {
-            let agent = agent.clone();
-            self.write(move |c| ops::begin_call(c, &agent, now, until))
+            let caller = caller.clone();
+            self.write(move |c| ops::begin_call(c, &caller, now, until))
         }
 
         fn claim(
             &self,
-            agent: &AgentId,
+            caller: &Caller,
             generation: u64,
             now: Timestamp,
         ) -> Result<Claim, QueueError> {
-            let agent = agent.clone();
-            self.write(move |c| ops::claim(c, &agent, generation, now))
+            let caller = caller.clone();
+            self.write(move |c| ops::claim(c, &caller, generation, now))
         }
 
         fn claim_and_end(
             &self,
-            agent: &AgentId,
+            caller: &Caller,
             generation: u64,
             now: Timestamp,
         ) -> Result<Claim, QueueError> {
-            let agent = agent.clone();
-            self.write(move |c| ops::claim_and_end(c, &agent, generation, now))
+            let caller = caller.clone();
+            self.write(move |c| ops::claim_and_end(c, &caller, generation, now))
         }
 
         fn begin_and_claim(
             &self,
-            agent: &AgentId,
+            caller: &Caller,
             now: Timestamp,
             until: Timestamp,
         ) -> Result<(CallTicket, Result<Claim, QueueError>), QueueError> {
-            let agent = agent.clone();
+            let caller = caller.clone();
             // One transaction: if the claim fails, the start is rolled back with it.
             self.write(move |c| {
-                let ticket = ops::begin_call(c, &agent, now, until)?;
-                let claim = ops::claim_and_end(c, &agent, ticket.generation, now)?;
+                let ticket = ops::begin_call(c, &caller, now, until)?;
+                let claim = ops::claim_and_end(c, &caller, ticket.generation, now)?;
                 Ok((ticket, Ok(claim)))
             })
         }
 
         fn end_call(
             &self,
-            agent: &AgentId,
+            caller: &Caller,
             generation: u64,
             result: ResultType,
             now: Timestamp,
         ) -> Result<Agent, QueueError> {
-            let agent = agent.clone();
-            self.write(move |c| ops::end_call(c, &agent, generation, result, now))
+            let caller = caller.clone();
+            self.write(move |c| ops::end_call(c, &caller, generation, result, now))
         }
 
         fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
@@ -460,7 +466,7 @@ impl Store for SqliteStore {
         let overview = self.read(|c| {
             Ok(Overview {
                 agents: ops::agents(c)?,
-                counts: ops::counts(c)?,
+                queues: ops::queues(c)?,
                 settings: ops::stored_settings(c)?,
             })
         })?;
@@ -583,7 +589,10 @@ mod tests {
         let (_dir, path) = fresh();
         let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
         assert!(path.exists());
-        assert_eq!(store.counts().unwrap(), Counts::default());
+        assert_eq!(
+            store.counts(&QueueName::default()).unwrap(),
+            Counts::default()
+        );
         store.integrity_check().unwrap();
         #[derive(QueryableByName)]
         struct Mode {
@@ -607,8 +616,10 @@ mod tests {
             let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
             store
                 .add(
-                    InstructionId::from_u128(1),
-                    Content::parse("keep me").unwrap(),
+                    NewInstruction::new(
+                        InstructionId::from_u128(1),
+                        Content::parse("keep me").unwrap(),
+                    ),
                     Timestamp::from_micros(1),
                 )
                 .unwrap();
@@ -631,7 +642,7 @@ mod tests {
             panic!("expected NewerSchema, got {err:?}")
         };
         assert_eq!(found, "29990101000000");
-        assert_eq!(known, "20261121000002");
+        assert_eq!(known, "20261202000003");
         let message = err.to_string();
         assert!(message.contains("newer version of local-mcp"), "{message}");
         assert!(message.contains("left untouched"), "{message}");
@@ -646,13 +657,15 @@ mod tests {
             for n in 1..=5u128 {
                 store
                     .add(
-                        InstructionId::from_u128(n),
-                        Content::parse(&format!("item {n}")).unwrap(),
+                        NewInstruction::new(
+                            InstructionId::from_u128(n),
+                            Content::parse(&format!("item {n}")).unwrap(),
+                        ),
                         Timestamp::from_micros(1),
                     )
                     .unwrap();
             }
-            let agent = queue_core::AgentId::parse("a").unwrap();
+            let agent = queue_core::Caller::from(queue_core::AgentId::parse("a").unwrap());
             for _ in 0..2 {
                 let ticket = store
                     .begin_call(&agent, Timestamp::from_micros(2), Timestamp::from_micros(3))
@@ -662,22 +675,12 @@ mod tests {
                     .unwrap();
             }
             // Back to the first schema, as a database from before the counts table.
-            store
-                .write(|c| {
-                    c.batch_execute(include_str!(
-                        "../migrations/2026-11-21-000002_counts/down.sql"
-                    ))?;
-                    diesel::sql_query(
-                        "DELETE FROM __diesel_schema_migrations WHERE version = '20261121000002'",
-                    )
-                    .execute(c)?;
-                    Ok(())
-                })
-                .unwrap();
+            roll_back(&store, "2026-12-02-000003_queues");
+            roll_back(&store, "2026-11-21-000002_counts");
         }
         let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
         assert_eq!(
-            store.counts().unwrap(),
+            store.counts(&QueueName::default()).unwrap(),
             Counts {
                 pending: 3,
                 consumed: 2
@@ -687,7 +690,135 @@ mod tests {
         store
             .delete(InstructionId::from_u128(5), Timestamp::from_micros(4))
             .unwrap();
-        assert_eq!(store.counts().unwrap().pending, 2);
+        assert_eq!(store.counts(&QueueName::default()).unwrap().pending, 2);
+    }
+
+    /// Undoes the migration in `dir` on `store`'s file, as if this build had
+    /// never applied it.
+    fn roll_back(store: &SqliteStore, dir: &'static str) {
+        let down = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("migrations/{dir}/down.sql")),
+        )
+        .unwrap();
+        let version: String = dir.chars().filter(char::is_ascii_digit).collect();
+        store
+            .write(move |c| {
+                c.batch_execute(&down)?;
+                diesel::sql_query(format!(
+                    "DELETE FROM __diesel_schema_migrations WHERE version = '{version}'"
+                ))
+                .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A database from before named queues: every instruction, agent, event and
+    /// count lands on `default`, and the stored events still read.
+    #[test]
+    fn the_queues_migration_puts_what_was_there_on_default() {
+        let (_dir, path) = fresh();
+        let agent = queue_core::AgentId::parse("claude-code").unwrap();
+        let caller = queue_core::Caller::from(agent.clone());
+        let t = Timestamp::from_micros;
+        {
+            let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+            for n in 1..=4u128 {
+                let text = Content::parse(&format!("item {n}")).unwrap();
+                store
+                    .add(NewInstruction::new(InstructionId::from_u128(n), text), t(1))
+                    .unwrap();
+            }
+            let ticket = store.begin_call(&caller, t(2), t(3)).unwrap();
+            store
+                .claim_and_end(&caller, ticket.generation, t(2))
+                .unwrap();
+            let ids = [3u128, 2, 4].map(InstructionId::from_u128);
+            store.reorder(&QueueName::default(), &ids, t(4)).unwrap();
+            roll_back(&store, "2026-12-02-000003_queues");
+            // Rows as the schema before queues wrote them: events whose payloads
+            // have no queue, the reorder as a bare list.
+            store
+                .write(|c| {
+                    c.batch_execute(
+                        "UPDATE events SET payload = replace(payload, '\"queue\":\"default\",', '');
+                         UPDATE events SET payload = '{\"kind\":\"instruction_reordered\",\"data\":[' ||
+                             '\"00000000-0000-0000-0000-000000000003\",' ||
+                             '\"00000000-0000-0000-0000-000000000002\",' ||
+                             '\"00000000-0000-0000-0000-000000000004\"]}'
+                         WHERE kind = 'instruction.reordered';",
+                    )?;
+                    Ok(())
+                })
+                .unwrap();
+            let payloads: Vec<String> = store
+                .read(|c| {
+                    Ok(schema::events::table
+                        .select(schema::events::payload)
+                        .load(c)?)
+                })
+                .unwrap();
+            assert!(
+                payloads.iter().all(|p| !p.contains("queue")),
+                "{payloads:?}"
+            );
+        }
+
+        let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        let default = QueueName::default();
+        let all = store
+            .list(&default, StatusFilter::All, Page::default())
+            .unwrap();
+        let contents: Vec<_> = all.items.iter().map(|i| i.content.as_str()).collect();
+        assert_eq!(contents, ["item 1", "item 3", "item 2", "item 4"]);
+        assert!(
+            all.items
+                .iter()
+                .all(|i| i.queue.is_default() && i.to.is_none())
+        );
+        assert_eq!(
+            store.counts(&default).unwrap(),
+            Counts {
+                pending: 3,
+                consumed: 1
+            }
+        );
+        let queues = store.queues().unwrap();
+        assert_eq!(queues.len(), 1);
+        assert_eq!(queues[0].name, default);
+        let agents = store.agents().unwrap();
+        assert_eq!(agents.len(), 1);
+        assert_eq!(
+            (agents[0].caller(), agents[0].generation),
+            (caller.clone(), 1)
+        );
+        let events = store.events_after(0, 100).unwrap();
+        assert_eq!(
+            events.len(),
+            4 + 1 + 1 + 1 + 1,
+            "four adds, start, claim, end, reorder"
+        );
+        let Some(queue_core::Change::InstructionReordered(reordered)) =
+            events.last().map(|e| &e.change)
+        else {
+            panic!("the reorder comes last: {events:?}")
+        };
+        assert_eq!(reordered.queue, default);
+        assert_eq!(reordered.ids, [3u128, 2, 4].map(InstructionId::from_u128));
+        // The agent keeps its generation: its next call is the second.
+        let ticket = store.begin_call(&caller, t(5), t(6)).unwrap();
+        assert_eq!(ticket.generation, 2);
+        let Claim::Claimed(next) = store.claim(&caller, 2, t(5)).unwrap() else {
+            panic!("the head is item 3")
+        };
+        assert_eq!(next.content.as_str(), "item 3");
+        // New queues come and count on their own from now on.
+        let web = QueueName::parse("web").unwrap();
+        let new = NewInstruction::new(InstructionId::from_u128(9), Content::parse("w").unwrap())
+            .on(web.clone());
+        store.add(new, t(7)).unwrap();
+        assert_eq!(store.counts(&web).unwrap().pending, 1);
+        assert_eq!(store.counts(&default).unwrap().pending, 2);
     }
 
     #[test]
@@ -728,16 +859,30 @@ mod tests {
         let there = SqliteStore::open(&path, StoreOptions::default()).unwrap();
         let before = here.change_token().unwrap();
         assert_eq!(here.change_token().unwrap(), before, "nothing committed");
-        assert_eq!(here.overview().unwrap().counts.pending, 0);
+        assert_eq!(
+            here.overview()
+                .unwrap()
+                .counts(&QueueName::default())
+                .pending,
+            0
+        );
         there
             .add(
-                InstructionId::from_u128(1),
-                Content::parse("from elsewhere").unwrap(),
+                NewInstruction::new(
+                    InstructionId::from_u128(1),
+                    Content::parse("from elsewhere").unwrap(),
+                ),
                 Timestamp::from_micros(1),
             )
             .unwrap();
         assert_ne!(here.change_token().unwrap(), before);
-        assert_eq!(here.overview().unwrap().counts.pending, 1);
+        assert_eq!(
+            here.overview()
+                .unwrap()
+                .counts(&QueueName::default())
+                .pending,
+            1
+        );
     }
 
     #[test]
@@ -752,14 +897,19 @@ mod tests {
             // A commit by another process or by this one's writer alike.
             store
                 .add(
-                    InstructionId::from_u128(n),
-                    Content::parse("new").unwrap(),
+                    NewInstruction::new(
+                        InstructionId::from_u128(n),
+                        Content::parse("new").unwrap(),
+                    ),
                     Timestamp::from_micros(1),
                 )
                 .unwrap();
             assert_eq!(here.overview_at_once(), None, "stale after commit {n}");
             let fresh = here.overview().unwrap();
-            assert_eq!(fresh.counts.pending, u64::try_from(n).unwrap());
+            assert_eq!(
+                fresh.counts(&QueueName::default()).pending,
+                u64::try_from(n).unwrap()
+            );
             assert_eq!(here.overview_at_once(), Some(fresh));
         }
         // A lock held elsewhere means no answer rather than a wait.
@@ -781,8 +931,10 @@ mod tests {
                 self.go.recv().unwrap();
                 store
                     .add(
-                        InstructionId::from_u128(1),
-                        Content::parse("kept").unwrap(),
+                        NewInstruction::new(
+                            InstructionId::from_u128(1),
+                            Content::parse("kept").unwrap(),
+                        ),
                         Timestamp::from_micros(1),
                     )
                     .unwrap();
@@ -811,7 +963,7 @@ mod tests {
             "the writer thread finished the write after dropping its store"
         );
         let reopened = SqliteStore::open(&path, StoreOptions::default()).unwrap();
-        assert_eq!(reopened.counts().unwrap().pending, 1);
+        assert_eq!(reopened.counts(&QueueName::default()).unwrap().pending, 1);
     }
 
     #[test]
@@ -821,13 +973,15 @@ mod tests {
         for n in 1..=5u128 {
             store
                 .add(
-                    InstructionId::from_u128(n),
-                    Content::parse(&format!("item {n}")).unwrap(),
+                    NewInstruction::new(
+                        InstructionId::from_u128(n),
+                        Content::parse(&format!("item {n}")).unwrap(),
+                    ),
                     Timestamp::from_micros(1),
                 )
                 .unwrap();
         }
-        let agent = queue_core::AgentId::parse("a").unwrap();
+        let agent = queue_core::Caller::from(queue_core::AgentId::parse("a").unwrap());
         let ticket = store
             .begin_call(&agent, Timestamp::from_micros(2), Timestamp::from_micros(3))
             .unwrap();
@@ -841,10 +995,12 @@ mod tests {
         ] {
             for (offset, limit) in [(0, None), (0, Some(2)), (1, Some(3)), (4, None), (9, None)] {
                 let page = Page { offset, limit };
-                let listing = store.list(filter, page).unwrap();
+                let listing = store.list(&QueueName::default(), filter, page).unwrap();
                 let mut items = Vec::new();
                 let total = store
-                    .list_each(filter, page, &mut |i| items.push(i.clone()))
+                    .list_each(&QueueName::default(), filter, page, &mut |i| {
+                        items.push(i.clone())
+                    })
                     .unwrap();
                 assert_eq!(
                     (items, total),
@@ -867,8 +1023,10 @@ mod tests {
                         let id = InstructionId::from_u128(t * 1_000 + i + 1);
                         let item = store
                             .add(
-                                id,
-                                Content::parse(&format!("{t}-{i}")).unwrap(),
+                                NewInstruction::new(
+                                    id,
+                                    Content::parse(&format!("{t}-{i}")).unwrap(),
+                                ),
                                 Timestamp::from_micros(1),
                             )
                             .unwrap();
@@ -884,10 +1042,14 @@ mod tests {
                 });
             }
         });
-        assert_eq!(store.counts().unwrap().pending, 800);
+        assert_eq!(store.counts(&QueueName::default()).unwrap().pending, 800);
         // Positions stay unique under concurrency.
         let items = store
-            .list(StatusFilter::Pending, Page::default())
+            .list(
+                &QueueName::default(),
+                StatusFilter::Pending,
+                Page::default(),
+            )
             .unwrap()
             .items;
         let mut positions: Vec<_> = items.iter().map(|i| i.position).collect();

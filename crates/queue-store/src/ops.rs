@@ -5,9 +5,10 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use queue_core::{
-    Agent, AgentId, CallTicket, Change, Claim, Conflict, Content, Counts, Event, Instruction,
-    InstructionId, Listing, Page, QueueError, ResultType, SettingsPatch, Status, StatusFilter,
-    StoreError, StoredSettings, Timestamp, check_reorder,
+    Agent, AgentId, CallTicket, Caller, Change, Claim, Conflict, Content, Counts, Event,
+    Instruction, InstructionId, Listing, NewInstruction, Page, QueueCounts, QueueError, QueueName,
+    Reordered, ResultType, SettingsPatch, Status, StatusFilter, StoreError, StoredSettings,
+    Timestamp, check_reorder,
 };
 
 use crate::error::OpError;
@@ -44,11 +45,15 @@ struct InstructionRow {
     consumed_at: Option<i64>,
     consumed_by: Option<String>,
     position: i64,
+    queue: String,
+    to_agent: Option<String>,
 }
 
 impl InstructionRow {
     fn from_domain(i: &Instruction) -> Self {
         InstructionRow {
+            queue: i.queue.as_str().to_owned(),
+            to_agent: i.to.as_ref().map(|a| a.as_str().to_owned()),
             id: i.id.to_string(),
             content: i.content.as_str().to_owned(),
             status: i.status.as_str().to_owned(),
@@ -63,7 +68,14 @@ impl InstructionRow {
     fn into_domain(self) -> Result<Instruction> {
         Ok(Instruction {
             id: InstructionId::parse(&self.id).map_err(corrupt)?,
+            queue: QueueName::parse(&self.queue).map_err(corrupt)?,
             content: Content::parse(&self.content).map_err(corrupt)?,
+            to: self
+                .to_agent
+                .as_deref()
+                .map(AgentId::parse)
+                .transpose()
+                .map_err(corrupt)?,
             status: Status::parse(&self.status)
                 .ok_or_else(|| corrupt(format!("unknown status {:?}", self.status)))?,
             created_at: Timestamp::from_micros(self.created_at),
@@ -85,6 +97,7 @@ impl InstructionRow {
 #[diesel(check_for_backend(diesel::sqlite::Sqlite))]
 #[diesel(treat_none_as_null = true)]
 struct AgentRow {
+    queue: String,
     id: String,
     last_seen_at: i64,
     last_fetch_at: Option<i64>,
@@ -96,6 +109,7 @@ struct AgentRow {
 impl AgentRow {
     fn from_domain(a: &Agent) -> Self {
         AgentRow {
+            queue: a.queue.as_str().to_owned(),
             id: a.id.as_str().to_owned(),
             last_seen_at: a.last_seen_at.as_micros(),
             last_fetch_at: a.last_fetch_at.map(Timestamp::as_micros),
@@ -107,6 +121,7 @@ impl AgentRow {
 
     fn into_domain(self) -> Result<Agent> {
         Ok(Agent {
+            queue: QueueName::parse(&self.queue).map_err(corrupt)?,
             id: AgentId::parse(&self.id).map_err(corrupt)?,
             last_seen_at: Timestamp::from_micros(self.last_seen_at),
             last_fetch_at: self.last_fetch_at.map(Timestamp::from_micros),
@@ -191,8 +206,9 @@ fn next_position(c: &mut SqliteConnection) -> Result<i64> {
     Ok(max.unwrap_or(0) + 1)
 }
 
-fn pending_ordered(c: &mut SqliteConnection) -> Result<Vec<Instruction>> {
+fn pending_ordered(c: &mut SqliteConnection, queue: &QueueName) -> Result<Vec<Instruction>> {
     instructions::table
+        .filter(instructions::queue.eq(queue.as_str()))
         .filter(instructions::status.eq(Status::Pending.as_str()))
         .order((
             instructions::position,
@@ -206,13 +222,33 @@ fn pending_ordered(c: &mut SqliteConnection) -> Result<Vec<Instruction>> {
         .collect()
 }
 
+/// Refuses a queue that does not exist: `default` always does, another once an
+/// instruction was queued on it (its count rows) or an agent called on it.
+fn ensure_queue(c: &mut SqliteConnection, queue: &QueueName) -> Result<()> {
+    let counted = diesel::dsl::select(diesel::dsl::exists(
+        instruction_counts::table.filter(instruction_counts::queue.eq(queue.as_str())),
+    ))
+    .get_result::<bool>(c)?;
+    if counted || queue.is_default() {
+        return Ok(());
+    }
+    let has_agents = diesel::dsl::select(diesel::dsl::exists(
+        agents::table.filter(agents::queue.eq(queue.as_str())),
+    ))
+    .get_result::<bool>(c)?;
+    if has_agents {
+        Ok(())
+    } else {
+        Err(OpError::Queue(QueueError::UnknownQueue(queue.clone())))
+    }
+}
+
 fn insert_pending(
     c: &mut SqliteConnection,
-    id: InstructionId,
-    content: Content,
+    new: NewInstruction,
     now: Timestamp,
 ) -> Result<Instruction> {
-    let item = Instruction::pending(id, content, now, next_position(c)?);
+    let item = Instruction::pending(new, now, next_position(c)?);
     diesel::insert_into(instructions::table)
         .values(InstructionRow::from_domain(&item))
         .execute(c)?;
@@ -222,11 +258,10 @@ fn insert_pending(
 
 pub(crate) fn add(
     c: &mut SqliteConnection,
-    id: InstructionId,
-    content: Content,
+    new: NewInstruction,
     now: Timestamp,
 ) -> Result<Instruction> {
-    insert_pending(c, id, content, now)
+    insert_pending(c, new, now)
 }
 
 pub(crate) fn get(c: &mut SqliteConnection, id: InstructionId) -> Result<Option<Instruction>> {
@@ -267,15 +302,17 @@ pub(crate) fn requeue(
 ) -> Result<Instruction> {
     let source = find_existing(c, id)?;
     source.ensure_consumed().map_err(conflict)?;
-    insert_pending(c, new_id, source.content, now)
+    insert_pending(c, source.copy(new_id), now)
 }
 
 pub(crate) fn reorder(
     c: &mut SqliteConnection,
+    queue: &QueueName,
     ids: &[InstructionId],
     now: Timestamp,
 ) -> Result<Vec<Instruction>> {
-    let pending = pending_ordered(c)?;
+    ensure_queue(c, queue)?;
+    let pending = pending_ordered(c, queue)?;
     let current: Vec<_> = pending.iter().map(|i| i.id).collect();
     check_reorder(&current, ids).map_err(OpError::Queue)?;
     // Same rule as the in-memory store: the existing positions, reassigned in the new
@@ -294,7 +331,11 @@ pub(crate) fn reorder(
         }
         out.push(item);
     }
-    log_change(c, now, &Change::InstructionReordered(ids.to_vec()))?;
+    let reordered = Reordered {
+        queue: queue.clone(),
+        ids: ids.to_vec(),
+    };
+    log_change(c, now, &Change::InstructionReordered(reordered))?;
     Ok(out)
 }
 
@@ -302,12 +343,14 @@ pub(crate) fn reorder(
 /// them; returns how many there were.
 fn page_each(
     c: &mut SqliteConnection,
+    queue: &QueueName,
     status: Status,
     offset: i64,
     limit: i64,
     each: &mut dyn FnMut(Instruction),
 ) -> Result<i64> {
     let query = instructions::table
+        .filter(instructions::queue.eq(queue.as_str()))
         .filter(instructions::status.eq(status.as_str()))
         .select(InstructionRow::as_select())
         .offset(offset)
@@ -339,45 +382,86 @@ fn page_each(
     Ok(n)
 }
 
-/// How many instructions have `status`: one row of `instruction_counts`, which
-/// triggers keep in step with every change (migration `000002_counts`).
-fn count(c: &mut SqliteConnection, status: Status) -> Result<u64> {
-    let n: i64 = instruction_counts::table
-        .find(status.as_str())
-        .select(instruction_counts::n)
-        .get_result(c)?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
-pub(crate) fn counts(c: &mut SqliteConnection) -> Result<Counts> {
-    let mut counts = Counts::default();
-    for (status, n) in instruction_counts::table
+/// How many instructions of `queue` each status holds: its two rows of
+/// `instruction_counts`, which triggers keep in step with every change
+/// (migrations `000002_counts`, `000003_queues`). A queue without them is
+/// checked for agents before it counts as empty.
+pub(crate) fn counts(c: &mut SqliteConnection, queue: &QueueName) -> Result<Counts> {
+    let rows = instruction_counts::table
+        .filter(instruction_counts::queue.eq(queue.as_str()))
         .select((instruction_counts::status, instruction_counts::n))
-        .load::<(String, i64)>(c)?
-    {
-        let n = u64::try_from(n).unwrap_or(0);
-        match status.as_str() {
-            "pending" => counts.pending = n,
-            "consumed" => counts.consumed = n,
-            other => {
-                return Err(corrupt(format!(
-                    "unknown status {other:?} in instruction_counts"
-                )));
-            }
-        }
+        .load::<(String, i64)>(c)?;
+    if rows.is_empty() {
+        ensure_queue(c, queue)?;
+    }
+    let mut counts = Counts::default();
+    for (status, n) in rows {
+        add_count(&mut counts, &status, n)?;
     }
     Ok(counts)
 }
 
-pub(crate) fn list(c: &mut SqliteConnection, filter: StatusFilter, page: Page) -> Result<Listing> {
+fn add_count(counts: &mut Counts, status: &str, n: i64) -> Result<()> {
+    let n = u64::try_from(n).unwrap_or(0);
+    match status {
+        "pending" => counts.pending = n,
+        "consumed" => counts.consumed = n,
+        other => {
+            return Err(corrupt(format!(
+                "unknown status {other:?} in instruction_counts"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every queue: those with count rows and those with agents, by name.
+pub(crate) fn queues(c: &mut SqliteConnection) -> Result<Vec<QueueCounts>> {
+    let mut by_name: std::collections::BTreeMap<String, Counts> = Default::default();
+    for (queue, status, n) in instruction_counts::table
+        .select((
+            instruction_counts::queue,
+            instruction_counts::status,
+            instruction_counts::n,
+        ))
+        .load::<(String, String, i64)>(c)?
+    {
+        add_count(by_name.entry(queue).or_default(), &status, n)?;
+    }
+    for queue in agents::table
+        .select(agents::queue)
+        .distinct()
+        .load::<String>(c)?
+    {
+        by_name.entry(queue).or_default();
+    }
+    by_name.entry(QueueName::DEFAULT.to_owned()).or_default();
+    by_name
+        .into_iter()
+        .map(|(name, counts)| {
+            Ok(QueueCounts {
+                name: QueueName::parse(&name).map_err(corrupt)?,
+                counts,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn list(
+    c: &mut SqliteConnection,
+    queue: &QueueName,
+    filter: StatusFilter,
+    page: Page,
+) -> Result<Listing> {
     let mut items = Vec::new();
-    let total = list_each(c, filter, page, &mut |item| items.push(item))?;
+    let total = list_each(c, queue, filter, page, &mut |item| items.push(item))?;
     Ok(Listing { items, total })
 }
 
-/// The listing of `filter` in `page`, item by item; returns the total.
+/// The listing of `filter` on `queue` in `page`, item by item; returns the total.
 pub(crate) fn list_each(
     c: &mut SqliteConnection,
+    queue: &QueueName,
     filter: StatusFilter,
     page: Page,
     each: &mut dyn FnMut(Instruction),
@@ -386,6 +470,7 @@ pub(crate) fn list_each(
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let offset = clamp(page.offset);
     let limit = page.limit.map(clamp).unwrap_or(-1);
+    let Counts { pending, consumed } = counts(c, queue)?;
     match filter {
         StatusFilter::Pending | StatusFilter::Consumed => {
             let status = if filter == StatusFilter::Pending {
@@ -393,30 +478,32 @@ pub(crate) fn list_each(
             } else {
                 Status::Consumed
             };
-            let total = count(c, status)?;
-            page_each(c, status, offset, limit, each)?;
-            Ok(total)
+            page_each(c, queue, status, offset, limit, each)?;
+            Ok(if status == Status::Pending {
+                pending
+            } else {
+                consumed
+            })
         }
         StatusFilter::All => {
-            let Counts { pending, consumed } = counts(c)?;
             let n_consumed = clamp(consumed);
             let mut taken = 0;
             if offset < n_consumed {
-                taken = page_each(c, Status::Consumed, offset, limit, each)?;
+                taken = page_each(c, queue, Status::Consumed, offset, limit, each)?;
             }
             let rest = if limit < 0 { -1 } else { limit - taken };
             if rest != 0 {
                 let pending_offset = (offset - n_consumed).max(0);
-                page_each(c, Status::Pending, pending_offset, rest, each)?;
+                page_each(c, queue, Status::Pending, pending_offset, rest, each)?;
             }
             Ok(pending + consumed)
         }
     }
 }
 
-fn find_agent(c: &mut SqliteConnection, agent: &AgentId) -> Result<Option<Agent>> {
+fn find_agent(c: &mut SqliteConnection, caller: &Caller) -> Result<Option<Agent>> {
     agents::table
-        .find(agent.as_str())
+        .find((caller.queue.as_str(), caller.agent.as_str()))
         .select(AgentRow::as_select())
         .get_result(c)
         .optional()?
@@ -428,7 +515,7 @@ fn save_agent(c: &mut SqliteConnection, agent: &Agent) -> Result<()> {
     let row = AgentRow::from_domain(agent);
     diesel::insert_into(agents::table)
         .values(&row)
-        .on_conflict(agents::id)
+        .on_conflict((agents::queue, agents::id))
         .do_update()
         .set(&row)
         .execute(c)?;
@@ -437,12 +524,12 @@ fn save_agent(c: &mut SqliteConnection, agent: &Agent) -> Result<()> {
 
 pub(crate) fn begin_call(
     c: &mut SqliteConnection,
-    agent: &AgentId,
+    caller: &Caller,
     now: Timestamp,
     until: Timestamp,
 ) -> Result<CallTicket> {
-    let agent_row = find_agent(c, agent)?
-        .unwrap_or_else(|| Agent::first_seen(agent.clone(), now))
+    let agent_row = find_agent(c, caller)?
+        .unwrap_or_else(|| Agent::first_seen(caller, now))
         .call_started(now, until);
     save_agent(c, &agent_row)?;
     log_change(c, now, &Change::AgentUpdated(agent_row.clone()))?;
@@ -454,20 +541,28 @@ pub(crate) fn begin_call(
 
 pub(crate) fn claim(
     c: &mut SqliteConnection,
-    agent: &AgentId,
+    caller: &Caller,
     generation: u64,
     now: Timestamp,
 ) -> Result<Claim> {
     let current: Option<i64> = agents::table
-        .find(agent.as_str())
+        .find((caller.queue.as_str(), caller.agent.as_str()))
         .select(agents::generation)
         .get_result(c)
         .optional()?;
     if current.and_then(|g| u64::try_from(g).ok()) != Some(generation) {
         return Ok(Claim::Superseded);
     }
+    // The queue's index gives its pending ones in order; those addressed to
+    // another agent are passed over.
     let head = instructions::table
+        .filter(instructions::queue.eq(caller.queue.as_str()))
         .filter(instructions::status.eq(Status::Pending.as_str()))
+        .filter(
+            instructions::to_agent
+                .is_null()
+                .or(instructions::to_agent.eq(caller.agent.as_str())),
+        )
         .order((
             instructions::position,
             instructions::created_at,
@@ -477,7 +572,10 @@ pub(crate) fn claim(
     let Some(head) = head else {
         return Ok(Claim::Empty);
     };
-    let item = head.into_domain()?.consumed(agent, now).map_err(conflict)?;
+    let item = head
+        .into_domain()?
+        .consumed(caller, now)
+        .map_err(conflict)?;
     // The status guard makes the claim safe even if this ever ran outside the
     // writer's exclusive transaction.
     let n = diesel::update(
@@ -488,7 +586,7 @@ pub(crate) fn claim(
     .set((
         instructions::status.eq(Status::Consumed.as_str()),
         instructions::consumed_at.eq(now.as_micros()),
-        instructions::consumed_by.eq(agent.as_str()),
+        instructions::consumed_by.eq(caller.agent.as_str()),
         instructions::updated_at.eq(now.as_micros()),
     ))
     .execute(c)?;
@@ -503,28 +601,28 @@ pub(crate) fn claim(
 /// transaction.
 pub(crate) fn claim_and_end(
     c: &mut SqliteConnection,
-    agent: &AgentId,
+    caller: &Caller,
     generation: u64,
     now: Timestamp,
 ) -> Result<Claim> {
-    let claim = claim(c, agent, generation, now)?;
+    let claim = claim(c, caller, generation, now)?;
     if matches!(claim, Claim::Claimed(_)) {
-        end_call(c, agent, generation, ResultType::Instruction, now)?;
+        end_call(c, caller, generation, ResultType::Instruction, now)?;
     }
     Ok(claim)
 }
 
 pub(crate) fn end_call(
     c: &mut SqliteConnection,
-    agent: &AgentId,
+    caller: &Caller,
     generation: u64,
     result: ResultType,
     now: Timestamp,
 ) -> Result<Agent> {
-    let agent_row = find_agent(c, agent)?
+    let agent_row = find_agent(c, caller)?
         .ok_or_else(|| {
             OpError::Queue(
-                StoreError::Other(format!("end of a call of unknown agent {agent}")).into(),
+                StoreError::Other(format!("end of a call of unknown agent {caller}")).into(),
             )
         })?
         .call_ended(generation, result, now);
@@ -541,6 +639,7 @@ pub(crate) fn unclaim(
     let item = find_existing(c, id)?;
     item.ensure_consumed().map_err(conflict)?;
     let head: Option<i64> = instructions::table
+        .filter(instructions::queue.eq(item.queue.as_str()))
         .filter(instructions::status.eq(Status::Pending.as_str()))
         .select(diesel::dsl::min(instructions::position))
         .get_result(c)?;
@@ -556,7 +655,7 @@ pub(crate) fn unclaim(
 
 pub(crate) fn agents(c: &mut SqliteConnection) -> Result<Vec<Agent>> {
     agents::table
-        .order((agents::last_seen_at.desc(), agents::id))
+        .order((agents::last_seen_at.desc(), agents::queue, agents::id))
         .select(AgentRow::as_select())
         .load(c)?
         .into_iter()

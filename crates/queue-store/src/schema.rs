@@ -10,11 +10,14 @@ diesel::table! {
         consumed_at -> Nullable<BigInt>,
         consumed_by -> Nullable<Text>,
         position -> BigInt,
+        queue -> Text,
+        to_agent -> Nullable<Text>,
     }
 }
 
 diesel::table! {
-    agents (id) {
+    agents (queue, id) {
+        queue -> Text,
         id -> Text,
         last_seen_at -> BigInt,
         last_fetch_at -> Nullable<BigInt>,
@@ -41,7 +44,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    instruction_counts (status) {
+    instruction_counts (queue, status) {
+        queue -> Text,
         status -> Text,
         n -> BigInt,
     }

@@ -70,7 +70,10 @@ async fn each_api_change_records_its_entry() {
         .expect_status(200);
     assert_eq!(
         srv.audit.take(),
-        [entry("instruction.reordered", json!({"ids": [b, a]}))]
+        [entry(
+            "instruction.reordered",
+            json!({"queue": "default", "ids": [b, a]})
+        )]
     );
 
     // The agent's call is audited by the service; the requeue after it by the API.
@@ -79,7 +82,7 @@ async fn each_api_change_records_its_entry() {
         srv.audit.take(),
         [entry(
             "tool.call",
-            json!({"agent": "agent-1", "result": "instruction", "end": "delivered"})
+            json!({"agent": "agent-1", "queue": "default", "result": "instruction", "end": "delivered"})
         )]
     );
     let reply = srv

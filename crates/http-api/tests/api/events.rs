@@ -70,7 +70,7 @@ fn assert_status_shape(status: &Value) {
         .collect();
     assert_eq!(
         keys,
-        BTreeSet::from(["server", "agent", "agents", "queue", "settings"]),
+        BTreeSet::from(["server", "agent", "agents", "queue", "queues", "settings"]),
         "{status}"
     );
     assert_eq!(status["server"]["status"], "up", "{status}");
@@ -128,7 +128,10 @@ async fn every_change_is_announced_with_its_full_payload() {
     .await
     .expect_status(200);
     let reordered = stream.next_event("instruction.reordered").await;
-    assert_eq!(*reordered.payload(), json!({"ids": [id_of(&b), id_of(&a)]}));
+    assert_eq!(
+        *reordered.payload(),
+        json!({"queue": "default", "ids": [id_of(&b), id_of(&a)]})
+    );
 
     let config = srv
         .patch(
@@ -202,7 +205,7 @@ async fn every_change_is_announced_with_its_full_payload() {
     let status = srv.get("/api/status").await.json();
     assert_eq!(
         status["queue"],
-        json!({"pending_count": 1, "consumed_count": 1})
+        json!({"name": "default", "pending_count": 1, "consumed_count": 1})
     );
     let settled = stream
         .find("status.changed equal to GET /api/status", |f| {
@@ -518,4 +521,70 @@ async fn streams_end_when_the_server_shuts_down() {
     stream.next_matching("the opening block", |_| true).await;
     srv.service.shutdown();
     stream.expect_end().await;
+}
+
+/// Every instruction and agent message names its queue; a stream asked for one
+/// queue leaves the others' out but still gets the status.
+#[actix_web::test]
+async fn a_stream_of_one_queue_carries_only_that_queue() {
+    let srv = Server::start().await;
+    let mut all = srv.events(None).await;
+    let mut web = srv
+        .events_with(Server::req(Method::GET, "/api/events?queue=web"), None)
+        .await;
+    let api = srv
+        .post(
+            "/api/instructions",
+            &json!({"content": "for api", "queue": "api"}),
+        )
+        .await
+        .json();
+    let mine = srv
+        .post(
+            "/api/instructions",
+            &json!({"content": "for web", "queue": "web", "to_agent_id": "anna"}),
+        )
+        .await
+        .json();
+    let seen_all = all.next_event("instruction.created").await;
+    assert_eq!(seen_all.payload()["queue"], "api");
+    let seen_all = all.next_event("instruction.created").await;
+    assert_eq!(seen_all.payload()["queue"], "web");
+    assert_eq!(seen_all.payload()["to_agent_id"], "anna");
+    // The web stream's first instruction message is web's; api's never comes.
+    let seen_web = web.next_event("instruction.created").await;
+    assert_eq!(seen_web.payload()["id"], mine["item"]["id"]);
+    let status = web.next_event("status.changed").await;
+    let queues: Vec<_> = status.payload()["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(queues, ["api", "default", "web"]);
+    srv.post(
+        "/api/instructions/reorder",
+        &json!({"queue": "api", "ids": [api["item"]["id"]]}),
+    )
+    .await
+    .expect_status(200);
+    let reordered = all.next_event("instruction.reordered").await;
+    assert_eq!(reordered.payload()["queue"], "api");
+    // A marker on web, after which the api reorder would have shown if it came.
+    srv.post(
+        "/api/instructions",
+        &json!({"content": "marker", "queue": "web"}),
+    )
+    .await
+    .expect_status(201);
+    web.next_matching("the marker", |f| {
+        f.is("instruction.created") && f.payload()["content"] == "marker"
+    })
+    .await;
+    assert!(
+        !web.messages().iter().any(|f| f.payload()["queue"] == "api"),
+        "{:#?}",
+        web.seen
+    );
+    assert_well_formed(&web);
 }

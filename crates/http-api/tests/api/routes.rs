@@ -29,9 +29,11 @@ fn assert_time(value: &Value) -> Timestamp {
     Timestamp::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
-const ITEM_KEYS: [&str; 8] = [
+const ITEM_KEYS: [&str; 10] = [
     "id",
+    "queue",
     "content",
+    "to_agent_id",
     "status",
     "created_at",
     "updated_at",
@@ -40,8 +42,9 @@ const ITEM_KEYS: [&str; 8] = [
     "position",
 ];
 
-const AGENT_KEYS: [&str; 8] = [
+const AGENT_KEYS: [&str; 9] = [
     "agent_id",
+    "queue",
     "state",
     "connected",
     "waiting",
@@ -92,7 +95,7 @@ async fn status_before_any_agent_has_a_null_agent() {
     let body = reply.json();
     assert_eq!(
         keys(&body),
-        BTreeSet::from(["server", "agent", "agents", "queue", "settings"])
+        BTreeSet::from(["server", "agent", "agents", "queue", "queues", "settings"])
     );
     assert_eq!(
         body["server"],
@@ -107,7 +110,7 @@ async fn status_before_any_agent_has_a_null_agent() {
     assert_eq!(body["agents"], json!([]));
     assert_eq!(
         body["queue"],
-        json!({"pending_count": 0, "consumed_count": 0})
+        json!({"name": "default", "pending_count": 0, "consumed_count": 0})
     );
     let config = srv.get("/api/config").await.json();
     assert_eq!(body["settings"], config);
@@ -131,7 +134,7 @@ async fn status_shows_the_most_recently_seen_agent_first() {
     let body = srv.get("/api/status").await.json();
     assert_eq!(
         body["queue"],
-        json!({"pending_count": 0, "consumed_count": 2})
+        json!({"name": "default", "pending_count": 0, "consumed_count": 2})
     );
     let agents = body["agents"].as_array().expect("agents is an array");
     assert_eq!(agents.len(), 2, "{body}");
@@ -575,4 +578,113 @@ async fn wrong_methods_are_405_json() {
         reply.expect_error(405, "bad_request");
     }
     assert_eq!(srv.listed_ids("all").await, [id], "nothing changed");
+}
+
+/// Each queue has its own list, order, counts and agents; the status of one
+/// queue lists them all; bad and unknown names are refused and change nothing.
+#[actix_web::test]
+async fn queues_are_kept_apart_and_listed() {
+    let srv = Server::start().await;
+    srv.no_wait().await;
+    for (content, queue) in [("w1", "web"), ("a1", "api"), ("w2", "web")] {
+        srv.post(
+            "/api/instructions",
+            &json!({"content": content, "queue": queue}),
+        )
+        .await
+        .expect_status(201);
+    }
+    let web = srv.get("/api/instructions?queue=web").await.json();
+    let contents: Vec<_> = web["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(contents, ["w1", "w2"]);
+    assert_eq!(srv.get("/api/instructions").await.json()["total"], 0);
+
+    // An agent on web takes web's head, not api's.
+    let caller = queue_core::Caller::new(
+        queue_core::QueueName::parse("web").unwrap(),
+        queue_core::AgentId::parse("anna").unwrap(),
+    );
+    let fetch = srv.service.next_instruction(caller).await.unwrap();
+    let FetchOutcome::Instruction(item) = fetch.outcome else {
+        panic!("web had instructions")
+    };
+    assert_eq!(item.content.as_str(), "w1");
+
+    let status = srv.get("/api/status?queue=web").await.json();
+    assert_eq!(
+        status["queue"],
+        json!({"name": "web", "pending_count": 1, "consumed_count": 1})
+    );
+    assert_eq!(status["agent"]["agent_id"], "anna");
+    assert_eq!(status["agent"]["queue"], "web");
+    let default = srv.get("/api/status").await.json();
+    assert_eq!(default["agent"], Value::Null, "anna is web's agent");
+    assert_eq!(default["queues"], status["queues"]);
+    let listed = srv.get("/api/queues").await.json();
+    assert_eq!(listed["queues"], status["queues"]);
+    let names: Vec<_> = listed["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["name"].clone(),
+                q["pending_count"].clone(),
+                q["agents"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (json!("api"), json!(1), 0),
+            (json!("default"), json!(0), 0),
+            (json!("web"), json!(1), 1)
+        ]
+    );
+
+    // Refusals: nothing is added, nothing consumed.
+    let before = srv.get("/api/queues").await.json();
+    for (uri, body) in [
+        ("/api/instructions", json!({"content": "x", "queue": ""})),
+        ("/api/instructions", json!({"content": "x", "queue": "a b"})),
+        ("/api/instructions", json!({"content": "x", "queue": 7})),
+        (
+            "/api/instructions",
+            json!({"content": "x", "to_agent_id": "a b"}),
+        ),
+        (
+            "/api/instructions?queue=web",
+            json!({"content": "x", "queue": "api"}),
+        ),
+        (
+            "/api/instructions/reorder",
+            json!({"ids": [], "queue": "nowhere"}),
+        ),
+    ] {
+        srv.post(uri, &body).await.expect_error(422, "validation");
+    }
+    for uri in [
+        "/api/instructions?queue=nowhere",
+        "/api/instructions?queue=%20",
+        "/api/status?queue=nowhere",
+    ] {
+        let reply = srv.get(uri).await;
+        reply.expect_error(422, "validation");
+        assert_eq!(reply.json()["error"]["field"], "queue", "{uri}");
+    }
+    let unknown = srv.get("/api/status?queue=nowhere").await.json();
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("queue \"nowhere\" does not exist"),
+        "{unknown}"
+    );
+    assert_eq!(srv.get("/api/queues").await.json(), before);
 }

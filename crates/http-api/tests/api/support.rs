@@ -503,9 +503,10 @@ impl Audit for Recorder {
                 json!({"id": item.id.to_string(), "content": item.content.as_str()})
             }
             AuditEntry::InstructionDeleted { item } => json!({"id": item.id.to_string()}),
-            AuditEntry::InstructionReordered { ids } => {
-                json!({"ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>()})
-            }
+            AuditEntry::InstructionReordered { queue, ids } => json!({
+                "queue": queue.as_str(),
+                "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
             AuditEntry::ConfigUpdated { patch, settings } => json!({
                 "patch": {
                     "default_wait_seconds": patch.default_wait_seconds(),
@@ -515,8 +516,16 @@ impl Audit for Recorder {
                 "settings": http_api::settings_json(settings),
             }),
             AuditEntry::ToolCall {
-                agent, result, end, ..
-            } => json!({"agent": agent.as_str(), "result": result.as_str(), "end": end}),
+                caller,
+                result,
+                end,
+                ..
+            } => json!({
+                "agent": caller.agent.as_str(),
+                "queue": caller.queue.as_str(),
+                "result": result.as_str(),
+                "end": end,
+            }),
             AuditEntry::AuthFailure {
                 method,
                 path,
