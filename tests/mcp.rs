@@ -339,6 +339,97 @@ async fn stateless_http_needs_no_initialize() {
     assert!(call.contains("\"content\":\"raw\""), "{call}");
 }
 
+/// Issue 15: the URL names the queue (`/mcp/q/NAME`), the argument beats it, and
+/// a name no queue can have is refused before anything is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_url_names_the_queue_and_bad_names_get_a_422() {
+    let db = TempDb::new();
+    let queue = service_on(&db);
+    let shop = queue_core::QueueName::parse("shop").unwrap();
+    queue.add("for default").await.unwrap();
+    queue.add_to(&shop, None, "for shop").await.unwrap();
+    queue
+        .add_to(
+            &queue_core::QueueName::parse("web").unwrap(),
+            None,
+            "for web",
+        )
+        .await
+        .unwrap();
+    let mut cmd = local_mcp(db.path());
+    cmd.env("DEFAULT_WAIT_SECONDS", "0");
+    let server = Serve::start(cmd);
+
+    let transport = StreamableHttpClientTransport::from_uri(format!("{}/mcp/q/shop", server.url()));
+    let client = Probe::new("probe-http")
+        .serve_with_lifecycle(transport, lifecycle(Era::Legacy))
+        .await
+        .expect("connect over HTTP");
+    let got = call(&client, Some("a1")).await;
+    assert_eq!(got["queue"], "shop");
+    assert_eq!(got["instruction"]["content"], "for shop");
+    let again = call(&client, Some("a1")).await;
+    assert_eq!(again["instruction"], Value::Null, "{again}");
+    let params = CallToolRequestParams::new(TOOL_NAME)
+        .with_arguments(object(json!({"agent_id": "a1", "queue": "web"})));
+    let web = structured(&client.call_tool(params).await.unwrap());
+    assert_eq!(web["instruction"]["content"], "for web");
+    client.cancel().await.unwrap();
+    assert_eq!(pending(&queue).await, ["for default"]);
+
+    let refused = reqwest::Client::new()
+        .post(format!("{}/mcp/q/my%20shop", server.url()))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "queue", "{body}");
+    assert_eq!(pending(&queue).await, ["for default"]);
+}
+
+/// Issue 15: a stdio agent started in a git project takes from the queue named
+/// after the project's folder, and leaves every other queue alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_agent_in_a_git_project_uses_its_folders_queue() {
+    let db = TempDb::new();
+    let queue = service_on(&db);
+    let project = tempfile::tempdir().unwrap();
+    let repo = project.path().join("my shop");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    queue.add("for default").await.unwrap();
+    let named = queue_core::QueueName::parse("my-shop").unwrap();
+    queue.add_to(&named, None, "for my shop").await.unwrap();
+
+    let mut cmd = tokio::process::Command::new(local_mcp_bin());
+    cmd.current_dir(repo.join("src"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DB_PATH", db.path())
+        .env("LOG_LEVEL", "warn")
+        .env("DEFAULT_WAIT_SECONDS", "0")
+        .arg("stdio");
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn local-mcp stdio");
+    let client = Probe::new("probe-stdio")
+        .serve_with_lifecycle(transport, lifecycle(Era::Legacy))
+        .await
+        .expect("connect over stdio");
+    let got = call(&client, None).await;
+    assert_eq!(got["queue"], "my-shop");
+    assert_eq!(got["instruction"]["content"], "for my shop");
+    client.cancel().await.unwrap();
+    assert_eq!(pending(&queue).await, ["for default"]);
+    let agents = queue.agents().await.unwrap();
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].queue, named);
+}
+
 /// SPEC §3 rule 5, the same scenario per transport: a client with a 1 s time
 /// limit calls while the server would wait 5 s, and gives up; an instruction added
 /// 2 s later must still be pending after the server's wait is over, and goes to

@@ -32,8 +32,8 @@ fn lines(output: &[u8]) -> Vec<String> {
 /// in turn, and one in five addressed to one claimer thread of that queue (the
 /// driver's thread T is on `alpha` when T is even).
 fn placement(i: usize) -> (&'static str, Option<String>) {
-    let queue = if i % 2 == 0 { "alpha" } else { "beta" };
-    let to = (i % 5 == 0).then(|| {
+    let queue = if i.is_multiple_of(2) { "alpha" } else { "beta" };
+    let to = i.is_multiple_of(5).then(|| {
         let process = (i / 5) % 2;
         let thread = (i / 10) % 4 * 2 + i % 2;
         format!("p{process}-t{thread}")
@@ -119,7 +119,7 @@ fn two_processes_of_eight_claimers_deliver_each_instruction_exactly_once() {
         // The driver's even threads are on alpha, the odd ones on beta.
         let thread: usize = got_agent.rsplit("-t").next().unwrap().parse().unwrap();
         assert_eq!(
-            thread % 2 == 0,
+            thread.is_multiple_of(2),
             *queue == "alpha",
             "{id} taken by {got_agent}"
         );

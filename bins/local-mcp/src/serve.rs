@@ -186,19 +186,20 @@ pub(crate) async fn start(
     let server = tuned!(HttpServer::new(move || {
         App::new()
             .wrap(Protect::new(hosts.clone()))
-            .service(
-                mcp.clone()
-                    .scope_with_path("/mcp")
-                    .wrap(watch_connections.clone())
-                    .wrap(api.token_guard()),
-            )
             // The same server with the queue in the URL, for clients whose config
-            // can name a URL but not a tool argument.
+            // can name a URL but not a tool argument. Registered first: the `/mcp`
+            // scope would take `/mcp/q/...` too and answer 404.
             .service(
                 mcp.clone()
                     .scope_with_path("/mcp/q/{queue}")
                     .wrap(watch_connections.clone())
                     .wrap(actix_web::middleware::from_fn(check_queue))
+                    .wrap(api.token_guard()),
+            )
+            .service(
+                mcp.clone()
+                    .scope_with_path("/mcp")
+                    .wrap(watch_connections.clone())
                     .wrap(api.token_guard()),
             )
             .configure(http_api::configure(api.clone()))
