@@ -216,7 +216,9 @@ class LocalMcp:
             return Client(self.url, mode=self.mode, **kwargs)
         if self._errlog is None:
             self._errlog = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-        params = StdioServerParameters(command=str(BIN), args=["stdio"], env=self.env)
+        # Started in the test folder, outside any git repository: the agent uses the
+        # `default` queue, as `add` does.
+        params = StdioServerParameters(command=str(BIN), args=["stdio"], env=self.env, cwd=str(self.tmp))
         return Client(stdio_client(params, errlog=self._errlog), mode=self.mode, **kwargs)
 
     # --- the terminal commands, as another process -------------------------

@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import LocalMcp
 from mcp.shared.exceptions import MCPError
 from mcp_types import REQUEST_TIMEOUT
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
@@ -265,3 +266,53 @@ async def test_sigterm_ends_waiting_call_without_consuming(server):
     assert_no_instruction(outcome["payload"])
     assert outcome["returned"] - signalled < 2
     assert exit_took is not None, f"`local-mcp serve` still running 3 s after SIGTERM\n{h.log()}"
+
+
+# --- queues (issue 15) -------------------------------------------------------
+
+
+async def test_the_queue_argument_picks_the_queue(server):
+    """`queue` in the arguments takes from that queue and leaves `default` alone."""
+    h = server()
+    h.cli("add", "--queue", "shop", "for shop")
+    h.add("for default")
+    with anyio.fail_after(TEST_LIMIT):
+        async with h.client() as client:
+            p = payload(await client.call_tool(TOOL, {"queue": "shop", "agent_id": "a1"}))
+            bad = await client.call_tool(TOOL, {"queue": "my shop"})
+    assert p["queue"] == "shop" and p["instruction"]["content"] == "for shop", p
+    assert bad.is_error and "invalid `queue`" in bad.content[0].text, bad
+    assert [i["content"] for i in h.pending()] == ["for default"]
+
+
+async def test_a_stdio_client_with_roots_gets_its_projects_queue(tmp_path, mode):
+    """The official SDK's roots callback names the project; over stdio its folder is the queue.
+
+    On the 2025-11-25 era (`legacy`) the server asks `roots/list` once. A client on
+    the 2026-07-28 era (`auto`; SEP-2577 deprecates roots) declares no roots in its
+    handshake, so it is not asked and gets the fallback queue at once: `default`
+    here, the test folder being in no git repository.
+    """
+    from mcp_types import ListRootsResult, Root
+
+    h = LocalMcp("stdio", mode, tmp_path, wait_seconds=0)
+    h.cli("add", "--queue", "my-shop", "for my shop")
+    h.add("for default")
+    asked: list[bool] = []
+
+    async def roots(_context: Any) -> ListRootsResult:
+        asked.append(True)
+        return ListRootsResult(roots=[Root(uri="file:///nowhere/projects/my%20shop")])
+
+    try:
+        with anyio.fail_after(TEST_LIMIT):
+            async with h.client(list_roots_callback=roots) as client:
+                p = payload(await client.call_tool(TOOL, {}))
+    finally:
+        h.stop()
+    expected = {"legacy": ("my-shop", "for my shop", 1), "auto": ("default", "for default", 0)}
+    queue, content, times_asked = expected[mode]
+    assert p["queue"] == queue and p["instruction"]["content"] == content, p
+    assert len(asked) == times_asked, asked
+    left_on_default = {"legacy": ["for default"], "auto": []}[mode]
+    assert [i["content"] for i in h.pending()] == left_on_default

@@ -15,9 +15,10 @@ use crate::cli::StdioArgs;
 use crate::config::Config;
 use crate::{app, serve};
 
-/// How this process's agent finds its queue (README, "Which queue an agent
-/// uses"): `--queue`; else the tool argument or the client's roots, falling back
-/// to the project of `--project`, else of the working directory, else `default`.
+/// How this process's agent finds a queue when its call names none (README,
+/// "Which queue an agent uses"): `--queue`, else `--project`'s project, else the
+/// client's roots, else the working directory's project, else `default`. A
+/// `queue` argument in the call beats all of these.
 pub(crate) fn queue_choice(args: &StdioArgs) -> anyhow::Result<QueueChoice> {
     let cwd = std::env::current_dir().ok();
     let (choice, from) = choose(args.queue.clone(), args.project.as_deref(), cwd.as_deref())?;

@@ -607,7 +607,7 @@ fn events_operation() -> Value {
                         "type": "string",
                         "description": "SSE lines: `id`, `event` and `data` (an `EventEnvelope` as JSON), plus comment lines.",
                     },
-                    "example": "id: 1767225600000001\nevent: instruction.created\ndata: {\"type\":\"instruction.created\",\"timestamp\":\"2026-01-01T00:00:00.000001Z\",\"data\":{\"id\":\"0190f0e4-4b1a-7c3e-9f00-000000000001\",\"content\":\"Run the tests\",\"status\":\"pending\",\"created_at\":\"2026-01-01T00:00:00.000001Z\",\"updated_at\":\"2026-01-01T00:00:00.000001Z\",\"consumed_at\":null,\"consumed_by_agent_id\":null,\"position\":1}}\n\n",
+                    "example": "id: 1767225600000001\nevent: instruction.created\ndata: {\"type\":\"instruction.created\",\"timestamp\":\"2026-01-01T00:00:00.000001Z\",\"data\":{\"id\":\"0190f0e4-4b1a-7c3e-9f00-000000000001\",\"queue\":\"default\",\"content\":\"Run the tests\",\"to_agent_id\":null,\"status\":\"pending\",\"created_at\":\"2026-01-01T00:00:00.000001Z\",\"updated_at\":\"2026-01-01T00:00:00.000001Z\",\"consumed_at\":null,\"consumed_by_agent_id\":null,\"position\":1}}\n\n",
                 }},
             }))],
             &[401, 403, 422],
@@ -615,11 +615,15 @@ fn events_operation() -> Value {
     })
 }
 
+/// The characters a queue or agent name may hold, as a JSON Schema `pattern`.
+const NAME_PATTERN: &str = "^[A-Za-z0-9._:@-]+$";
+
 fn queue_name_schema() -> Value {
     json!({
         "type": "string",
         "minLength": 1,
         "maxLength": QueueName::MAX_LEN,
+        "pattern": NAME_PATTERN,
         "default": QueueName::DEFAULT,
     })
 }
@@ -690,6 +694,7 @@ fn schemas() -> Value {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": QueueName::MAX_LEN,
+                    "pattern": NAME_PATTERN,
                     "description": "The queue it is on.",
                 },
                 "content": content_schema("The text, trimmed."),
@@ -697,6 +702,7 @@ fn schemas() -> Value {
                     "type": ["string", "null"],
                     "minLength": 1,
                     "maxLength": AgentId::MAX_LEN,
+                    "pattern": NAME_PATTERN,
                     "description": "The one agent of the queue that may take it; `null`: any agent of the queue.",
                 },
                 "status": {
@@ -711,12 +717,13 @@ fn schemas() -> Value {
                     "type": ["string", "null"],
                     "minLength": 1,
                     "maxLength": AgentId::MAX_LEN,
+                    "pattern": NAME_PATTERN,
                     "description": "The agent that took it (letters, digits and `._:@-`); `null` exactly while pending.",
                 },
                 "position": {
                     "type": "integer",
                     "format": "int64",
-                    "description": "Queue order: pending items are delivered by ascending position. Unique, not contiguous.",
+                    "description": "Queue order: pending items are delivered by ascending position. Comparable within one queue only; not contiguous.",
                 },
             },
         },
@@ -757,12 +764,14 @@ fn schemas() -> Value {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": AgentId::MAX_LEN,
+                    "pattern": NAME_PATTERN,
                     "description": "Its name: the `agent_id` it passed, else its MCP client name, else `default`.",
                 },
                 "queue": {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": QueueName::MAX_LEN,
+                    "pattern": NAME_PATTERN,
                     "description": "The queue it calls on. The same name on two queues is two agents.",
                 },
                 "state": {
@@ -844,7 +853,7 @@ fn schemas() -> Value {
             "description": "A queue: its counts and every agent seen on it.",
             "required": ["name", "pending_count", "consumed_count", "agents"],
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": QueueName::MAX_LEN},
+                "name": {"type": "string", "minLength": 1, "maxLength": QueueName::MAX_LEN, "pattern": NAME_PATTERN},
                 "pending_count": {"type": "integer", "minimum": 0},
                 "consumed_count": {"type": "integer", "minimum": 0},
                 "agents": {
@@ -866,16 +875,18 @@ fn schemas() -> Value {
             "properties": {
                 "content": content_schema(&content_rule),
                 "queue": {
-                    "type": "string",
+                    "type": ["string", "null"],
                     "minLength": 1,
                     "maxLength": QueueName::MAX_LEN,
-                    "description": "The queue to add it to, created if new. Absent: the `queue` of the query string, else `default`.",
+                    "pattern": NAME_PATTERN,
+                    "description": "The queue to add it to, created if new. Absent or null: the `queue` of the query string, else `default`.",
                 },
                 "to_agent_id": {
-                    "type": "string",
+                    "type": ["string", "null"],
                     "minLength": 1,
                     "maxLength": AgentId::MAX_LEN,
-                    "description": "Only this agent of the queue may take it; the others pass it over. It may be an agent not seen yet. Absent: any agent of the queue.",
+                    "pattern": NAME_PATTERN,
+                    "description": "Only this agent of the queue may take it; the others pass it over. It may be an agent not seen yet. Absent or null: any agent of the queue.",
                 },
             },
         },
@@ -896,10 +907,11 @@ fn schemas() -> Value {
                     "description": "Every pending id of the queue, each once, in the new order. An id that is not a UUID gets 422; a list that is not exactly the queue's pending set (an id missing, unknown, consumed, repeated or of another queue) gets 409.",
                 },
                 "queue": {
-                    "type": "string",
+                    "type": ["string", "null"],
                     "minLength": 1,
                     "maxLength": QueueName::MAX_LEN,
-                    "description": "The queue to reorder. Absent: the `queue` of the query string, else `default`.",
+                    "pattern": NAME_PATTERN,
+                    "description": "The queue to reorder. Absent or null: the `queue` of the query string, else `default`.",
                 },
             },
         },
