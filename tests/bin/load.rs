@@ -909,8 +909,12 @@ async fn measure_cross(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     const AGENT: &str = "load-cross";
-    let mut cmd = Command::new(binary);
+    // Absolute: the process starts in another folder.
+    let mut cmd = Command::new(std::fs::canonicalize(binary)?);
+    // In the database's folder, in no git repository: the agent's queue is
+    // `default`, where the adds go.
     cmd.arg("stdio")
+        .current_dir(server.db.dir())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", server.db.dir())
