@@ -29,6 +29,11 @@ export function apiClient(server, token = null) {
     async add(content) {
       return (await call('POST', '/api/instructions', { content }, { expect: 201 })).json.item;
     },
+    /** Adds to a named queue; with `to`, for that agent of the queue only. */
+    async addTo(queue, content, to = undefined) {
+      const body = to === undefined ? { content, queue } : { content, queue, to_agent_id: to };
+      return (await call('POST', '/api/instructions', body, { expect: 201 })).json.item;
+    },
     async edit(id, content) {
       return (await call('PATCH', `/api/instructions/${id}`, { content }, { expect: 200 })).json.item;
     },
@@ -41,8 +46,13 @@ export function apiClient(server, token = null) {
     async list(status = 'all', query = '') {
       return (await call('GET', `/api/instructions?status=${status}${query}`, undefined, { expect: 200 })).json;
     },
-    async pending() {
-      return (await api.list('pending')).items;
+    async pending(queue = undefined) {
+      const query = queue === undefined ? '' : `&queue=${encodeURIComponent(queue)}`;
+      return (await api.list('pending', query)).items;
+    },
+    /** Every queue with its counts and agents (`GET /api/queues`). */
+    async queues() {
+      return (await call('GET', '/api/queues', undefined, { expect: 200 })).json.queues;
     },
     async pendingTexts() {
       return (await api.pending()).map((item) => item.content);
@@ -70,8 +80,9 @@ let rpcId = 0;
  * (stateless: no `initialize` needed), as an agent makes it. Resolves to the
  * tool's structured result ({status, result_type, instruction, ...}); throws on a
  * JSON-RPC error or a tool error. The answer may be JSON or an SSE stream.
+ * `queue` names the queue to take from (as the tool's `queue` argument).
  */
-export async function getUserRequest(server, agentId, { token = null, signal } = {}) {
+export async function getUserRequest(server, agentId, { token = null, signal, queue } = {}) {
   const id = ++rpcId;
   const headers = {
     'content-type': 'application/json',
@@ -87,7 +98,10 @@ export async function getUserRequest(server, agentId, { token = null, signal } =
       jsonrpc: '2.0',
       id,
       method: 'tools/call',
-      params: { name: 'get_user_request', arguments: { agent_id: agentId } },
+      params: {
+        name: 'get_user_request',
+        arguments: queue === undefined ? { agent_id: agentId } : { agent_id: agentId, queue },
+      },
     }),
   });
   const text = await res.text();

@@ -105,7 +105,7 @@ test('keyboard only: add, move, edit, delete, shortcuts, with a visible focus ri
   assert.deepEqual(page.pageErrors, []);
 });
 
-test('every control is reachable by Tab (composer, ticket buttons, history, settings, theme)', async (t) => {
+test('every control is reachable by Tab (new queue, composer, ticket buttons, history, settings, theme)', async (t) => {
   const { page, api, server } = await appFor(t, browser());
   await api.add('to be taken');
   await api.add('stays pending');
@@ -114,7 +114,7 @@ test('every control is reachable by Tab (composer, ticket buttons, history, sett
   await visible(page.locator('#history-list > li.ticket.consumed'));
   await textsAre(texts(page), ['stays pending']);
 
-  const wanted = ['#theme-toggle', '#shortcuts-button', '#composer-input', '#composer-send',
+  const wanted = ['#queue-new', '#theme-toggle', '#shortcuts-button', '#composer-input', '#composer-send',
     '#pending-list button.ticket-edit', '#pending-list button.ticket-delete',
     '#history-list button.ticket-requeue',
     '#default_wait_seconds', '#default_empty_response', '#agent_stale_after_seconds', '#settings-save'];

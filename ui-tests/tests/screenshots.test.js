@@ -1,7 +1,8 @@
 // Screenshots for a person to look at, at 1280×800 and 390×844 in the light and
 // dark themes (chosen by prefers-color-scheme, with no stored choice), with
 // realistic content: target/ui-screenshots/{desktop,mobile}-{light,dark}.png
-// (pending, consumed, agents) and ...-waiting.png (an agent waiting for you).
+// (pending, consumed, agents), ...-waiting.png (an agent waiting for you) and
+// ...-queues.png (three queues, shop on show with two agents).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { useBrowser, serverFor, pageFor } from '../support/fixture.js';
 import { DESKTOP, MOBILE, openApp } from '../support/browser.js';
 import { repoRoot } from '../support/server.js';
-import { seedWaiting, seedDeskAfterWaiting, shownWaiting, shownDesk } from '../support/desk.js';
+import { seedWaiting, seedDeskAfterWaiting, shownWaiting, shownDesk, seedQueues, shownQueues } from '../support/desk.js';
 import { attrIs } from '../support/wait.js';
 
 const browser = useBrowser();
@@ -50,6 +51,28 @@ for (const [name, viewport] of [['desktop', DESKTOP], ['mobile', MOBILE]]) {
         assert.ok(size.bytes > 10_000, `${path} has content (${size.bytes} bytes)`);
         console.log(`screenshot: ${path} (${size.width}×${size.height}, ${size.bytes} bytes)`);
       }
+      assert.deepEqual(page.offsite, []);
+    });
+  }
+}
+
+for (const [name, viewport] of [['desktop', DESKTOP], ['mobile', MOBILE]]) {
+  for (const theme of ['light', 'dark']) {
+    test(`screenshots: ${name}-${theme}-queues.png`, async (t) => {
+      await mkdir(OUT, { recursive: true });
+      const { server, api } = await serverFor(t);
+      await seedQueues(server, api);
+      const page = await pageFor(t, browser(), server, { viewport, colorScheme: theme, open: false });
+      await page.goto(`${server.url}/#queue=shop`);
+      await page.locator('#connection[data-state="live"]').waitFor();
+      await attrIs(page.locator('html'), 'data-theme', theme);
+      await shownQueues(page);
+      const path = join(OUT, `${name}-${theme}-queues.png`);
+      await page.screenshot({ path });
+      const size = await pngSize(path);
+      assert.deepEqual({ width: size.width, height: size.height }, viewport, path);
+      assert.ok(size.bytes > 10_000, `${path} has content (${size.bytes} bytes)`);
+      console.log(`screenshot: ${path} (${size.width}×${size.height}, ${size.bytes} bytes)`);
       assert.deepEqual(page.offsite, []);
     });
   }

@@ -1,11 +1,12 @@
 // The agent's state, loudest thing on the page: the status strip ("waiting
 // for you · 14 s" with a pulse while a call is in flight) and the agents panel
-// with every agent seen. Relative times refresh every second by themselves.
+// with every agent seen. Both are the queue on show's. Relative times refresh
+// every second by themselves.
 
 import { formatAgo, formatDuration, h, numberFormat, reconcile, secondsSince, setText } from "./dom.js";
-import { state, subscribe } from "./state.js";
+import { DEFAULT_QUEUE, isDraft, manyQueues, state, subscribe } from "./state.js";
 
-const LABELS = {
+export const LABELS = {
   waiting: "waiting for you",
   working: "working",
   idle: "idle",
@@ -80,6 +81,31 @@ function render(s) {
     (li, a) => refreshAgent(li, a),
   );
   document.getElementById("agents-empty").hidden = !s.loaded || s.agents.length > 0;
+  showQueueHelp(s);
+}
+
+/** The queue's name in the strip, and how to get an agent onto a queue other than `default`. */
+function showQueueHelp(s) {
+  const many = manyQueues(s);
+  document.getElementById("queue-fact").hidden = !many;
+  setText(document.getElementById("queue-name"), s.queue);
+  const named = s.queue !== DEFAULT_QUEUE;
+  const command = named ? ` --queue ${s.queue}` : "";
+  setText(document.getElementById("agents-command"), `local-mcp mcp-config --client claude-code${command}`);
+  const hint = document.getElementById("agents-queue-hint");
+  hint.hidden = !named;
+  setText(
+    hint,
+    `With --queue ${s.queue} every agent started from that config takes from this queue. Without it, each project gets a queue named after its folder; an agent can also pass "queue": "${s.queue}" to get_user_request.`,
+  );
+  const note = document.getElementById("pending-empty-queue");
+  note.hidden = !named;
+  setText(
+    note,
+    isDraft(s, s.queue)
+      ? `“${s.queue}” is a new queue: it is kept on the server once you send its first instruction or an agent calls on it. Only agents on this queue take from it.`
+      : `Only agents on the queue “${s.queue}” take from it.`,
+  );
 }
 
 function tick(s) {

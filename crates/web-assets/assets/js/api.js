@@ -123,16 +123,26 @@ export async function request(method, path, body) {
   }
 }
 
+/** `?queue=NAME` (or `&queue=NAME` after `join`), for the routes that take one. */
+function inQueue(queue, join = "?") {
+  return `${join}queue=${encodeURIComponent(queue)}`;
+}
+
+const item = (id) => `/api/instructions/${encodeURIComponent(id)}`;
+
 export const api = {
-  status: () => request("GET", "/api/status"),
-  pending: () => request("GET", "/api/instructions?status=pending"),
-  consumed: (limit, offset) =>
-    request("GET", `/api/instructions?status=consumed&limit=${limit}&offset=${offset}`),
-  create: (content) => request("POST", "/api/instructions", { content }),
-  edit: (id, content) => request("PATCH", `/api/instructions/${encodeURIComponent(id)}`, { content }),
-  remove: (id) => request("DELETE", `/api/instructions/${encodeURIComponent(id)}`),
-  requeue: (id) => request("POST", `/api/instructions/${encodeURIComponent(id)}/requeue`, {}),
-  reorder: (ids) => request("POST", "/api/instructions/reorder", { ids }),
+  /** Every queue's counts and agents are in its `queues`; `queue` picks whose `agent`, `agents` and `queue` it shows. */
+  status: (queue = null) => request("GET", queue === null ? "/api/status" : `/api/status${inQueue(queue)}`),
+  pending: (queue) => request("GET", `/api/instructions?status=pending${inQueue(queue, "&")}`),
+  consumed: (queue, limit, offset) =>
+    request("GET", `/api/instructions?status=consumed&limit=${limit}&offset=${offset}${inQueue(queue, "&")}`),
+  /** Queues `content` at the end of `queue`; with `to`, only that agent of the queue may take it. */
+  create: (content, queue, to = null) =>
+    request("POST", "/api/instructions", to ? { content, queue, to_agent_id: to } : { content, queue }),
+  edit: (id, content, queue) => request("PATCH", `${item(id)}${inQueue(queue)}`, { content }),
+  remove: (id, queue) => request("DELETE", `${item(id)}${inQueue(queue)}`),
+  requeue: (id, queue) => request("POST", `${item(id)}/requeue${inQueue(queue)}`, {}),
+  reorder: (ids, queue) => request("POST", "/api/instructions/reorder", { ids, queue }),
   config: () => request("GET", "/api/config"),
   saveConfig: (patch) => request("PATCH", "/api/config", patch),
 };

@@ -1,20 +1,24 @@
-// The page's entry point: theme, shortcuts, the token prompt, the first load,
-// the live event stream (with a full refetch after every reconnect) and the
-// pending count in the title.
+// The page's entry point: theme, shortcuts, the token prompt, the first load
+// of the queue on show, the live event stream of every queue (with a full
+// refetch after every reconnect) and the pending count in the title.
 
 import { api, onTokenNeeded, tokenWorks } from "./api.js";
 import { initAgents } from "./agents.js";
 import { announce, isTyping, setText } from "./dom.js";
 import { connect } from "./events.js";
 import { initInstructions, reordered } from "./instructions.js";
+import { initQueues } from "./queues.js";
 import { initSettings } from "./settings.js";
 import {
+  DEFAULT_QUEUE,
   HISTORY_PAGE,
   dropItem,
+  manyQueues,
   putAgent,
   putItem,
   putSnapshot,
   putStatus,
+  selectQueue,
   setConnection,
   setSettings,
   state,
@@ -132,38 +136,60 @@ function askForToken(rejected) {
 
 let loading = null;
 
-/** Loads everything afresh: status, the queue and the newest taken items. */
+/**
+ * Loads the queue on show afresh: the status (whose `queues` has every
+ * queue's counts and agents), its pending list and its newest taken items. A
+ * queue the server does not have yet (a new one, or a bookmarked one on a
+ * fresh database) is shown empty. A switch to another queue while this runs
+ * makes its answer moot: it is dropped and the other queue is loaded.
+ */
 function reload() {
-  if (loading) return loading;
-  loading = (async () => {
+  const queue = state.queue;
+  if (loading && loading.queue === queue) return loading.promise;
+  const promise = (async () => {
     try {
       const status = await api.status();
-      const total = status.queue.consumed_count;
+      if (state.queue !== queue) return;
+      const entry = (status.queues ?? []).find((q) => q.name === queue);
+      if (!entry) {
+        putSnapshot({ status, pending: [], history: [] });
+        return;
+      }
+      const total = entry.consumed_count;
       const want = Math.max(HISTORY_PAGE, state.history.length);
       const limit = Math.min(want, total);
       const [pending, consumed] = await Promise.all([
-        api.pending(),
-        limit > 0 ? api.consumed(limit, total - limit) : Promise.resolve({ items: [] }),
+        api.pending(queue),
+        limit > 0 ? api.consumed(queue, limit, total - limit) : Promise.resolve({ items: [] }),
       ]);
+      if (state.queue !== queue) return;
       putSnapshot({ status, pending: pending.items, history: consumed.items.reverse() });
     } finally {
-      loading = null;
+      if (loading?.promise === promise) loading = null;
     }
   })();
-  return loading;
+  loading = { queue, promise };
+  return promise;
 }
 
 let checkTimer = 0;
 
 /**
- * `status.changed` carries the counts; if they disagree with the lists for a
- * while (an event was missed), reload rather than show a wrong queue.
+ * `status.changed` carries every queue's counts; if the one on show disagrees
+ * with its list for a while (an event was missed), reload rather than show a
+ * wrong queue.
  */
 function checkCounts(status) {
   clearTimeout(checkTimer);
   checkTimer = setTimeout(() => {
-    if (status.queue.pending_count !== state.pending.length) reload().catch(() => {});
+    const entry = (status.queues ?? []).find((q) => q.name === state.queue);
+    if (state.loaded && (entry?.pending_count ?? 0) !== state.pending.length) reload().catch(() => {});
   }, 600);
+}
+
+/** The queue an event is about; events from before queues existed are the default queue's. */
+function queueOf(data) {
+  return data?.queue ?? DEFAULT_QUEUE;
 }
 
 function onEvent(type, envelope) {
@@ -171,19 +197,24 @@ function onEvent(type, envelope) {
   switch (type) {
     case "instruction.created":
     case "instruction.updated":
-      putItem(data);
-      break;
-    case "instruction.consumed": {
-      putItem(data);
-      const who = data.consumed_by_agent_id ?? "The agent";
-      announce(`${who} took: ${data.content.slice(0, 140)}`);
-      break;
-    }
+    case "instruction.consumed":
     case "instruction.deleted":
-      dropItem(data.id);
+      // Another queue's: its tab's count comes with the next status.changed
+      // (within a quarter of a second). Counting events here instead could
+      // count one twice, when that status was read just after the change.
+      if (queueOf(data) !== state.queue) break;
+      if (type === "instruction.deleted") {
+        dropItem(data.id);
+      } else {
+        putItem(data);
+        if (type === "instruction.consumed") {
+          const who = data.consumed_by_agent_id ?? "The agent";
+          announce(`${who} took: ${data.content.slice(0, 140)}`);
+        }
+      }
       break;
     case "instruction.reordered":
-      reordered(data.ids ?? []);
+      if (queueOf(data) === state.queue) reordered(data.ids ?? []);
       break;
     case "config.updated":
       setSettings(data);
@@ -214,7 +245,8 @@ function showConnection(s) {
 
 function showTitle(s) {
   const n = s.pending.length;
-  const title = n > 0 ? `(${n}) local-mcp` : "local-mcp";
+  const name = manyQueues(s) ? `${s.queue} · local-mcp` : "local-mcp";
+  const title = n > 0 ? `(${n}) ${name}` : name;
   if (document.title !== title) document.title = title;
   if (s.server) setText(document.getElementById("server-version"), `local-mcp ${s.server.version}`);
 }
@@ -223,6 +255,8 @@ function start() {
   initTheme();
   initShortcuts();
   onTokenNeeded(askForToken);
+  // The queue the address names is on show from the first paint.
+  selectQueue(initQueues(() => reload().catch(() => {})));
   initInstructions(() => reload().catch(() => {}));
   initAgents();
   initSettings();

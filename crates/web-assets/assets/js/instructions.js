@@ -1,6 +1,8 @@
-// Instructions: the composer, the pending rail (inline edit, delete with undo,
-// drag, keyboard and button reordering) and the history of taken ones (struck
-// through, stamped, "send again", paged so that ten thousand cost nothing).
+// Instructions: the composer (to the queue on show, for any agent of it or for
+// one), the pending rail (inline edit, delete with undo, drag, keyboard and
+// button reordering) and the history of taken ones (struck through, stamped,
+// "send again", paged so that ten thousand cost nothing). Every request names
+// the queue on show.
 
 import { api, ApiError } from "./api.js";
 import {
@@ -14,8 +16,10 @@ import {
   toast,
 } from "./dom.js";
 import {
+  DEFAULT_QUEUE,
   HISTORY_PAGE,
   dropItem,
+  manyQueues,
   orderPending,
   putItem,
   putOlder,
@@ -44,6 +48,7 @@ function initComposer() {
   const input = document.getElementById("composer-input");
   const send = document.getElementById("composer-send");
   const error = document.getElementById("composer-error");
+  const to = document.getElementById("composer-to");
 
   const showCount = () => {
     const count = document.getElementById("composer-count");
@@ -58,12 +63,14 @@ function initComposer() {
     send.disabled = true;
     error.textContent = "";
     input.removeAttribute("aria-invalid");
+    const queue = state.queue;
+    const agent = to.value || null;
     try {
-      const { item } = await api.create(input.value);
-      putItem(item);
+      const { item } = await api.create(input.value, queue, agent);
+      if (item.queue === state.queue) putItem(item);
       input.value = "";
       showCount();
-      announce("Queued.");
+      announce(agent ? `Queued for ${agent}.` : "Queued.");
     } catch (err) {
       error.textContent = messageOf(err);
       input.setAttribute("aria-invalid", "true");
@@ -91,6 +98,38 @@ function initComposer() {
     submit();
   });
   showCount();
+}
+
+/**
+ * The composer's "For" menu: any agent of the queue on show, or one of them.
+ * It appears once the queue has an agent; the choice stays while the queue
+ * stays on show, and goes back to "any agent" on another queue.
+ */
+let composerQueue = null;
+
+function renderComposer(s) {
+  const field = document.getElementById("composer-to-field");
+  const select = document.getElementById("composer-to");
+  if (composerQueue !== s.queue) {
+    composerQueue = s.queue;
+    select.value = "";
+  }
+  const chosen = select.value;
+  const names = s.agents.map((a) => a.agent_id).sort();
+  if (chosen && !names.includes(chosen)) names.push(chosen);
+  const wanted = ["", ...names];
+  const have = [...select.options].map((o) => o.value);
+  if (wanted.join("\n") !== have.join("\n")) {
+    select.replaceChildren(
+      h("option", { value: "", text: "any agent" }),
+      ...names.map((name) => h("option", { value: name, text: name })),
+    );
+    select.value = chosen;
+  }
+  field.hidden = names.length === 0;
+  const chip = document.getElementById("composer-queue");
+  chip.hidden = !manyQueues(s);
+  setText(chip, ` on ${s.queue}`);
 }
 
 /** A sentence for the person from any failure. */
@@ -173,7 +212,8 @@ function pendingTicket(item) {
 
 function refreshPending(li, item, index, count) {
   const label = item.content.length > 60 ? `${item.content.slice(0, 57)}…` : item.content;
-  li.setAttribute("aria-label", `${index + 1} of ${count}: ${label}`);
+  const only = item.to_agent_id ? `, for ${item.to_agent_id} only` : "";
+  li.setAttribute("aria-label", `${index + 1} of ${count}${only}: ${label}`);
   setText(li.querySelector(".ticket-pos"), String(index + 1).padStart(2, "0"));
   const up = li.querySelector(".ticket-up");
   const down = li.querySelector(".ticket-down");
@@ -213,11 +253,18 @@ function refreshPending(li, item, index, count) {
     let text = body.querySelector(".ticket-text");
     if (!text || editor) {
       text = h("p", { class: "ticket-text" });
-      body.replaceChildren(text, h("p", { class: "ticket-meta" }));
+      body.replaceChildren(
+        text,
+        h("p", { class: "ticket-meta" }, h("span", { class: "ticket-for" }), h("span", { class: "ticket-queued" })),
+      );
     }
     setText(text, item.content);
     const edited = item.updated_at !== item.created_at ? " · edited" : "";
-    setText(body.querySelector(".ticket-meta"), `queued ${formatTime(item.created_at)}${edited}`);
+    setText(body.querySelector(".ticket-queued"), `queued ${formatTime(item.created_at)}${edited}`);
+    const marker = body.querySelector(".ticket-for");
+    marker.hidden = !item.to_agent_id;
+    setText(marker, item.to_agent_id ? `for ${item.to_agent_id}` : "");
+    marker.title = item.to_agent_id ? `Only ${item.to_agent_id} can take this; other agents of the queue skip it.` : "";
   }
 }
 
@@ -236,7 +283,7 @@ async function saveEdit(id) {
   if (!area) return;
   const error = li.querySelector(".field-error");
   try {
-    const { item } = await api.edit(id, area.value);
+    const { item } = await api.edit(id, area.value, state.queue);
     setEditing(null);
     putItem(item);
     focusTicket(id);
@@ -279,10 +326,11 @@ async function remove(id) {
   const index = state.pending.findIndex((p) => p.id === id);
   if (index === -1) return;
   const item = state.pending[index];
+  const queue = state.queue;
   // Where focus goes next: the ticket that takes this one's place.
   const neighbour = state.pending[index + 1] ?? state.pending[index - 1] ?? null;
   try {
-    await api.remove(id);
+    await api.remove(id, queue);
   } catch (err) {
     if (err instanceof ApiError && (err.status === 409 || err.status === 404)) {
       toast("Too late: the agent already took that instruction.");
@@ -295,13 +343,25 @@ async function remove(id) {
   dropItem(id);
   if (neighbour) focusTicket(neighbour.id);
   else document.getElementById("composer-input").focus();
-  toast("Instruction deleted", { label: "Undo", run: () => restore(item.content, index) });
+  toast("Instruction deleted", { label: "Undo", run: () => restore(item, index) });
 }
 
-/** Undo of a delete: the same text again, at the same place in the queue. */
-async function restore(content, index) {
+/**
+ * Undo of a delete: the same text again (for the same agent, if it was for
+ * one), at the same place in its queue, even when another queue is on show now.
+ */
+async function restore(deleted, index) {
+  const queue = deleted.queue ?? DEFAULT_QUEUE;
   try {
-    const { item } = await api.create(content);
+    const { item } = await api.create(deleted.content, queue, deleted.to_agent_id ?? null);
+    if (queue !== state.queue) {
+      const { items } = await api.pending(queue);
+      const ids = items.map((p) => p.id).filter((id) => id !== item.id);
+      ids.splice(Math.min(index, ids.length), 0, item.id);
+      await api.reorder(ids, queue);
+      announce(`Instruction restored on ${queue}.`);
+      return;
+    }
     putItem(item);
     const ids = state.pending.map((p) => p.id).filter((id) => id !== item.id);
     ids.splice(Math.min(index, ids.length), 0, item.id);
@@ -327,10 +387,11 @@ const echoes = [];
 function reorder(ids) {
   orderPending(ids);
   const order = ids.slice();
+  const queue = state.queue;
   echoes.push(order.join(","));
   reorderChain = reorderChain.then(async () => {
     try {
-      await api.reorder(order);
+      await api.reorder(order, queue);
     } catch (err) {
       echoes.length = 0;
       if (err instanceof ApiError && err.status === 409) {
@@ -448,8 +509,8 @@ function initHistory() {
     const id = button.closest("li.ticket").dataset.id;
     button.disabled = true;
     try {
-      const { item } = await api.requeue(id);
-      putItem(item);
+      const { item } = await api.requeue(id, state.queue);
+      if (item.queue === state.queue) putItem(item);
       announce("Sent again: it is at the end of the queue.");
     } catch (err) {
       toast(messageOf(err));
@@ -466,12 +527,13 @@ export async function loadOlder() {
   const more = document.getElementById("history-more");
   const loaded = state.history.length;
   const remaining = state.historyTotal - loaded;
+  const queue = state.queue;
   if (remaining <= 0) return;
   more.disabled = true;
   try {
     const limit = Math.min(HISTORY_PAGE, remaining);
-    const page = await api.consumed(limit, remaining - limit);
-    putOlder(page.items.reverse());
+    const page = await api.consumed(queue, limit, remaining - limit);
+    if (queue === state.queue) putOlder(page.items.reverse());
   } catch (err) {
     toast(messageOf(err));
   } finally {
@@ -527,6 +589,7 @@ function animate(el, name) {
 }
 
 function render(s) {
+  renderComposer(s);
   const pendingList = document.getElementById("pending-list");
   const count = s.pending.length;
   const place = new Map(s.pending.map((item, i) => [item.id, i]));

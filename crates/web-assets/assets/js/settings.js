@@ -1,11 +1,12 @@
 // The settings form: filled from the live settings unless the person is
 // editing it, saved with PATCH /api/config (only the fields that changed), and
-// the API's validation messages shown next to the field they are about.
+// the API's validation messages shown next to the field they are about. They
+// apply to every queue.
 
 import { api, ApiError } from "./api.js";
 import { setText } from "./dom.js";
 import { messageOf, sentence } from "./instructions.js";
-import { setSettings, subscribe } from "./state.js";
+import { manyQueues, setSettings, subscribe } from "./state.js";
 
 const FIELDS = ["default_wait_seconds", "default_empty_response", "agent_stale_after_seconds"];
 const NUMERIC = new Set(["default_wait_seconds", "agent_stale_after_seconds"]);
@@ -77,6 +78,8 @@ async function save() {
 }
 
 function render(s) {
+  // With several queues, say that the settings are not the queue's own.
+  document.getElementById("settings-scope").hidden = !manyQueues(s);
   if (!s.settings) return;
   for (const field of FIELDS) {
     const el = input(field);

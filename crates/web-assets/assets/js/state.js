@@ -4,16 +4,25 @@
 
 export const HISTORY_PAGE = 50;
 
+/** The queue of everything that names none. */
+export const DEFAULT_QUEUE = "default";
+
 export const state = {
+  /** The name of the queue on show; the lists, counts and agents below are its own. */
+  queue: DEFAULT_QUEUE,
+  /** Every queue the server has, as `/api/queues` lists them: `{name, pending_count, consumed_count, agents}`. */
+  queues: [],
+  /** Queues started on this page that the server does not have yet (nothing was sent to them). */
+  drafts: new Set(),
   /** Pending items in queue order (the agent takes index 0 next). */
   pending: [],
   /** Taken items loaded so far, newest first. */
   history: [],
   /** How many items were taken in all (more than `history.length` when older pages are not loaded). */
   historyTotal: 0,
-  /** Every agent seen, most recently seen first, as `/api/status` gives them. */
+  /** Every agent seen on this queue, most recently seen first, as `/api/status` gives them. */
   agents: [],
-  /** The most recently seen agent, or null. */
+  /** This queue's most recently seen agent, or null. */
   agent: null,
   server: null,
   settings: null,
@@ -70,6 +79,7 @@ function without(list, id) {
  */
 export function putItem(item) {
   update((s) => {
+    queueEntry(s, item.queue ?? DEFAULT_QUEUE);
     if (item.status === "pending") {
       const at = s.pending.findIndex((p) => p.id === item.id);
       if (at !== -1) {
@@ -112,29 +122,97 @@ export function orderPending(ids) {
   });
 }
 
-/** Takes in a whole `/api/status` object. */
+/** The entry of queue `name` in `s.queues`, made (empty) when the server's list does not have it yet. */
+function queueEntry(s, name) {
+  let entry = s.queues.find((q) => q.name === name);
+  if (!entry) {
+    entry = { name, pending_count: 0, consumed_count: 0, agents: [] };
+    s.queues.push(entry);
+    s.queues.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+  return entry;
+}
+
+/** Points the shown queue's agents at its entry. */
+function showAgentsOf(s) {
+  const entry = s.queues.find((q) => q.name === s.queue);
+  s.agents = entry ? entry.agents : [];
+  s.agent = s.agents[0] ?? null;
+}
+
+/** Takes in a whole `/api/status` object (of any queue: every queue's counts and agents are in `queues`). */
 export function putStatus(status) {
   update((s) => {
     s.server = status.server;
-    s.agent = status.agent;
-    s.agents = status.agents ?? [];
     s.settings = status.settings;
-    s.historyTotal = status.queue.consumed_count;
+    s.queues = (status.queues ?? []).map((q) => ({ ...q, agents: q.agents ?? [] }));
+    showAgentsOf(s);
+    const entry = s.queues.find((q) => q.name === s.queue);
+    s.historyTotal = entry ? entry.consumed_count : 0;
   });
 }
 
-/** Takes in one agent record from `agent.updated`. */
+/** Takes in one agent record from `agent.updated`, of whichever queue it is on. */
 export function putAgent(agent) {
   update((s) => {
-    const at = s.agents.findIndex((a) => a.agent_id === agent.agent_id);
-    if (at !== -1) s.agents.splice(at, 1);
+    const agents = queueEntry(s, agent.queue ?? DEFAULT_QUEUE).agents;
+    const at = agents.findIndex((a) => a.agent_id === agent.agent_id);
+    if (at !== -1) agents.splice(at, 1);
     // Most recently seen first, as the server orders them.
     const seen = Date.parse(agent.last_seen_at);
-    const before = s.agents.findIndex((a) => Date.parse(a.last_seen_at) <= seen);
-    if (before === -1) s.agents.push(agent);
-    else s.agents.splice(before, 0, agent);
-    s.agent = s.agents[0] ?? null;
+    const before = agents.findIndex((a) => Date.parse(a.last_seen_at) <= seen);
+    if (before === -1) agents.push(agent);
+    else agents.splice(before, 0, agent);
+    showAgentsOf(s);
   });
+}
+
+/**
+ * Shows queue `name` instead: its lists stay empty until the next full load
+ * brings them. A name the server does not know becomes a draft, shown as a
+ * new, empty queue until something is sent to it or an agent calls on it.
+ */
+export function selectQueue(name) {
+  update((s) => {
+    if (s.queue === name) return;
+    s.queue = name;
+    if (isDraft(s, name)) s.drafts.add(name);
+    s.pending = [];
+    s.history = [];
+    s.editing = null;
+    s.loaded = false;
+    const entry = s.queues.find((q) => q.name === name);
+    s.historyTotal = entry ? entry.consumed_count : 0;
+    showAgentsOf(s);
+  });
+}
+
+/** Whether queue `name` is one the server does not have yet. */
+export function isDraft(s, name) {
+  return !s.queues.some((q) => q.name === name);
+}
+
+/** The names of every queue to offer, `default` first, then by name; drafts included. */
+export function queueNames(s) {
+  const names = new Set([DEFAULT_QUEUE, ...s.queues.map((q) => q.name), ...s.drafts, s.queue]);
+  const rest = [...names].filter((n) => n !== DEFAULT_QUEUE).sort();
+  return [DEFAULT_QUEUE, ...rest];
+}
+
+/** How many instructions wait on queue `name`: the loaded list's length for the one on show. */
+export function pendingOf(s, name) {
+  if (name === s.queue && s.loaded) return s.pending.length;
+  return s.queues.find((q) => q.name === name)?.pending_count ?? 0;
+}
+
+/** The agents seen on queue `name`, most recently seen first. */
+export function agentsOf(s, name) {
+  return s.queues.find((q) => q.name === name)?.agents ?? [];
+}
+
+/** Whether the page offers more than the one `default` queue (and so shows the queue tabs). */
+export function manyQueues(s) {
+  return queueNames(s).length > 1;
 }
 
 /** Replaces everything after a full load. */
