@@ -744,15 +744,15 @@ fn check(schema: &Value, value: &Value, strict: bool, at: &str, errors: &mut Vec
         match schema.get("pattern").and_then(Value::as_str) {
             None => {}
             // The one pattern the document uses: queue and agent names.
-            Some("^[A-Za-z0-9._:@-]+$") => {
+            Some("^[A-Za-z0-9._:@-]+$")
                 if s.is_empty()
                     || !s
                         .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c))
-                {
-                    errors.push(format!("{at}: {s:?} does not match the name pattern"));
-                }
+                        .all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c)) =>
+            {
+                errors.push(format!("{at}: {s:?} does not match the name pattern"));
             }
+            Some("^[A-Za-z0-9._:@-]+$") => {}
             Some(other) => errors.push(format!("{at}: the pattern {other:?} is not checked here")),
         }
         match schema.get("format").and_then(Value::as_str) {
