@@ -100,6 +100,36 @@ test('a call waiting on the empty queue shows "waiting"; an add in the UI wakes 
   assert.equal(await page.title(), 'local-mcp');
 });
 
+test('the answer to an add that arrives after the agent took it does not put it back on the rail', async (t) => {
+  const { page, api, server } = await appFor(t, browser());
+  const call = await startWaitingCall(server, api, 'claude-main', 60);
+  await attrIs(page.locator('#agent-state'), 'data-state', 'waiting');
+  // Hold the page's own POST answer until the consumed event has been shown: the
+  // order a busy machine can produce, made certain.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/api/instructions', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const response = await route.fetch();
+    await held;
+    await route.fulfill({ response });
+  });
+  await page.locator('#composer-input').fill('taken before the answer');
+  await page.keyboard.press('Control+Enter');
+  const answer = await call.answer;
+  assert.equal(answer.instruction?.content, 'taken before the answer');
+  await textHas(page.locator('#history-list > li.ticket.consumed .ticket-text'), 'taken before the answer');
+  release();
+  // The composer clears right after the page took in the answer; two frames later
+  // that has been rendered.
+  await until(async () => assert.equal(await page.locator('#composer-input').inputValue(), ''), { what: 'the composer cleared' });
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  assert.equal(await page.locator('#pending-list > li.ticket').count(), 0, 'the taken instruction came back to the rail');
+  assert.equal(await page.locator('#history-list > li.ticket.consumed').count(), 1);
+  await visible(page.locator('#pending-empty'));
+  assert.equal(await page.title(), 'local-mcp');
+});
+
 test('"Send again" requeues a consumed instruction at the end of the queue', async (t) => {
   const { page, api, server } = await appFor(t, browser());
   const taken = await api.add('run the benchmarks');

@@ -80,6 +80,11 @@ function without(list, id) {
 export function putItem(item) {
   update((s) => {
     queueEntry(s, item.queue ?? DEFAULT_QUEUE);
+    // A copy older than the one on show changes nothing: the answer to our own
+    // add can arrive after the event of the agent taking it. The server writes
+    // every `updated_at` in one fixed-width format, so text order is time order.
+    const known = s.pending.find((p) => p.id === item.id) ?? s.history.find((h) => h.id === item.id);
+    if (known && known.updated_at > item.updated_at) return;
     if (item.status === "pending") {
       const at = s.pending.findIndex((p) => p.id === item.id);
       if (at !== -1) {
