@@ -24,9 +24,10 @@ forbid queue-core "" '^(diesel|libsqlite3-sys|actix|rmcp)' "the domain knows not
 forbid queue-core "--no-default-features" '^tokio' "the pure core builds without tokio"
 forbid mcp-adapter "" '^actix' "the MCP handler is transport-agnostic; the binary mounts it in actix"
 forbid http-api "" '^rmcp' "the HTTP API knows nothing of MCP; the binary mounts /mcp next to it"
-for adapter in queue-store mcp-adapter http-api; do
+forbid audit-log "" '^(diesel|libsqlite3-sys|actix|rmcp)' "the audit log is a file and a hash chain, a sink of the core"
+for adapter in queue-store mcp-adapter http-api audit-log; do
     cargo metadata --format-version 1 --no-deps | grep -q "\"name\":\"$adapter\"" || continue
-    for other in queue-store mcp-adapter http-api; do
+    for other in queue-store mcp-adapter http-api audit-log; do
         [ "$adapter" = "$other" ] && continue
         forbid "$adapter" "" "^$other\$" "adapters never use each other"
     done

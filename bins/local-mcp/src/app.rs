@@ -9,9 +9,9 @@ use anyhow::Context;
 use queue_core::{Service, ServiceOptions};
 use queue_store::{BlockingPool, SqliteStore, StoreOptions};
 
-use crate::audit::AuditLog;
 use crate::cli::AuditContent;
 use crate::config::Config;
+use audit_log::AuditLog;
 
 /// The queue service over the configured database. Its audit lines name `source`,
 /// the command that made the change (`serve`, `stdio`, `cli`).
@@ -40,7 +40,7 @@ pub(crate) fn open_service(config: &Config, source: &'static str) -> anyhow::Res
         builder = builder.audit(Arc::new(AuditLog::new(
             audit.clone(),
             source,
-            config.audit.content,
+            config.audit.content.into(),
         )));
     }
     builder

@@ -362,6 +362,15 @@ pub(crate) enum AuditContent {
     Full,
 }
 
+impl From<AuditContent> for audit_log::AuditContent {
+    fn from(content: AuditContent) -> Self {
+        match content {
+            AuditContent::Hash => audit_log::AuditContent::Hash,
+            AuditContent::Full => audit_log::AuditContent::Full,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum StatusArg {
     Pending,

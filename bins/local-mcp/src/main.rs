@@ -3,7 +3,6 @@
 //! library crates.
 
 mod app;
-mod audit;
 mod cli;
 mod config;
 mod logging;

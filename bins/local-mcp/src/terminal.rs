@@ -13,9 +13,9 @@ use queue_core::{
 };
 use serde_json::{Value, json};
 
-use crate::audit::{self, VerifyError};
 use crate::cli::{AddArgs, AuditVerifyArgs, ConfigGetArgs, ConfigSetArgs, ListArgs, StatusArg};
 use crate::config::{Config, HttpConfig};
+use audit_log::{self as audit, VerifyError};
 
 /// Writes to stdout; a closed pipe (`local-mcp list | head`) is not an error.
 pub(crate) fn print(text: &str) -> anyhow::Result<()> {

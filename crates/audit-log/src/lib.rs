@@ -1,7 +1,7 @@
 //! The audit trail (SPEC §5): one JSON object per line, appended by every
 //! local-mcp process on the same file, each line chained to the one before it by
 //! a SHA-256, so that a changed, removed or reordered line is found by
-//! `local-mcp audit verify`.
+//! `local-mcp audit verify` ([`verify`]).
 //!
 //! # Line format
 //!
@@ -51,6 +51,8 @@
 //! failed write never fails the queue operation: it is logged as a warning, once
 //! per kind of error, and the entry is lost.
 
+#![deny(missing_docs)]
+
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -62,7 +64,15 @@ use queue_core::{Audit, AuditEntry, Clock, Instruction, Settings, SettingsPatch,
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::cli::AuditContent;
+/// How much of a text the log keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuditContent {
+    /// Its SHA-256 and length only.
+    #[default]
+    Hash,
+    /// The text itself too.
+    Full,
+}
 
 /// The `prev` of the first line.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -88,7 +98,7 @@ const MAX_PATH_CHARS: usize = 512;
 
 /// The file-backed [`Audit`] sink.
 #[derive(Debug)]
-pub(crate) struct AuditLog {
+pub struct AuditLog {
     path: PathBuf,
     source: &'static str,
     content: AuditContent,
@@ -131,7 +141,7 @@ struct State {
 impl AuditLog {
     /// A sink appending to `path` (created on the first entry), labelling its lines
     /// with `source`.
-    pub(crate) fn new(path: PathBuf, source: &'static str, content: AuditContent) -> Self {
+    pub fn new(path: PathBuf, source: &'static str, content: AuditContent) -> Self {
         AuditLog {
             path,
             source,
@@ -544,27 +554,33 @@ fn last_line_hash(mut file: &File, len: u64) -> io::Result<(String, bool)> {
 
 /// What an intact log holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Report {
-    pub(crate) lines: u64,
+pub struct Report {
+    /// How many lines it has.
+    pub lines: u64,
     /// SHA-256 of the last line: the `prev` the next line will carry. Kept
     /// elsewhere, it shows later whether lines were cut from the end.
-    pub(crate) head: Option<String>,
+    pub head: Option<String>,
 }
 
 /// Why a log did not verify.
 #[derive(Debug)]
-pub(crate) enum VerifyError {
+pub enum VerifyError {
     /// No file at the path.
     Missing,
     /// The file could not be read.
     Unreadable(io::Error),
     /// The first line that breaks the chain (1-based) and what is wrong with it.
-    Broken { line: u64, problem: String },
+    Broken {
+        /// The line's number, from 1.
+        line: u64,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// Checks every line of the log at `path`: that it parses, that its own hash
 /// matches, and that its `prev` is the hash of the line before.
-pub(crate) fn verify(path: &Path) -> Result<Report, VerifyError> {
+pub fn verify(path: &Path) -> Result<Report, VerifyError> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(VerifyError::Missing),
