@@ -130,6 +130,34 @@ test('the answer to an add that arrives after the agent took it does not put it 
   assert.equal(await page.title(), 'local-mcp');
 });
 
+test('a take the status already counted before its event came is counted once', async (t) => {
+  const { page, api, server } = await appFor(t, browser());
+  const item = await api.add('counted by the status first');
+  await textsAre(pendingTexts(page), ['counted by the status first']);
+  const answer = await getUserRequest(server, 'claude-main');
+  assert.equal(answer.instruction.id, item.id);
+  const history = page.locator('#history-list > li.ticket.consumed');
+  await countIs(history, 1);
+  await until(async () => assert.equal(await page.locator('#history-count').textContent(), '1'));
+  // The server reads a status and sends change events apart, so a status that
+  // already counts a take can reach the page before the take's own event. Put
+  // the page in that spot: its status counts the take (it does, from the
+  // server), its list does not have it yet, and now the event comes.
+  const counted = await page.evaluate(async () => {
+    const m = await import('/js/state.js');
+    const [taken] = m.state.history;
+    m.update((s) => {
+      s.history = s.history.filter((h) => h.id !== taken.id);
+    });
+    m.putItem(taken);
+    return m.state.historyTotal;
+  });
+  assert.equal(counted, 2, 'the event alone counts the take again, for now');
+  await until(async () => assert.equal(await page.locator('#history-count').textContent(), '1'), { what: 'the take counted once' });
+  await countIs(history, 1);
+  assert.equal((await api.status()).queues.find((q) => q.name === 'default').consumed_count, 1);
+});
+
 test('"Send again" requeues a consumed instruction at the end of the queue', async (t) => {
   const { page, api, server } = await appFor(t, browser());
   const taken = await api.add('run the benchmarks');

@@ -39,6 +39,27 @@ export const state = {
 const listeners = new Set();
 let frame = 0;
 
+/**
+ * How long a taken-count moved by an event stands before the last status's
+ * count replaces it. The server reads a status and sends change events
+ * separately, so a status can already count a consumption whose event comes
+ * after it; counting that event again would stay wrong until the next status,
+ * which may never come if nothing else changes. Statuses come at most four a
+ * second, so a newer one arrives well within this.
+ */
+export const COUNT_SETTLE_MS = 1_000;
+let settleTimer = 0;
+
+function settleHistoryTotal() {
+  clearTimeout(settleTimer);
+  settleTimer = setTimeout(() => {
+    update((s) => {
+      const entry = s.queues.find((q) => q.name === s.queue);
+      if (entry && s.loaded) s.historyTotal = entry.consumed_count;
+    });
+  }, COUNT_SETTLE_MS);
+}
+
 /** Calls `render(state)` after every batch of changes. */
 export function subscribe(render) {
   listeners.add(render);
@@ -93,6 +114,7 @@ export function putItem(item) {
       }
       if (without(s.history, item.id) !== -1) {
         s.historyTotal = Math.max(0, s.historyTotal - 1);
+        settleHistoryTotal();
         s.pending.unshift(item);
       } else {
         s.pending.push(item);
@@ -106,6 +128,7 @@ export function putItem(item) {
       }
       s.history.unshift(item);
       s.historyTotal += 1;
+      settleHistoryTotal();
     }
     s.fresh.add(item.id);
   });
