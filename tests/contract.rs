@@ -1,5 +1,5 @@
 //! The `Store` contract, one suite run against every implementation: the in-memory
-//! model and SQLite.
+//! model, SQLite and PostgreSQL.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -768,6 +768,12 @@ macro_rules! contract {
             $(#[test] fn $name() {
                 let db = integration::TempDb::new();
                 super::$name(&*db.open_fast());
+            })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                let Some(pg) = integration::TempPg::new() else { return };
+                super::$name(&*pg.open());
             })*
         }
     };

@@ -1,5 +1,6 @@
 //! Model-based property test: random sequences of queue operations applied to the
-//! in-memory model and to SQLite must give the same results after every step.
+//! in-memory model and to SQLite, and to PostgreSQL where a test server is
+//! configured, must give the same results after every step.
 
 use proptest::prelude::*;
 use queue_core::{
@@ -215,16 +216,36 @@ proptest! {
     #[test]
     fn sqlite_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
         let db = integration::TempDb::new();
-        let sqlite = db.open_fast();
-        let model = MemoryStore::new();
-        let mut h = Harness { ids: Vec::new(), next_id: 0, now: 0 };
-        for (step, op) in ops.iter().enumerate() {
-            let now = h.tick();
-            let new_id = h.fresh();
-            let expected = apply(&model, &mut h, op, now, new_id);
-            let got = apply(&*sqlite, &mut h, op, now, new_id);
-            prop_assert_eq!(&got, &expected, "step {} {:?}", step, op);
-            prop_assert_eq!(observe(&*sqlite), observe(&model), "state after step {} {:?}", step, op);
-        }
+        check_against_model(&*db.open_fast(), &ops)?;
     }
+
+    #[test]
+    fn postgres_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let Some(pg) = integration::TempPg::new() else { return Ok(()) };
+        check_against_model(&*pg.open(), &ops)?;
+    }
+}
+
+fn check_against_model(store: &dyn Store, ops: &[Op]) -> Result<(), TestCaseError> {
+    let model = MemoryStore::new();
+    let mut h = Harness {
+        ids: Vec::new(),
+        next_id: 0,
+        now: 0,
+    };
+    for (step, op) in ops.iter().enumerate() {
+        let now = h.tick();
+        let new_id = h.fresh();
+        let expected = apply(&model, &mut h, op, now, new_id);
+        let got = apply(store, &mut h, op, now, new_id);
+        prop_assert_eq!(&got, &expected, "step {} {:?}", step, op);
+        prop_assert_eq!(
+            observe(store),
+            observe(&model),
+            "state after step {} {:?}",
+            step,
+            op
+        );
+    }
+    Ok(())
 }

@@ -1,6 +1,9 @@
 //! Fixtures shared by the integration tests: temporary databases and child
 //! processes that are cleaned up when they go out of scope.
 
+mod pg;
+pub use pg::{PG_URL_ENV, REQUIRE_PG_ENV, TempPg};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;

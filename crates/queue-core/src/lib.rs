@@ -49,8 +49,8 @@ pub use settings::{
     Settings, SettingsPatch, StoredSettings,
 };
 pub use store::{
-    CallTicket, Change, Claim, Counts, Event, Listing, Overview, Page, QueueCounts, Reordered,
-    StatusFilter, Store, Write, check_reorder,
+    CallTicket, Change, ChangeHook, Claim, Counts, Event, Listing, Overview, Page, QueueCounts,
+    Reordered, StatusFilter, Store, Write, check_reorder,
 };
 pub use types::{
     Agent, AgentId, AgentState, Caller, Content, Instruction, InstructionId, NewInstruction,

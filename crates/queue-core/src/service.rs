@@ -714,39 +714,62 @@ impl Service {
         let _ = rx.wait_for(|down| *down).await;
     }
 
-    /// Publishes local changes as soon as they are made and polls for changes from
-    /// other processes; runs until [`Service::shutdown`]. Spawn it once per process.
+    /// Publishes local changes as soon as they are made and picks up changes from
+    /// other processes: told by the store where it pushes them
+    /// ([`Store::notify_changes`]), else by polling its change token. Runs until
+    /// [`Service::shutdown`]. Spawn it once per process.
     pub async fn watch(&self) {
+        let pushed = {
+            let shared = Arc::downgrade(&self.shared);
+            self.shared.store.notify_changes(Arc::new(move || {
+                if let Some(shared) = shared.upgrade() {
+                    shared.unpublished.store(true, Ordering::Release);
+                    shared.kick.notify_one();
+                }
+            }))
+        };
         // None: the first poll counts as a change, so a commit made before the watcher
         // started still wakes the waiters.
         let mut token = None;
-        let mut next_poll = Instant::now();
+        // A store that pushes is polled once, now, for what came before it was
+        // asked to tell; never again.
+        let mut next_poll = Some(Instant::now());
         loop {
             let polled = tokio::select! {
                 _ = self.until_shutdown() => return,
                 _ = self.shared.kick.notified() => false,
-                _ = tokio::time::sleep_until(next_poll) => true,
+                _ = async {
+                    match next_poll {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => true,
             };
-            if polled {
+            if pushed {
+                next_poll = None;
+            } else if polled {
                 // Every call starts with a kick, so a newly waiting call switches
                 // this to the short interval at once.
                 let options = &self.shared.options;
-                next_poll = Instant::now()
-                    + if *self.shared.busy.borrow() > 0 {
-                        options.poll_interval
-                    } else if self.shared.events.receiver_count() > 0 {
-                        options.listen_poll_interval
-                    } else {
-                        options.idle_poll_interval
-                    };
+                next_poll = Some(
+                    Instant::now()
+                        + if *self.shared.busy.borrow() > 0 {
+                            options.poll_interval
+                        } else if self.shared.events.receiver_count() > 0 {
+                            options.listen_poll_interval
+                        } else {
+                            options.idle_poll_interval
+                        },
+                );
             } else {
-                next_poll = next_poll.min(Instant::now() + self.shared.options.poll_interval);
+                let soon = Instant::now() + self.shared.options.poll_interval;
+                next_poll = Some(next_poll.map_or(soon, |at| at.min(soon)));
             }
             if !polled && !self.shared.unpublished.swap(false, Ordering::AcqRel) {
                 // Only a call starting to wait: the interval is set above.
                 continue;
             }
-            if polled {
+            if polled && !pushed {
                 let now = self.call(|s| Ok(s.change_token())).await;
                 let now = match now {
                     Ok(Ok(t)) => Some(t),
@@ -761,6 +784,10 @@ impl Service {
             // could not be read, the next poll tries again whatever the token says.
             if !self.publish_new_events().await {
                 token = None;
+                if pushed {
+                    // Nobody will push the change that was missed: look again soon.
+                    next_poll = Some(Instant::now() + self.shared.options.poll_interval);
+                }
             }
         }
     }

@@ -433,7 +433,21 @@ pub trait Store: Send + Sync {
     /// A cheap value that changes whenever a change may have been committed by any
     /// process; pollers compare it before reading events.
     fn change_token(&self) -> Result<u64, StoreError>;
+
+    /// Has the store call `hook` whenever any process may have committed a change,
+    /// so that a watcher is told instead of polling [`Store::change_token`]; `true`
+    /// if it will. The store calls `hook` on a thread of its own, also after it
+    /// lost and regained its source of news, when it cannot tell what it missed;
+    /// `hook` must return at once. The default does not push (`false`), and the
+    /// caller polls.
+    fn notify_changes(&self, hook: ChangeHook) -> bool {
+        let _ = hook;
+        false
+    }
 }
+
+/// What [`Store::notify_changes`] calls when a change may have been committed.
+pub type ChangeHook = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// Checks a reorder request against the current pending ids (in queue order).
 /// Shared by every [`Store`] so they refuse exactly the same requests.

@@ -11,7 +11,10 @@
 #![deny(missing_docs)]
 
 mod error;
+#[macro_use]
+mod queue_sql;
 mod ops;
+mod rows;
 mod schema;
 mod writer;
 
@@ -444,15 +447,20 @@ macro_rules! store_calls {
         fn last_event_seq(&self) -> Result<u64, QueueError> {
             self.read(ops::last_event_seq)
         }
-
-        fn change_token(&self) -> Result<u64, StoreError> {
-            data_version(&self.watcher)
-        }
     };
 }
 
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "postgres")]
+pub use pg::{PgOptions, PgStore};
+
 impl Store for SqliteStore {
     store_calls!();
+
+    fn change_token(&self) -> Result<u64, StoreError> {
+        data_version(&self.watcher)
+    }
 
     fn overview(&self) -> Result<Overview, QueueError> {
         // Read before the data, so a commit landing in between moves the token
@@ -540,6 +548,10 @@ impl<'c> TxStore<'c> {
 
 impl Store for TxStore<'_> {
     store_calls!();
+
+    fn change_token(&self) -> Result<u64, StoreError> {
+        data_version(&self.watcher)
+    }
 }
 
 /// Reads `PRAGMA data_version` on `watcher`: the change token.

@@ -58,3 +58,11 @@ diesel::table! {
         seq -> BigInt,
     }
 }
+
+diesel::table! {
+    /// PostgreSQL only: the event log's counter, one row, taken last by a writer.
+    event_seq (id) {
+        id -> Integer,
+        last -> BigInt,
+    }
+}
