@@ -42,11 +42,8 @@ impl TempPg {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("connect to the test server {PG_URL_ENV}: {e}"));
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create a test database");
+        admin_sql(&admin, &format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("create a test database on {PG_URL_ENV}: {e}"));
         let base = admin
             .rsplit_once('/')
             .map(|(base, _)| base)
@@ -68,11 +65,19 @@ impl TempPg {
 
 impl Drop for TempPg {
     fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
+        let _ = admin_sql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
+}
+
+/// Runs `sql` on the admin database, on a thread of its own: the synchronous
+/// client runs a runtime of its own, which may not start inside a test's.
+fn admin_sql(admin: &str, sql: &str) -> Result<(), postgres::Error> {
+    std::thread::scope(|s| {
+        s.spawn(|| postgres::Client::connect(admin, postgres::NoTls)?.batch_execute(sql))
+            .join()
+            .expect("the admin thread panicked")
+    })
 }

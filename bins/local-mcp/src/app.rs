@@ -1,4 +1,4 @@
-//! Opens the queue a command works on: the SQLite store behind the service, with
+//! Opens the queue a command works on: the SQLite (or PostgreSQL) store behind the service, with
 //! the configured defaults and audit trail, and the shutdown signal every server
 //! mode obeys.
 
@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use queue_core::{Service, ServiceOptions};
-use queue_store::{BlockingPool, SqliteStore, StoreOptions};
+use queue_core::{Service, ServiceOptions, Store};
+use queue_store::{BlockingPool, PgOptions, PgStore, SqliteStore, StoreOptions};
 
 use crate::cli::AuditContent;
 use crate::config::Config;
@@ -16,13 +16,21 @@ use audit_log::AuditLog;
 /// The queue service over the configured database. Its audit lines name `source`,
 /// the command that made the change (`serve`, `stdio`, `cli`).
 pub(crate) fn open_service(config: &Config, source: &'static str) -> anyhow::Result<Service> {
-    let path = &config.db_path;
-    tracing::debug!(db = %path.display(), "opening the database");
-    let store = SqliteStore::open(path, StoreOptions::default())
-        .with_context(|| format!("could not open the database {}", path.display()))?;
-    tracing::debug!(db = %path.display(), "database ready, migrations applied");
+    let db = config.database();
+    tracing::debug!(%db, "opening the database");
+    let store: Arc<dyn Store> = match &config.db_url {
+        Some(url) => Arc::new(
+            PgStore::open(url, PgOptions::default())
+                .with_context(|| format!("could not open the PostgreSQL database {db}"))?,
+        ),
+        None => Arc::new(
+            SqliteStore::open(&config.db_path, StoreOptions::default())
+                .with_context(|| format!("could not open the database {db}"))?,
+        ),
+    };
+    tracing::debug!(%db, "database ready, migrations applied");
     tracing::info!(
-        db = %path.display(),
+        %db,
         audit = %config.audit.describe(),
         audit_content = match config.audit.content {
             AuditContent::Hash => "hash",
@@ -30,7 +38,7 @@ pub(crate) fn open_service(config: &Config, source: &'static str) -> anyhow::Res
         },
         "queue opened"
     );
-    let mut builder = Service::builder(Arc::new(store))
+    let mut builder = Service::builder(store)
         .offload(Arc::new(BlockingPool))
         .options(ServiceOptions {
             defaults: config.defaults.clone(),
@@ -45,7 +53,7 @@ pub(crate) fn open_service(config: &Config, source: &'static str) -> anyhow::Res
     }
     builder
         .build()
-        .with_context(|| format!("could not read the database {}", path.display()))
+        .with_context(|| format!("could not read the database {db}"))
 }
 
 /// Publishes changes and picks up other processes' changes until shutdown.

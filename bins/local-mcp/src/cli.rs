@@ -57,6 +57,10 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH", env = "DB_PATH", value_parser = any_path)]
     pub(crate) db: Option<PathBuf>,
 
+    /// PostgreSQL database to keep the queue in instead of the SQLite file, e.g. postgres://user:password@host/db; several servers may share it (no TLS: loopback, a private network or an SSH tunnel)
+    #[arg(long, global = true, value_name = "URL", env = "DB_URL")]
+    pub(crate) db_url: Option<String>,
+
     /// error, warn, info, debug or trace (any case), or a RUST_LOG-style filter [default: info]
     #[arg(long, global = true, value_name = "LEVEL", env = "LOG_LEVEL")]
     pub(crate) log_level: Option<String>,

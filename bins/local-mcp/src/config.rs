@@ -18,6 +18,7 @@ pub(crate) struct FileConfig {
     host: Option<String>,
     http_port: Option<u16>,
     db_path: Option<PathBuf>,
+    db_url: Option<String>,
     log_level: Option<String>,
     log_format: Option<String>,
     log_file: Option<PathBuf>,
@@ -48,6 +49,8 @@ impl FileConfig {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) db_path: PathBuf,
+    /// The PostgreSQL database that holds the queue instead of `db_path`.
+    pub(crate) db_url: Option<String>,
     pub(crate) log_level: String,
     pub(crate) log_format: LogFormat,
     pub(crate) log_file: Option<PathBuf>,
@@ -146,6 +149,15 @@ fn non_empty(value: Option<String>) -> Option<String> {
 }
 
 impl Config {
+    /// Where the queue is kept, for logs and `status`: the SQLite file, or the
+    /// PostgreSQL address with any password masked.
+    pub(crate) fn database(&self) -> String {
+        match &self.db_url {
+            Some(url) => queue_store::PgStore::describe_url(url),
+            None => self.db_path.display().to_string(),
+        }
+    }
+
     /// Resolves the configuration of a command.
     pub(crate) fn resolve(
         global: &GlobalArgs,
@@ -235,6 +247,8 @@ impl Config {
         };
         Ok(Config {
             db_path,
+            // Empty counts as unset, so `DB_URL=` falls back to the SQLite file.
+            db_url: non_empty(global.db_url.clone()).or(non_empty(file.db_url)),
             log_level: global
                 .log_level
                 .clone()

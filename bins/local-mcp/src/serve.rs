@@ -212,7 +212,7 @@ pub(crate) async fn start(
     tracing::info!(
         url = %format!("http://{addr}"),
         mcp = %format!("http://{addr}/mcp"),
-        db = %config.db_path.display(),
+        db = %config.database(),
         audit = %config.audit.describe(),
         stateless = config.http.stateless,
         token = if config.http.api_token.is_some() { "set" } else { "none" },

@@ -292,7 +292,7 @@ pub(crate) async fn status(
                 Probe::Down(why) => why.clone(),
             },
         });
-        body["database"] = json!(config.db_path.display().to_string());
+        body["database"] = json!(config.database());
         body["audit_log"] = json!(audit_log);
         return print(&format!("{body:#}\n"));
     }
@@ -303,7 +303,7 @@ pub(crate) async fn status(
         Probe::Down(why) => format!("not running (probed {url}: {why})"),
     };
     text.push_str(&format!("server    {server}\n"));
-    text.push_str(&format!("database  {}\n", config.db_path.display()));
+    text.push_str(&format!("database  {}\n", config.database()));
     let stale = parts.settings.agent_stale_after_seconds;
     for (i, q) in parts
         .queues

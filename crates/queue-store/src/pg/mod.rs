@@ -93,6 +93,11 @@ impl PgStore {
         redacted(&self.url)
     }
 
+    /// `url` with any password masked, for messages about a database not opened.
+    pub fn describe_url(url: &str) -> String {
+        redacted(url)
+    }
+
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut PgConnection) -> Result<T, OpError>,
