@@ -356,6 +356,7 @@ mod tests {
         GlobalArgs {
             config: None,
             db: None,
+            db_url: None,
             log_level: None,
             log_format: None,
             log_file: None,
@@ -391,6 +392,50 @@ mod tests {
         assert!(config.http.stateless);
         assert_eq!(config.defaults, Settings::default());
         assert_eq!(config.log_level, "info");
+    }
+
+    #[test]
+    fn db_url_picks_postgres_from_the_flag_or_the_file_and_hides_its_password() {
+        let sqlite = resolve(HttpArgs::default(), "").unwrap();
+        assert_eq!(sqlite.db_url, None);
+        assert_eq!(
+            sqlite.database(),
+            "/home/me/.local/share/local-mcp/local_mcp.sqlite3"
+        );
+        let file = "db_url = \"postgres://me:pw@db/queue\"\n";
+        let from_file = resolve(HttpArgs::default(), file).unwrap();
+        assert_eq!(
+            from_file.db_url.as_deref(),
+            Some("postgres://me:pw@db/queue")
+        );
+        assert_eq!(from_file.database(), "postgres://me:***@db/queue");
+        let flag = GlobalArgs {
+            db_url: Some("postgres://other/q".into()),
+            ..global()
+        };
+        let config = Config::merge(
+            &flag,
+            &HttpArgs::default(),
+            &AssetsArgs::default(),
+            FileConfig::parse(file).unwrap(),
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(config.db_url.as_deref(), Some("postgres://other/q"));
+        // `DB_URL=` in a client's config counts as unset.
+        let empty = GlobalArgs {
+            db_url: Some(" ".into()),
+            ..global()
+        };
+        let config = Config::merge(
+            &empty,
+            &HttpArgs::default(),
+            &AssetsArgs::default(),
+            FileConfig::default(),
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(config.db_url, None);
     }
 
     #[test]

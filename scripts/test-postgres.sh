@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Makes sure a PostgreSQL server for the tests runs on loopback (127.0.0.1:5432):
+# installs Debian's package if missing, starts its cluster, and gives the
+# `postgres` role the test password. Idempotent. Then run the tests with
+#   export LOCAL_MCP_TEST_PG_URL=postgres://postgres:local-mcp-test@127.0.0.1:5432/postgres
+# (what this script prints). Each test creates its own database and drops it.
+set -euo pipefail
+
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version main"; then
+    pg_createcluster "$version" main >/dev/null
+fi
+if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $4}' | grep -q online; then
+    pg_ctlcluster "$version" main start
+fi
+for _ in $(seq 1 100); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 0.1
+done
+pg_isready -h 127.0.0.1 -p 5432 >/dev/null
+su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'local-mcp-test'\"" >/dev/null
+echo "postgres://postgres:local-mcp-test@127.0.0.1:5432/postgres"
