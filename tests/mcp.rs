@@ -1007,3 +1007,35 @@ async fn an_add_on_one_postgres_server_wakes_a_call_waiting_on_another() {
         );
     }
 }
+
+/// A PostgreSQL server that cannot be reached, or a TLS demand this build cannot
+/// meet, is refused at once with a message that says why and never shows the
+/// password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgres_database_is_refused_clearly() {
+    let scratch = TempDb::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (url, why) in [
+        (
+            format!("postgres://me:s3cret@127.0.0.1:{port}/queue"),
+            "Connection refused",
+        ),
+        (
+            format!("postgres://me:s3cret@127.0.0.1:{port}/queue?sslmode=require"),
+            "SSL support is not compiled in",
+        ),
+    ] {
+        let mut cmd = local_mcp(scratch.path());
+        cmd.env("DB_URL", &url).arg("serve").env("HTTP_PORT", "0");
+        let stderr =
+            integration::refused_start(cmd, "serve on PostgreSQL", Duration::from_secs(20)).await;
+        assert!(stderr.contains("could not open the PostgreSQL database"), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(stderr.contains("me:***@127.0.0.1"), "{stderr}");
+        assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
+    }
+}

@@ -5,7 +5,7 @@
 //!
 //! Usage:
 //!   load [--binary PATH] [--quick] [--timeout SECS] [--env KEY=VALUE]...
-//!        [--only PHASE,...] [--drain N]
+//!        [--only PHASE,...] [--drain N] [--postgres ADMIN_URL]
 //!
 //! `--binary` defaults to `target/release/local-mcp`; `--quick` uses small counts
 //! so that it can run as a smoke test against a debug build; `--env` sets an
@@ -14,6 +14,9 @@
 //! some phases (`wake`, `cross`, `fanout`, `consume`, `reads`, `create`; start-up
 //! and memory always) and `--drain` changes how many instructions the consume
 //! phase queues — both for profiling one phase for longer, not for the figures.
+//! `--postgres` keeps every server's queue in a fresh PostgreSQL database created
+//! from `ADMIN_URL` (and dropped after), instead of a SQLite file: the figures of
+//! the PostgreSQL store.
 //! Every request goes
 //! over a hand-written HTTP/1.1 keep-alive client on loopback ([`Conn`]): it costs
 //! the shared CPU far less than a general-purpose client, so the rates say more
@@ -36,12 +39,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use integration::{ChildGuard, Proc, RawSse, TempDb, peak_rss_kib, rss_kib};
+use integration::{ChildGuard, Proc, RawSse, TempDb, TempPg, peak_rss_kib, rss_kib};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: load [--binary PATH] [--quick] [--timeout SECS] [--env KEY=VALUE]... [--only PHASE,...] [--drain N]";
+const USAGE: &str = "usage: load [--binary PATH] [--quick] [--timeout SECS] [--env KEY=VALUE]... [--only PHASE,...] [--drain N] [--postgres ADMIN_URL]";
+
+/// `--postgres`: the server to create each run's database on.
+static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// The phases `--only` can pick, in the order they run.
 const PHASES: [&str; 6] = ["wake", "cross", "fanout", "consume", "reads", "create"];
@@ -82,6 +88,9 @@ fn parse_args() -> anyhow::Result<Args> {
                 only = Some(list);
             }
             "--drain" => drain = Some(value()?.parse().context("--drain")?),
+            "--postgres" => {
+                let _ = POSTGRES.set(value()?);
+            }
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -322,6 +331,8 @@ struct Server {
     child: ChildGuard,
     addr: SocketAddr,
     db: TempDb,
+    /// The PostgreSQL database holding the queue, with `--postgres`.
+    pg: Option<TempPg>,
     requests: Requests,
     /// Spawn to `/healthz` answering.
     startup: Duration,
@@ -377,6 +388,7 @@ async fn start_server(binary: &Path, env: &[(String, String)]) -> anyhow::Result
 
 async fn try_start(binary: &Path, env: &[(String, String)]) -> anyhow::Result<Server> {
     let db = TempDb::new();
+    let pg = POSTGRES.get().map(|admin| TempPg::on(admin));
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let log = std::fs::File::create(db.dir().join("serve.log"))?;
@@ -387,6 +399,7 @@ async fn try_start(binary: &Path, env: &[(String, String)]) -> anyhow::Result<Se
         .env("HOME", db.dir())
         .env("DB_PATH", db.path())
         .env("HTTP_PORT", port.to_string())
+        .envs(pg.iter().map(|pg| ("DB_URL", pg.url())))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -422,6 +435,7 @@ async fn try_start(binary: &Path, env: &[(String, String)]) -> anyhow::Result<Se
         child,
         addr,
         db,
+        pg,
         requests,
         startup,
     })
@@ -919,6 +933,7 @@ async fn measure_cross(
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", server.db.dir())
         .env("DB_PATH", server.db.path())
+        .envs(server.pg.iter().map(|pg| ("DB_URL", pg.url())))
         .envs(env.iter().map(|(k, v)| (k, v)));
     let mut stdio = Proc::spawn(cmd);
     stdio.initialize("load").await;

@@ -32,6 +32,11 @@ impl TempPg {
             eprintln!("note: {PG_URL_ENV} is not set; this PostgreSQL test has nothing to run on");
             return None;
         };
+        Some(Self::on(&admin))
+    }
+
+    /// A new empty database on the server `admin` names.
+    pub fn on(admin: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -42,14 +47,18 @@ impl TempPg {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        admin_sql(&admin, &format!("CREATE DATABASE {name}"))
+        admin_sql(admin, &format!("CREATE DATABASE {name}"))
             .unwrap_or_else(|e| panic!("create a test database on {PG_URL_ENV}: {e}"));
         let base = admin
             .rsplit_once('/')
             .map(|(base, _)| base)
             .expect("a postgres://host/db address");
         let url = format!("{base}/{name}");
-        Some(TempPg { admin, name, url })
+        TempPg {
+            admin: admin.to_owned(),
+            name,
+            url,
+        }
     }
 
     /// The database's address.

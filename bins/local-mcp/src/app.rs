@@ -21,7 +21,7 @@ pub(crate) fn open_service(config: &Config, source: &'static str) -> anyhow::Res
     let store: Arc<dyn Store> = match &config.db_url {
         Some(url) => Arc::new(
             PgStore::open(url, PgOptions::default())
-                .with_context(|| format!("could not open the PostgreSQL database {db}"))?,
+                .context("could not open the PostgreSQL database")?,
         ),
         None => Arc::new(
             SqliteStore::open(&config.db_path, StoreOptions::default())
