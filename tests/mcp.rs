@@ -1033,7 +1033,10 @@ async fn an_unreachable_postgres_database_is_refused_clearly() {
         cmd.env("DB_URL", &url).arg("serve").env("HTTP_PORT", "0");
         let stderr =
             integration::refused_start(cmd, "serve on PostgreSQL", Duration::from_secs(20)).await;
-        assert!(stderr.contains("could not open the PostgreSQL database"), "{stderr}");
+        assert!(
+            stderr.contains("could not open the PostgreSQL database"),
+            "{stderr}"
+        );
         assert!(stderr.contains(why), "{stderr}");
         assert!(stderr.contains("me:***@127.0.0.1"), "{stderr}");
         assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
