@@ -98,8 +98,22 @@ fn claim_head(c: &mut Conn, caller: &Caller) -> Result<Option<InstructionRow>> {
     if let Some(row) = head().skip_locked().get_result(c).optional()? {
         return Ok(Some(row));
     }
-    Ok(head().get_result(c).optional()?)
+    // Waiting claimers can deadlock among themselves: a `FOR UPDATE ... LIMIT 1`
+    // that finds its row taken moves on to the next and may keep locks on rows it
+    // passed over. The loser's wait runs in a savepoint, so only that wait is
+    // undone (with its locks) and tried again, not the whole call.
+    for _ in 1..HEAD_WAIT_TRIES {
+        match c.transaction(|c| head().get_result(c).optional()) {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("deadlock detected") => {}
+            out => return Ok(out?),
+        }
+    }
+    Ok(c.transaction(|c| head().get_result(c).optional())?)
 }
+
+/// How many times a claim waits for a held head before giving up as busy.
+const HEAD_WAIT_TRIES: u32 = 50;
 
 fn agent_for_call(c: &mut Conn, caller: &Caller, now: Timestamp) -> Result<Agent> {
     // Two first calls at once: one inserts, the other waits for it and then finds
