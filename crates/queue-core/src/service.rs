@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::waiters::Waiters;
+use crate::waiters::{Handed, Reservation, Slot, Turn, Waiters};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, oneshot, watch};
@@ -454,10 +454,26 @@ impl Service {
         F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
         A: Fn(&Service, &T) + Send + Sync + 'static,
     {
+        self.mutate_settled(f, |_, _| {}, audit).await
+    }
+
+    /// [`Service::mutate`], with `settle` run on the value as soon as it is
+    /// durable (see [`Service::write_settled`]).
+    async fn mutate_settled<T, F, A>(
+        &self,
+        f: F,
+        settle: fn(&Service, &mut T),
+        audit: A,
+    ) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
+        A: Fn(&Service, &T) + Send + Sync + 'static,
+    {
         let audit = Arc::new(audit);
         let unread = Arc::clone(&audit);
         let out = self
-            .write(f, move |service: &Service, value: T| {
+            .write_settled(f, settle, move |service: &Service, value: T| {
                 unread(service, &value)
             })
             .await?;
@@ -485,16 +501,55 @@ impl Service {
             .on(queue.clone())
             .to(to);
         let now = self.now();
-        self.mutate(
-            move |s| s.add(new, now),
-            |service, item| {
-                service.audit(&AuditEntry::InstructionCreated {
-                    item,
-                    requeued_from: None,
-                })
-            },
-        )
-        .await
+        let service = self.clone();
+        let added = self
+            .mutate_settled(
+                move |s| {
+                    let item = s.add(new, now)?;
+                    let hand_off = service.hand_off(s, &item, now);
+                    Ok(Added { item, hand_off })
+                },
+                Added::hand_over,
+                |service, added| {
+                    service.audit(&AuditEntry::InstructionCreated {
+                        item: &added.item,
+                        requeued_from: None,
+                    })
+                },
+            )
+            .await?;
+        Ok(added.item)
+    }
+
+    /// In the write that added `item`, claims the head of its queue for the
+    /// longest-waiting call of this process that may take it, so that the wake-up
+    /// costs no second commit. Calls that turn out superseded or unable to take
+    /// anything are passed over, a few at most; a claim that fails leaves the
+    /// instruction to the calls its event wakes.
+    fn hand_off(&self, s: &dyn Store, item: &Instruction, now: Timestamp) -> Option<HandOff> {
+        const TRIES: usize = 4;
+        let mut passed = Vec::new();
+        while passed.len() < TRIES {
+            let reservation =
+                self.shared
+                    .waiters
+                    .reserve(&item.queue, item.to.as_ref(), &passed)?;
+            match s.claim_and_end(reservation.caller(), reservation.generation(), now) {
+                Ok(Claim::Claimed(claimed)) => {
+                    let counts = s.counts(&item.queue);
+                    return Some(HandOff {
+                        reservation,
+                        handed: Box::new(Handed {
+                            item: claimed,
+                            counts,
+                        }),
+                    });
+                }
+                Ok(Claim::Superseded | Claim::Empty) => passed.push(reservation.key()),
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// One instruction.
@@ -874,8 +929,7 @@ impl Service {
         // and published its events; a newer call's start seen in the meantime wakes
         // this one now. The kick switches `watch` to its short interval while this
         // call waits.
-        waiting.started(ticket.generation);
-        self.shared.kick.notify_one();
+        let slot = waiting.slot();
         let deadline = started + call_wait(&settings);
         let empty = empty_outcome(&settings);
         let mut guard = CallGuard {
@@ -884,39 +938,73 @@ impl Service {
             generation: ticket.generation,
             result: empty.result_type(),
             claimed: None,
+            slot: Arc::clone(&slot),
             armed: true,
         };
+        waiting.started(ticket.generation);
+        self.shared.kick.notify_one();
 
         let mut shutdown = self.shared.shutdown.subscribe();
         // What is left after a delivery, counted in the claim's own store trip.
         let mut remaining = None;
-        let (outcome, reason) = loop {
-            let (claim, counts) = match first_look.take() {
-                Some(look) => look?,
+        let (mut outcome, mut reason) = loop {
+            let look = match first_look.take() {
+                Some(look) => Some(look?),
                 None => {
                     if *shutdown.borrow_and_update() {
                         break (empty.clone(), EndReason::ShuttingDown);
                     }
-                    self.claim(&caller, ticket.generation).await?
+                    match slot.take_turn() {
+                        Turn::Free => Some(self.claim(&caller, ticket.generation).await?),
+                        // An add is claiming for this call: its answer wakes the call.
+                        Turn::Reserved => None,
+                        Turn::Handed(handed) => {
+                            remaining = Some(handed.counts);
+                            guard.claimed = Some(handed.item.id);
+                            break (FetchOutcome::Instruction(handed.item), EndReason::Delivered);
+                        }
+                    }
                 }
             };
-            match claim {
-                Claim::Claimed(item) => {
+            match look {
+                Some((Claim::Claimed(item), counts)) => {
                     remaining = counts;
                     // From here until the caller has the result, dropping this future
                     // puts the instruction back (see `CallGuard`).
                     guard.claimed = Some(item.id);
                     break (FetchOutcome::Instruction(item), EndReason::Delivered);
                 }
-                Claim::Superseded => break (empty.clone(), EndReason::Superseded),
-                Claim::Empty => {}
+                Some((Claim::Superseded, _)) => break (empty.clone(), EndReason::Superseded),
+                Some((Claim::Empty, _)) => slot.open(),
+                None => {}
             }
             tokio::select! {
-                _ = waiting.notify().notified() => {}
+                _ = slot.notify().notified() => {}
                 _ = tokio::time::sleep_until(deadline) => break (empty.clone(), EndReason::TimedOut),
                 _ = shutdown.changed() => {}
             }
         };
+        // Nothing more can be claimed for this call. An add that claimed for it
+        // while it was giving up is delivered all the same: the claim was made
+        // while the call was the agent's newest and waiting, and its end is
+        // recorded with it.
+        loop {
+            match slot.close() {
+                Turn::Free => break,
+                Turn::Reserved => slot.notify().notified().await,
+                Turn::Handed(handed) => {
+                    if matches!(outcome, FetchOutcome::Instruction(_)) {
+                        self.unclaim_in_background(handed.item.id);
+                    } else {
+                        remaining = Some(handed.counts);
+                        guard.claimed = Some(handed.item.id);
+                        (outcome, reason) =
+                            (FetchOutcome::Instruction(handed.item), EndReason::Delivered);
+                    }
+                    break;
+                }
+            }
+        }
         drop(waiting);
 
         // Once an instruction is claimed it is the caller's: failing the call over
@@ -958,12 +1046,16 @@ impl Service {
             // it, so a dropped call cannot skip it.
             audit(self, &outcome);
         } else {
+            // The end is recorded after the answer, which waits for no commit of
+            // its own: the write is queued here and its audit line follows once it
+            // is durable, whoever learns that. The store runs writes in the order
+            // they come, so the agent's next call starts after this one ended.
             let (c, ended) = (caller.clone(), outcome.clone());
-            self.mutate(
+            drop(self.start_write(
                 move |s| s.end_call(&c, generation, result, now),
-                move |service, _| audit(service, &ended),
-            )
-            .await?;
+                |_, _| {},
+                move |service: &Service, _| audit(service, &ended),
+            ));
         }
         guard.armed = false;
         let Caller { queue, agent } = caller;
@@ -1015,10 +1107,43 @@ impl Service {
         F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
         U: Fn(&Service, T) + Send + Sync + 'static,
     {
+        self.write_settled(f, |_, _| {}, undo).await
+    }
+
+    /// [`Service::write`], with `settle` run on the value the moment it is
+    /// durable, on the thread that learns so, before the events go out and before
+    /// the caller is answered; a value that never became durable is dropped
+    /// instead.
+    async fn write_settled<T, F, U>(
+        &self,
+        f: F,
+        settle: fn(&Service, &mut T),
+        undo: U,
+    ) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
+        U: Fn(&Service, T) + Send + Sync + 'static,
+    {
+        let mut answer = self.start_write(f, settle, undo);
+        let out = (&mut answer.rx).await;
+        answer.answered = true;
+        out.map_err(|_| QueueError::from(StoreError::Other(String::from("store job was dropped"))))?
+    }
+
+    /// Hands `f` to the store as a write and returns its answer to await. Dropped
+    /// unread, the answer gives the value to `undo` once the write is done.
+    fn start_write<T, F, U>(&self, f: F, settle: fn(&Service, &mut T), undo: U) -> Answer<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, QueueError> + Send + 'static,
+        U: Fn(&Service, T) + Send + Sync + 'static,
+    {
         let undo: Undo<T> = Arc::new(undo);
         let (tx, rx) = oneshot::channel();
         let write = Box::new(WriteCall {
             f: Some(f),
+            settle,
             out: None,
             events: None,
             reply: tx,
@@ -1034,15 +1159,12 @@ impl Service {
                 write.done(Ok(()));
             }));
         }
-        let mut answer = Answer {
+        Answer {
             rx,
             answered: false,
             service: self.clone(),
             undo,
-        };
-        let out = (&mut answer.rx).await;
-        answer.answered = true;
-        out.map_err(|_| QueueError::from(StoreError::Other(String::from("store job was dropped"))))?
+        }
     }
 
     fn unclaim_in_background(&self, id: InstructionId) {
@@ -1081,6 +1203,36 @@ impl Service {
     }
 }
 
+/// What an add stored: the instruction, and what it claimed for a waiting call.
+struct Added {
+    item: Instruction,
+    hand_off: Option<HandOff>,
+}
+
+/// An instruction claimed for a reserved waiting call in an add's write.
+struct HandOff {
+    reservation: Reservation,
+    handed: Box<Handed>,
+}
+
+impl Added {
+    /// Once the add is durable: leaves the claimed instruction for its call, or
+    /// puts it back first in line if the call has gone meanwhile. (An add that
+    /// never became durable drops its reservation, and the call looks itself.)
+    fn hand_over(service: &Service, added: &mut Added) {
+        let Some(HandOff {
+            reservation,
+            handed,
+        }) = added.hand_off.take()
+        else {
+            return;
+        };
+        if let Err(handed) = reservation.give(handed) {
+            service.unclaim_in_background(handed.item.id);
+        }
+    }
+}
+
 /// One unit of work counted in `Shared::busy`.
 struct Busy(Arc<Shared>);
 
@@ -1097,6 +1249,7 @@ type Undo<T> = Arc<dyn Fn(&Service, T) + Send + Sync>;
 /// durable. A value nobody waits for any more goes to `undo`.
 struct WriteCall<T, F> {
     f: Option<F>,
+    settle: fn(&Service, &mut T),
     out: Option<Result<T, QueueError>>,
     /// The events `f`'s calls stored, read back in the same write so that the
     /// write publishes them itself once durable; `None` if they could not be read.
@@ -1128,8 +1281,11 @@ where
         }
     }
 
-    fn done(self: Box<Self>, outcome: Result<(), StoreError>) {
+    fn done(mut self: Box<Self>, outcome: Result<(), StoreError>) {
         let durable = outcome.is_ok();
+        if durable && let Some(Ok(value)) = self.out.as_mut() {
+            (self.settle)(&self.service, value);
+        }
         // Published (and the calls they concern woken) from here, not once the
         // caller has the answer: a call waiting for this change starts its claim
         // one thread hand-off sooner. A claim that found nothing stored no event
@@ -1197,6 +1353,8 @@ struct CallGuard {
     /// default response is the empty string. A dropped call delivered nothing.
     result: ResultType,
     claimed: Option<InstructionId>,
+    /// Where an add leaves what it claimed for the call.
+    slot: Arc<Slot>,
     armed: bool,
 }
 
@@ -1207,6 +1365,9 @@ impl Drop for CallGuard {
         }
         if let Some(id) = self.claimed {
             self.service.unclaim_in_background(id);
+        }
+        if let Some(handed) = self.slot.abandon() {
+            self.service.unclaim_in_background(handed.item.id);
         }
         self.service
             .end_call_in_background(&self.caller, self.generation, self.result);

@@ -728,17 +728,73 @@ async fn a_waiting_call_is_woken_only_by_adds_it_may_take() {
     assert!(poll_once(&mut call).await.is_pending());
     assert_eq!(offload.queued(), 0, "anna on api superseded anna on web");
 
-    // An add for anna on web, addressed or not, does.
+    // An add for anna on web, addressed or not, is claimed for her waiting call
+    // in the add's own write: the call returns with no store trip of its own.
     let web = queue("web");
     let add = service.add_to(&web, Some(agent("anna")), "for anna");
     let added = drive(&offload, Box::pin(add)).await.unwrap();
-    assert!(poll_once(&mut call).await.is_pending());
-    assert_eq!(offload.queued(), 1, "woken: it claims");
-    let fetch = drive(&offload, call).await.unwrap();
+    let Poll::Ready(fetch) = poll_once(&mut call).await else {
+        panic!("the call still waits after the add claimed for it")
+    };
+    assert_eq!(offload.queued(), 0, "the call made no claim of its own");
+    let fetch = fetch.unwrap();
     assert_eq!(delivered(&fetch).id, added.id);
     assert_eq!(fetch.reason, EndReason::Delivered);
     // bob's instruction is still there, for bob only.
     assert_eq!(fetch.remaining_pending, 1);
+}
+
+/// An add claims the instruction for a call waiting in this process in the add's
+/// own write (one commit for the whole wake-up): the store shows it taken before
+/// the call has run again. The longest-waiting call that may take it gets it.
+#[tokio::test(start_paused = true)]
+async fn an_add_is_claimed_for_the_longest_waiting_call_in_its_own_write() {
+    let service = service();
+    let anna = spawn_on(&service, on("web", "anna"));
+    until_waiting_on(&service, &on("web", "anna"), 1).await;
+    let bob = spawn_on(&service, on("web", "bob"));
+    until_waiting_on(&service, &on("web", "bob"), 1).await;
+
+    let first = service.add_to(&queue("web"), None, "first").await.unwrap();
+    let taken = |id| {
+        let item = service.store().get(id).unwrap().unwrap();
+        (item.status, item.consumed_by)
+    };
+    assert_eq!(taken(first.id), (Status::Consumed, Some(agent("anna"))));
+    // An addressed add goes to its addressee, however long others waited.
+    let carol = spawn_on(&service, on("web", "carol"));
+    until_waiting_on(&service, &on("web", "carol"), 1).await;
+    let for_bob = service
+        .add_to(&queue("web"), Some(agent("bob")), "for bob")
+        .await
+        .unwrap();
+    assert_eq!(taken(for_bob.id), (Status::Consumed, Some(agent("bob"))));
+
+    let (anna, bob) = (anna.await.unwrap(), bob.await.unwrap());
+    assert_eq!(delivered(&anna).id, first.id);
+    assert_eq!(delivered(&bob).id, for_bob.id);
+    assert_eq!(
+        (anna.reason, bob.reason),
+        (EndReason::Delivered, EndReason::Delivered)
+    );
+    assert_eq!((anna.remaining_pending, bob.remaining_pending), (0, 0));
+    // Each call's end went into its add's commit.
+    for name in ["anna", "bob"] {
+        let record = service
+            .store()
+            .agents()
+            .unwrap()
+            .into_iter()
+            .find(|a| a.caller() == on("web", name))
+            .unwrap();
+        assert_eq!(
+            (record.waiting_until, record.last_result_type),
+            (None, Some(ResultType::Instruction)),
+            "{name}"
+        );
+    }
+    assert!(!carol.is_finished(), "carol was given bob's instruction");
+    carol.abort();
 }
 
 #[tokio::test(start_paused = true)]
@@ -895,9 +951,15 @@ async fn call_dropped_just_as_an_add_wakes_it_consumes_nothing() {
             service.add("raced").await.unwrap()
         } => added,
     };
-    // The add woke the call, but the select dropped it before it could look.
+    // The add claimed the instruction for the call, but the select dropped the
+    // call before it could read it: the instruction is back in line.
     assert_eq!(counts(&service), counts_of(1, 0));
-    assert_eq!(pending(&service), std::slice::from_ref(&added));
+    let back = pending(&service);
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        (back[0].id, back[0].status, back[0].consumed_by.as_ref()),
+        (added.id, Status::Pending, None)
+    );
     assert_eq!(record(&service, "x").waiting_until, None);
 
     let fetch = next(&service, "x").await;
@@ -924,40 +986,23 @@ enum Arrives {
 
 /// Stops a call of `x` at `point`, drops it, and checks the claimed instruction
 /// went back to the head of the queue.
-async fn drop_call_at(point: DropPoint, arrives: Arrives) {
+async fn drop_call_at(point: DropPoint) {
     let offload = Arc::new(ManualOffload::default());
     let service = build(options(10, "nothing yet"), offload.clone());
     let add = |text: &'static str| drive(&offload, Box::pin(service.add(text)));
     let step = |what: &str| {
-        assert_eq!(
-            offload.queued(),
-            1,
-            "{point:?}, {arrives:?}: one job for {what}"
-        );
+        assert_eq!(offload.queued(), 1, "{point:?}: one job for {what}");
         assert!(offload.run_next());
     };
 
-    // A delivering call makes one store job when it finds an instruction at once:
-    // the start (settings, begin_call, claim and count). One that waits first makes
-    // a second, the claim and count after the wake-up. The audit line follows
-    // without another await (see `a_delivering_call_ends_when_it_reads_its_claim`).
+    // A call makes one store job when it finds an instruction at once: the start
+    // (settings, begin_call, claim and count). The audit line follows without
+    // another await (see `a_delivering_call_ends_when_it_reads_its_claim`). (A
+    // call that waits is handed its instruction by the add: see
+    // `drop_waiting_call_as_an_add_comes`.)
+    let first = add("first").await.unwrap();
+    let second = add("second").await.unwrap();
     let mut call = Box::pin(service.next_instruction(agent("x")));
-    let (first, second) = match arrives {
-        Arrives::BeforeTheCall => {
-            let first = add("first").await.unwrap();
-            let second = add("second").await.unwrap();
-            (first, second)
-        }
-        Arrives::WhileWaiting => {
-            assert!(poll_once(&mut call).await.is_pending());
-            step("the start");
-            assert!(poll_once(&mut call).await.is_pending());
-            assert_eq!(offload.queued(), 0, "waiting on an empty queue");
-            let first = add("first").await.unwrap();
-            let second = add("second").await.unwrap();
-            (first, second)
-        }
-    };
     let seq_before = service.store().last_event_seq().unwrap();
     assert!(poll_once(&mut call).await.is_pending());
     match point {
@@ -970,25 +1015,16 @@ async fn drop_call_at(point: DropPoint, arrives: Arrives) {
     drop(call);
     // The clean-up is queued: the service is not drained until it ran.
     let mut drained = Box::pin(service.drained());
-    assert!(
-        poll_once(&mut drained).await.is_pending(),
-        "{point:?}, {arrives:?}"
-    );
+    assert!(poll_once(&mut drained).await.is_pending(), "{point:?}");
     offload.run_all();
-    assert!(
-        poll_once(&mut drained).await.is_ready(),
-        "{point:?}, {arrives:?}"
-    );
+    assert!(poll_once(&mut drained).await.is_ready(), "{point:?}");
 
     // Nothing lost: "first" is pending again, ahead of "second".
-    assert_eq!(counts(&service), counts_of(2, 0), "{point:?}, {arrives:?}");
+    assert_eq!(counts(&service), counts_of(2, 0), "{point:?}");
     let queue = pending(&service);
     let ids: Vec<_> = queue.iter().map(|i| i.id).collect();
-    assert_eq!(ids, [first.id, second.id], "{point:?}, {arrives:?}");
-    assert!(
-        queue[0].position < queue[1].position,
-        "{point:?}, {arrives:?}"
-    );
+    assert_eq!(ids, [first.id, second.id], "{point:?}");
+    assert!(queue[0].position < queue[1].position, "{point:?}");
     assert_eq!((queue[0].consumed_at, &queue[0].consumed_by), (None, &None));
 
     // The store recorded the claim and the return to the queue.
@@ -1004,44 +1040,43 @@ async fn drop_call_at(point: DropPoint, arrives: Arrives) {
             &Change::InstructionConsumed(consumed(&first, "x", T0)),
             &Change::InstructionUpdated(queue[0].clone()),
         ],
-        "{point:?}, {arrives:?}"
+        "{point:?}"
     );
 
     // The dropped call's end is recorded like any call that delivered nothing.
     let x = record(&service, "x");
-    assert_eq!(x.waiting_until, None, "{point:?}, {arrives:?}");
+    assert_eq!(x.waiting_until, None, "{point:?}");
     assert_eq!(
         x.last_result_type,
         Some(ResultType::DefaultResponse),
-        "{point:?}, {arrives:?}"
+        "{point:?}"
     );
 
     // The next call gets it.
     let fetch = drive(&offload, Box::pin(service.next_instruction(agent("x"))))
         .await
         .unwrap();
-    assert_eq!(delivered(&fetch).id, first.id, "{point:?}, {arrives:?}");
-    assert_eq!(fetch.remaining_pending, 1, "{point:?}, {arrives:?}");
+    assert_eq!(delivered(&fetch).id, first.id, "{point:?}");
+    assert_eq!(fetch.remaining_pending, 1, "{point:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn dropped_before_the_claim_runs_loses_nothing() {
-    for arrives in [Arrives::BeforeTheCall, Arrives::WhileWaiting] {
-        drop_call_at(DropPoint::BeforeClaimRuns, arrives).await;
-    }
+    drop_call_at(DropPoint::BeforeClaimRuns).await;
+    drop_waiting_call_as_an_add_comes(DropPoint::BeforeClaimRuns).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn dropped_after_the_store_claimed_loses_nothing() {
-    for arrives in [Arrives::BeforeTheCall, Arrives::WhileWaiting] {
-        drop_call_at(DropPoint::AfterClaimAnswered, arrives).await;
-    }
+    drop_call_at(DropPoint::AfterClaimAnswered).await;
+    drop_waiting_call_as_an_add_comes(DropPoint::AfterClaimAnswered).await;
 }
 
-/// A claim that finds nothing changes nothing and wakes nobody — least of all the
-/// call that made it, which would otherwise claim again and again while it waits.
-#[tokio::test(start_paused = true)]
-async fn an_empty_claim_does_not_wake_the_waiting_call() {
+/// A waiting call is dropped just before an add claims for it (the add finds no
+/// call to claim for), or just after (the add's claim is durable and left for
+/// the call, which never reads it): either way the instruction stays first in
+/// line, and the call's end is recorded as one that delivered nothing.
+async fn drop_waiting_call_as_an_add_comes(point: DropPoint) {
     let offload = Arc::new(ManualOffload::default());
     let service = build(options(10, "nothing yet"), offload.clone());
     let mut call = Box::pin(service.next_instruction(agent("x")));
@@ -1050,15 +1085,85 @@ async fn an_empty_claim_does_not_wake_the_waiting_call() {
     assert!(poll_once(&mut call).await.is_pending());
     assert_eq!(offload.queued(), 0, "waiting on an empty queue");
 
+    let seq_before = service.store().last_event_seq().unwrap();
+    let mut add_first = Box::pin(service.add("first"));
+    assert!(poll_once(&mut add_first).await.is_pending());
+    assert_eq!(offload.queued(), 1, "{point:?}: the add's write is queued");
+    if let DropPoint::AfterClaimAnswered = point {
+        assert!(offload.run_next());
+        assert_eq!(counts(&service), counts_of(0, 1), "claimed for the call");
+    }
+    drop(call);
+    let first = drive(&offload, add_first).await.unwrap();
+    let second = drive(&offload, Box::pin(service.add("second")))
+        .await
+        .unwrap();
+    offload.run_all();
+    assert!(poll_once(&mut Box::pin(service.drained())).await.is_ready());
+
+    // Nothing lost: "first" is pending, ahead of "second".
+    assert_eq!(counts(&service), counts_of(2, 0), "{point:?}");
+    let queue = pending(&service);
+    let ids: Vec<_> = queue.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [first.id, second.id], "{point:?}");
+    assert_eq!((queue[0].consumed_at, &queue[0].consumed_by), (None, &None));
+    let kinds: Vec<_> = service
+        .store()
+        .events_after(seq_before, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| match &e.change {
+            Change::InstructionCreated(i)
+            | Change::InstructionConsumed(i)
+            | Change::InstructionUpdated(i) => i.id == first.id,
+            _ => false,
+        })
+        .map(|e| e.change.event_type())
+        .collect();
+    let expected: &[&str] = match point {
+        DropPoint::BeforeClaimRuns => &["instruction.created"],
+        DropPoint::AfterClaimAnswered => &[
+            "instruction.created",
+            "instruction.consumed",
+            "instruction.updated",
+        ],
+    };
+    assert_eq!(kinds, expected, "{point:?}");
+
+    let x = record(&service, "x");
+    assert_eq!(x.waiting_until, None, "{point:?}");
+    assert_eq!(x.last_result_type, Some(ResultType::DefaultResponse));
+}
+
+/// A claim that finds nothing changes nothing and wakes nobody — least of all the
+/// call that made it, which would otherwise claim again and again while it waits.
+#[tokio::test(start_paused = true)]
+async fn an_empty_claim_does_not_wake_the_waiting_call() {
+    let offload = Arc::new(ManualOffload::default());
+    let service = build(options(10, "nothing yet"), offload.clone());
+    // Another agent takes one, to be requeued below.
+    let taken = drive(&offload, Box::pin(service.add("taken")))
+        .await
+        .unwrap();
+    drive(&offload, Box::pin(service.next_instruction(agent("y"))))
+        .await
+        .unwrap();
+    let mut call = Box::pin(service.next_instruction(agent("x")));
+    assert!(poll_once(&mut call).await.is_pending());
+    assert!(offload.run_next(), "the start");
+    assert!(poll_once(&mut call).await.is_pending());
+    assert_eq!(offload.queued(), 0, "waiting on an empty queue");
+
     // Something comes and goes before the call looks: its claim finds nothing.
-    let item = drive(&offload, Box::pin(service.add("gone")))
+    // (A requeued copy wakes the call; an add would be claimed for it at once.)
+    let item = drive(&offload, Box::pin(service.requeue(taken.id)))
         .await
         .unwrap();
     drive(&offload, Box::pin(service.delete(item.id)))
         .await
         .unwrap();
     assert!(poll_once(&mut call).await.is_pending());
-    assert_eq!(offload.queued(), 1, "woken by the add, the call claims");
+    assert_eq!(offload.queued(), 1, "woken by the copy, the call claims");
     assert!(offload.run_next());
     for _ in 0..3 {
         assert!(poll_once(&mut call).await.is_pending());
@@ -1069,6 +1174,45 @@ async fn an_empty_claim_does_not_wake_the_waiting_call() {
         .unwrap();
     let fetch = drive(&offload, call).await.unwrap();
     assert_eq!(delivered(&fetch).id, added.id);
+}
+
+/// A call that delivers nothing answers at once; its end is recorded after the
+/// answer (issue 18: the end-of-call record no longer delays the result), and the
+/// service counts that write as work in progress until it is durable.
+#[tokio::test(start_paused = true)]
+async fn an_empty_answer_does_not_wait_for_its_end_to_be_recorded() {
+    let offload = Arc::new(ManualOffload::default());
+    let service = build(options(1, "nothing yet"), offload.clone());
+    let mut call = Box::pin(service.next_instruction(agent("x")));
+    assert!(poll_once(&mut call).await.is_pending());
+    assert!(offload.run_next(), "the start");
+    assert!(poll_once(&mut call).await.is_pending());
+    time::advance(secs(2)).await;
+    // Timed out, it counts what is left (a read), and answers.
+    assert!(poll_once(&mut call).await.is_pending());
+    assert!(offload.run_next(), "the count");
+    let Poll::Ready(fetch) = poll_once(&mut call).await else {
+        panic!("the call waits for its end to be recorded")
+    };
+    let fetch = fetch.unwrap();
+    assert_eq!(
+        (fetch.reason, fetch.outcome),
+        (
+            EndReason::TimedOut,
+            FetchOutcome::DefaultResponse("nothing yet".into())
+        )
+    );
+    assert_eq!(offload.queued(), 1, "the end's write, queued");
+    assert!(record(&service, "x").waiting_until.is_some());
+    let mut drained = Box::pin(service.drained());
+    assert!(poll_once(&mut drained).await.is_pending());
+    assert!(offload.run_next());
+    assert!(poll_once(&mut drained).await.is_ready());
+    let x = record(&service, "x");
+    assert_eq!(
+        (x.waiting_until, x.last_result_type),
+        (None, Some(ResultType::DefaultResponse))
+    );
 }
 
 /// Once a call has read its claim, nothing is left to await: the audit line and
@@ -1089,9 +1233,13 @@ async fn a_delivering_call_ends_when_it_reads_its_claim() {
         let first = drive(&offload, Box::pin(service.add("first")))
             .await
             .unwrap();
-        assert!(poll_once(&mut call).await.is_pending(), "{arrives:?}");
-        assert_eq!(offload.queued(), 1, "{arrives:?}: the claim is queued");
-        assert!(offload.run_next());
+        // A waiting call finds the add's claim for it in its slot; one that starts
+        // later claims in its start.
+        if let Arrives::BeforeTheCall = arrives {
+            assert!(poll_once(&mut call).await.is_pending(), "{arrives:?}");
+            assert_eq!(offload.queued(), 1, "{arrives:?}: the claim is queued");
+            assert!(offload.run_next());
+        }
         let Poll::Ready(fetch) = poll_once(&mut call).await else {
             panic!("{arrives:?}: the call still waits after reading its claim")
         };
