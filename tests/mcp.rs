@@ -1042,3 +1042,104 @@ async fn an_unreachable_postgres_database_is_refused_clearly() {
         assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
     }
 }
+
+/// Issue 18: adds that find calls waiting are claimed for them in the add's own
+/// commit. Two `serve` processes share one database, four agents wait in each,
+/// and `N` instructions are posted one after another, by turns to either
+/// server: every one is delivered exactly once, whether the server that took the
+/// add handed it to one of its own waiting calls or the other server's call
+/// claimed it after the wake-up.
+async fn adds_to_waiting_calls_are_delivered_exactly_once(servers: [Serve; 2]) {
+    const N: usize = 400;
+    let delivered_so_far = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let mut agents = Vec::new();
+    for (s, server) in servers.iter().enumerate() {
+        for c in 0..4 {
+            let client = http_client(&server.url(), Era::Legacy).await;
+            let so_far = Arc::clone(&delivered_so_far);
+            agents.push(tokio::spawn(async move {
+                let agent = format!("s{s}-c{c}");
+                let mut got = Vec::new();
+                // Calls until every instruction is out (or time is up); each
+                // waits at most its second.
+                while so_far.load(std::sync::atomic::Ordering::SeqCst) < N
+                    && Instant::now() < give_up
+                {
+                    let result = call(&client, Some(&agent)).await;
+                    if let Some(id) = result["instruction"]["id"].as_str() {
+                        let waited = result["waited_seconds"].as_f64().unwrap_or(0.0) > 0.0;
+                        got.push((id.to_owned(), waited));
+                        so_far.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                got
+            }));
+        }
+    }
+    let web = reqwest::Client::new();
+    let mut added = Vec::with_capacity(N);
+    for i in 0..N {
+        let res = web
+            .post(format!("{}/api/instructions", servers[i % 2].url()))
+            .json(&json!({ "content": format!("job {i}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+        let item: Value = res.json().await.unwrap();
+        added.push(item["item"]["id"].as_str().unwrap().to_owned());
+    }
+    let mut delivered = Vec::new();
+    for agent in agents {
+        delivered.extend(agent.await.unwrap());
+    }
+    let after_a_wait = delivered.iter().filter(|(_, waited)| *waited).count();
+    eprintln!(
+        "{} delivered, {after_a_wait} of them to a call that had waited",
+        delivered.len()
+    );
+    let unique: std::collections::HashSet<_> = delivered.iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        unique.len(),
+        delivered.len(),
+        "an instruction delivered twice"
+    );
+    assert_eq!(delivered.len(), N, "every instruction delivered");
+    assert!(added.iter().all(|id| unique.contains(id)), "none lost");
+    assert!(after_a_wait > 0, "no add found a call waiting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adds_to_calls_waiting_in_two_serve_processes_are_delivered_exactly_once() {
+    let db = TempDb::new();
+    let serve = || {
+        let mut cmd = local_mcp(db.path());
+        cmd.env("DEFAULT_WAIT_SECONDS", "1");
+        Serve::start(cmd)
+    };
+    adds_to_waiting_calls_are_delivered_exactly_once([serve(), serve()]).await;
+    let counts = service_on(&db)
+        .counts(&queue_core::QueueName::default())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.consumed), (0, 400));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adds_to_calls_waiting_on_two_postgres_servers_are_delivered_exactly_once() {
+    let Some(pg) = integration::TempPg::new() else {
+        return;
+    };
+    let scratch = TempDb::new();
+    adds_to_waiting_calls_are_delivered_exactly_once([
+        serve_on_postgres(&pg, &scratch, 1),
+        serve_on_postgres(&pg, &scratch, 1),
+    ])
+    .await;
+    let counts = service_on_postgres(&pg)
+        .counts(&queue_core::QueueName::default())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.consumed), (0, 400));
+}
