@@ -376,6 +376,7 @@ impl Events {
             opened: false,
             resume,
             only,
+            sent: None,
         };
         futures_util::stream::unfold(state, |mut client| async move {
             let chunk = client.next_chunk().await?;
@@ -424,7 +425,17 @@ struct Client {
     resume: bool,
     /// The one queue whose messages this client wants, if it asked for one.
     only: Option<QueueName>,
+    /// When the last messages went out to this client.
+    sent: Option<Instant>,
 }
+
+/// The least time between two writes of messages to one client. The first
+/// message after a quiet spell goes out at once; messages that follow it closely
+/// go out together, one write per client instead of one per message. With many
+/// clients each write costs a system call and a wake-up of the reader, and those
+/// would otherwise take the CPU the next changes need (issue 18: a burst of 50
+/// adds to 100 clients).
+const CLIENT_SPACING: Duration = Duration::from_millis(4);
 
 impl Client {
     async fn next_chunk(&mut self) -> Option<Bytes> {
@@ -443,7 +454,13 @@ impl Client {
             if hub.closed.load(Ordering::Acquire) {
                 return None;
             }
+            if let Some(sent) = self.sent
+                && *self.newest.borrow() > self.last
+            {
+                tokio::time::sleep_until(sent + CLIENT_SPACING).await;
+            }
             if let Some(chunk) = self.catch_up() {
+                self.sent = Some(Instant::now());
                 return Some(chunk);
             }
             tokio::select! {
@@ -483,5 +500,69 @@ impl Client {
                 Some(frame(newest, "status.changed", now, &status, true))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+    use queue_core::{MemoryStore, Service, Timestamp};
+    use serde_json::json;
+    use tokio::time::{Instant, timeout};
+
+    use super::{CLIENT_SPACING, Events, EventsOptions};
+    use crate::json::ServerInfo;
+
+    /// A burst of messages reaches a client in few writes: the first at once, the
+    /// ones that follow within [`CLIENT_SPACING`] together once it has passed, and
+    /// the first after a quiet spell at once again.
+    #[tokio::test(start_paused = true)]
+    async fn messages_close_together_go_out_in_one_write() {
+        let service = Service::builder(Arc::new(MemoryStore::new()))
+            .build()
+            .unwrap();
+        let info = ServerInfo::new(Timestamp::EPOCH);
+        let events = Events::new(service, info, EventsOptions::default())
+            .await
+            .unwrap();
+        let push = |n: u32| events.push("test.message", Timestamp::EPOCH, &json!({ "n": n }), None);
+        let mut stream = Box::pin(events.stream(None, None));
+        let text = |chunk: Option<Result<actix_web::web::Bytes, actix_web::Error>>| {
+            String::from_utf8(chunk.unwrap().unwrap().to_vec()).unwrap()
+        };
+        assert!(text(stream.next().await).contains(": connected"));
+
+        push(1);
+        let first = text(stream.next().await);
+        let sent = Instant::now();
+        assert!(first.contains(r#""n":1"#), "{first}");
+        push(2);
+        assert!(
+            timeout(Duration::from_micros(1), stream.next())
+                .await
+                .is_err(),
+            "a message right after another waits for the spacing"
+        );
+        push(3);
+        let burst = text(stream.next().await);
+        assert_eq!(sent.elapsed(), CLIENT_SPACING);
+        assert!(
+            burst.contains(r#""n":2"#) && burst.contains(r#""n":3"#),
+            "both in one write: {burst}"
+        );
+
+        tokio::time::advance(CLIENT_SPACING * 3).await;
+        push(4);
+        let quiet = Instant::now();
+        let alone = text(stream.next().await);
+        assert!(alone.contains(r#""n":4"#), "{alone}");
+        assert_eq!(
+            quiet.elapsed(),
+            Duration::ZERO,
+            "after a quiet spell, at once"
+        );
     }
 }
