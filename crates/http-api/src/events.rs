@@ -454,8 +454,11 @@ impl Client {
             if hub.closed.load(Ordering::Acquire) {
                 return None;
             }
+            // A timer only when there is something to hold back: most messages
+            // come after a quiet spell and go out at once.
             if let Some(sent) = self.sent
                 && *self.newest.borrow() > self.last
+                && Instant::now() < sent + CLIENT_SPACING
             {
                 tokio::time::sleep_until(sent + CLIENT_SPACING).await;
             }
