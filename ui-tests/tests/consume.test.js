@@ -130,6 +130,26 @@ test('the answer to an add that arrives after the agent took it does not put it 
   assert.equal(await page.title(), 'local-mcp');
 });
 
+test('a pending copy stamped at the same instant as the taken one does not put it back on the rail', async (t) => {
+  const { page, api, server } = await appFor(t, browser());
+  const item = await api.add('added and taken at once');
+  const answer = await getUserRequest(server, 'claude-main');
+  assert.equal(answer.instruction.id, item.id);
+  const history = page.locator('#history-list > li.ticket.consumed');
+  await countIs(history, 1);
+  // A server that hands an add to a waiting call in the add's own commit may
+  // stamp both copies alike; the answer to the add (pending) then comes last.
+  const onRail = await page.evaluate(async () => {
+    const m = await import('/js/state.js');
+    const [taken] = m.state.history;
+    m.putItem({ ...taken, status: 'pending', consumed_at: null, consumed_by_agent_id: null });
+    return m.state.pending.length;
+  });
+  assert.equal(onRail, 0, 'the pending copy replaced the taken one');
+  await countIs(history, 1);
+  await visible(page.locator('#pending-empty'));
+});
+
 test('a take the status already counted before its event came is counted once', async (t) => {
   const { page, api, server } = await appFor(t, browser());
   const item = await api.add('counted by the status first');

@@ -506,7 +506,9 @@ impl Service {
             .mutate_settled(
                 move |s| {
                     let item = s.add(new, now)?;
-                    let hand_off = service.hand_off(s, &item, now);
+                    // Taken a moment after it was added, and stamped so: a page
+                    // that sees both copies keeps the later one.
+                    let hand_off = service.hand_off(s, &item, service.now());
                     Ok(Added { item, hand_off })
                 },
                 Added::hand_over,

@@ -104,8 +104,11 @@ export function putItem(item) {
     // A copy older than the one on show changes nothing: the answer to our own
     // add can arrive after the event of the agent taking it. The server writes
     // every `updated_at` in one fixed-width format, so text order is time order.
+    // At the same instant a taken copy wins over a pending one: taking is the
+    // later step (a server may add and hand over in one commit).
     const known = s.pending.find((p) => p.id === item.id) ?? s.history.find((h) => h.id === item.id);
     if (known && known.updated_at > item.updated_at) return;
+    if (known && known.updated_at === item.updated_at && known.status !== "pending" && item.status === "pending") return;
     if (item.status === "pending") {
       const at = s.pending.findIndex((p) => p.id === item.id);
       if (at !== -1) {
