@@ -1143,3 +1143,102 @@ async fn adds_to_calls_waiting_on_two_postgres_servers_are_delivered_exactly_onc
         .unwrap();
     assert_eq!((counts.pending, counts.consumed), (0, 400));
 }
+
+/// Issue 18, the races of a hand-off: on the SQLite store, whose writer thread
+/// runs each add and the claim it makes for a waiting call, four agents call
+/// again and again and give up after 0–5 ms, while 300 instructions are added
+/// one after another. Calls are dropped before, during and after adds claim for
+/// them. Afterwards every instruction has been delivered exactly once: to a call
+/// that returned it, or, put back by one that gave up, to the final drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_giving_up_while_adds_are_claimed_for_them_lose_and_repeat_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use queue_core::{AgentId, FetchOutcome};
+
+    const N: usize = 300;
+    let db = TempDb::new();
+    let service = service_on(&db);
+    service
+        .update_settings(SettingsPatch::new(Some(1), None, None).unwrap())
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut agents = Vec::new();
+    for a in 0..4_u64 {
+        let (service, stop) = (service.clone(), Arc::clone(&stop));
+        agents.push(tokio::spawn(async move {
+            let agent = AgentId::parse(&format!("racer-{a}")).unwrap();
+            let (mut got, mut gave_up) = (Vec::new(), 0);
+            let mut i = a;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let limit = Duration::from_micros(i * 7_919 % 5_000);
+                match tokio::time::timeout(limit, service.next_instruction(agent.clone())).await {
+                    Ok(fetch) => {
+                        if let FetchOutcome::Instruction(item) = fetch.unwrap().outcome {
+                            got.push(item.id);
+                        }
+                    }
+                    Err(_) => gave_up += 1,
+                }
+            }
+            (got, gave_up)
+        }));
+    }
+    // A store that waits for itself (as one did: a clean-up on the writer thread
+    // calling the store synchronously) hangs here; say so instead.
+    let added = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut added = Vec::with_capacity(N);
+        for i in 0..N {
+            added.push(service.add(&format!("race {i}")).await.unwrap().id);
+        }
+        added
+    })
+    .await
+    .expect("the adds hung");
+    stop.store(true, Ordering::SeqCst);
+    let (mut delivered, mut gave_up) = (Vec::new(), 0);
+    for agent in agents {
+        let (got, n) = agent.await.unwrap();
+        delivered.extend(got);
+        gave_up += n;
+    }
+    // What the calls that gave up put back is back once the service is idle.
+    tokio::time::timeout(Duration::from_secs(60), service.drained())
+        .await
+        .expect("the clean-ups hung");
+    let raced = delivered.len();
+    service
+        .update_settings(SettingsPatch::new(Some(0), None, None).unwrap())
+        .await
+        .unwrap();
+    loop {
+        let fetch = service
+            .next_instruction(AgentId::parse("drain").unwrap())
+            .await
+            .unwrap();
+        match fetch.outcome {
+            FetchOutcome::Instruction(item) => delivered.push(item.id),
+            _ => break,
+        }
+    }
+    eprintln!(
+        "{raced} delivered to racing calls ({gave_up} calls gave up), {} to the drain",
+        delivered.len() - raced
+    );
+    let unique: std::collections::HashSet<_> = delivered.iter().collect();
+    assert_eq!(
+        unique.len(),
+        delivered.len(),
+        "an instruction delivered twice"
+    );
+    assert_eq!(delivered.len(), N, "every instruction delivered");
+    assert!(added.iter().all(|id| unique.contains(id)), "none lost");
+    assert!(raced > 0 && gave_up > 0, "the race did not happen");
+    let counts = service
+        .counts(&queue_core::QueueName::default())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.consumed), (0, N as u64));
+}

@@ -1169,39 +1169,44 @@ impl Service {
         }
     }
 
+    /// Puts a claimed instruction that never reached its caller back at the head
+    /// of its queue, as a queued write. These clean-ups often start on the store's
+    /// writer thread (a write whose caller left is undone where it finished), so
+    /// they must never wait for a store call: a synchronous one from there would
+    /// wait for the thread itself. A queued write's events wake whoever may take
+    /// the instruction once it is back.
     fn unclaim_in_background(&self, id: InstructionId) {
-        let store = Arc::clone(&self.shared.store);
-        let service = self.clone();
         let now = self.now();
-        self.run_job(Box::new(move || {
-            if let Ok(item) = store.unclaim(id, now) {
+        drop(self.start_write(
+            move |s| s.unclaim(id, now),
+            |_, _| {},
+            |service: &Service, item: Instruction| {
                 service.audit(&AuditEntry::InstructionReturned {
                     item: &item,
                     reason: "the call ended before the instruction reached the agent",
                 });
-                // Publishing its event wakes the calls that may take it.
-                service.publish_soon();
-            }
-        }));
+            },
+        ));
     }
 
+    /// Records the end of a call that went away, as a queued write (see
+    /// [`Service::unclaim_in_background`]).
     fn end_call_in_background(&self, caller: &Caller, generation: u64, result: ResultType) {
-        let store = Arc::clone(&self.shared.store);
-        let service = self.clone();
-        let caller = caller.clone();
+        let c = caller.clone();
         let now = self.now();
-        self.run_job(Box::new(move || {
-            if store.end_call(&caller, generation, result, now).is_ok() {
+        drop(self.start_write(
+            move |s| s.end_call(&c, generation, result, now),
+            |_, _| {},
+            move |service: &Service, agent: Agent| {
                 service.audit(&AuditEntry::ToolCall {
-                    caller: &caller,
+                    caller: &agent.caller(),
                     result,
                     end: "abandoned",
                     instruction: None,
                     waited: None,
                 });
-                service.publish_soon();
-            }
-        }));
+            },
+        ));
     }
 }
 
