@@ -1049,7 +1049,7 @@ async fn an_unreachable_postgres_database_is_refused_clearly() {
 /// server: every one is delivered exactly once, whether the server that took the
 /// add handed it to one of its own waiting calls or the other server's call
 /// claimed it after the wake-up.
-async fn adds_to_waiting_calls_are_delivered_exactly_once(servers: [Serve; 2]) {
+async fn adds_to_waiting_calls_are_delivered_exactly_once(servers: [Serve; 2], queue: Service) {
     const N: usize = 400;
     let delivered_so_far = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let give_up = Instant::now() + Duration::from_secs(120);
@@ -1108,6 +1108,11 @@ async fn adds_to_waiting_calls_are_delivered_exactly_once(servers: [Serve; 2]) {
     assert_eq!(delivered.len(), N, "every instruction delivered");
     assert!(added.iter().all(|id| unique.contains(id)), "none lost");
     assert!(after_a_wait > 0, "no add found a call waiting");
+    let counts = queue
+        .counts(&queue_core::QueueName::default())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.consumed), (0, N as u64));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1118,12 +1123,7 @@ async fn adds_to_calls_waiting_in_two_serve_processes_are_delivered_exactly_once
         cmd.env("DEFAULT_WAIT_SECONDS", "1");
         Serve::start(cmd)
     };
-    adds_to_waiting_calls_are_delivered_exactly_once([serve(), serve()]).await;
-    let counts = service_on(&db)
-        .counts(&queue_core::QueueName::default())
-        .await
-        .unwrap();
-    assert_eq!((counts.pending, counts.consumed), (0, 400));
+    adds_to_waiting_calls_are_delivered_exactly_once([serve(), serve()], service_on(&db)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1132,16 +1132,14 @@ async fn adds_to_calls_waiting_on_two_postgres_servers_are_delivered_exactly_onc
         return;
     };
     let scratch = TempDb::new();
-    adds_to_waiting_calls_are_delivered_exactly_once([
-        serve_on_postgres(&pg, &scratch, 1),
-        serve_on_postgres(&pg, &scratch, 1),
-    ])
+    adds_to_waiting_calls_are_delivered_exactly_once(
+        [
+            serve_on_postgres(&pg, &scratch, 1),
+            serve_on_postgres(&pg, &scratch, 1),
+        ],
+        service_on_postgres(&pg),
+    )
     .await;
-    let counts = service_on_postgres(&pg)
-        .counts(&queue_core::QueueName::default())
-        .await
-        .unwrap();
-    assert_eq!((counts.pending, counts.consumed), (0, 400));
 }
 
 /// Issue 18, the races of a hand-off: on the SQLite store, whose writer thread
