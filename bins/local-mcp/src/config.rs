@@ -2,14 +2,15 @@
 //! TOML config file and the built-in defaults, in that order of precedence, into
 //! one checked [`Config`].
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use queue_core::{DEFAULT_EMPTY_RESPONSE, Settings};
 use serde::Deserialize;
 
-use crate::cli::{AssetsArgs, AuditContent, GlobalArgs, HttpArgs, LogFormat};
+use local_mcp_server::{AuditConfig, Config as ServerConfig, HttpConfig};
+
+use crate::cli::{AssetsArgs, GlobalArgs, HttpArgs, LogFormat};
 
 /// The keys a config file may hold: the environment variable names in lower case.
 #[derive(Debug, Default, Deserialize)]
@@ -48,20 +49,13 @@ impl FileConfig {
 /// Everything a command needs, resolved.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub(crate) db_path: PathBuf,
-    /// The PostgreSQL database that holds the queue instead of `db_path`.
-    pub(crate) db_url: Option<String>,
+    /// What the server and the queue need.
+    pub(crate) server: ServerConfig,
     pub(crate) log_level: String,
     pub(crate) log_format: LogFormat,
     pub(crate) log_file: Option<PathBuf>,
-    /// Runtime settings in force until a person saves others.
-    pub(crate) defaults: Settings,
-    /// Where each of `defaults` came from, for `config get`.
+    /// Where each of `server.defaults` came from, for `config get`.
     pub(crate) default_sources: DefaultSources,
-    pub(crate) http: HttpConfig,
-    pub(crate) audit: AuditConfig,
-    /// Serve the web UI from this folder instead of the embedded copy.
-    pub(crate) assets_dir: Option<PathBuf>,
 }
 
 /// Where each start-up default came from, in words.
@@ -83,81 +77,11 @@ fn source_of(flag: bool, file: bool) -> &'static str {
     }
 }
 
-/// Where the audit trail goes and how much of the text it keeps.
-#[derive(Debug, Clone)]
-pub(crate) struct AuditConfig {
-    /// `None` when `AUDIT_LOG=off`.
-    pub(crate) path: Option<PathBuf>,
-    pub(crate) content: AuditContent,
-}
-
-impl AuditConfig {
-    /// The path for the start-up log and error messages.
-    pub(crate) fn describe(&self) -> String {
-        match &self.path {
-            Some(path) => path.display().to_string(),
-            None => "off".to_owned(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct HttpConfig {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) stateless: bool,
-    pub(crate) api_token: Option<String>,
-    pub(crate) allowed_hosts: Vec<String>,
-}
-
-impl HttpConfig {
-    /// The address clients use to reach the server (loopback when bound to all).
-    pub(crate) fn base_url(&self) -> String {
-        let host = match self.host.as_str() {
-            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
-            other => other,
-        };
-        if host.contains(':') && !host.starts_with('[') {
-            format!("http://[{host}]:{}", self.port)
-        } else {
-            format!("http://{host}:{}", self.port)
-        }
-    }
-
-    /// Refuses to expose the queue beyond this machine without a token.
-    pub(crate) fn check_exposure(&self) -> anyhow::Result<()> {
-        if is_loopback(&self.host) || self.api_token.is_some() {
-            return Ok(());
-        }
-        bail!(
-            "refusing to listen on {} without API_TOKEN: anyone who can reach that address could \
-             push instructions into your agent. Set API_TOKEN (or --api-token), or listen on \
-             127.0.0.1 and use `ssh -L` to reach it remotely.",
-            self.host
-        )
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
 impl Config {
-    /// Where the queue is kept, for logs and `status`: the SQLite file, or the
-    /// PostgreSQL address with any password masked.
-    pub(crate) fn database(&self) -> String {
-        match &self.db_url {
-            Some(url) => queue_store::PgStore::describe_url(url),
-            None => self.db_path.display().to_string(),
-        }
-    }
-
     /// Resolves the configuration of a command.
     pub(crate) fn resolve(
         global: &GlobalArgs,
@@ -233,11 +157,11 @@ impl Config {
         let audit = AuditConfig {
             path: audit_path(global.audit_log.clone(), file.audit_log, &db_path),
             content: match (global.audit_content, file.audit_content.as_deref()) {
-                (Some(content), _) => content,
-                (None, None) => AuditContent::Hash,
+                (Some(content), _) => content.into(),
+                (None, None) => audit_log::AuditContent::Hash,
                 (None, Some(text)) => match text.trim().to_ascii_lowercase().as_str() {
-                    "hash" => AuditContent::Hash,
-                    "full" => AuditContent::Full,
+                    "hash" => audit_log::AuditContent::Hash,
+                    "full" => audit_log::AuditContent::Full,
                     _ => bail!(
                         "invalid audit_content {text:?} in the config file: use hash (SHA-256 \
                          and length of each text) or full (the text itself too)"
@@ -245,19 +169,11 @@ impl Config {
                 },
             },
         };
-        Ok(Config {
+        let server = ServerConfig {
             db_path,
             // Empty counts as unset, so `DB_URL=` falls back to the SQLite file.
             db_url: non_empty(global.db_url.clone()).or(non_empty(file.db_url)),
-            log_level: global
-                .log_level
-                .clone()
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".to_owned()),
-            log_format,
-            log_file: global.log_file.clone().or(file.log_file),
             defaults: Settings::clamped(wait, &empty, stale),
-            default_sources,
             http: HttpConfig {
                 host: non_empty(http.host.clone())
                     .or(non_empty(file.host))
@@ -274,6 +190,17 @@ impl Config {
                 .clone()
                 .filter(|p| !p.as_os_str().is_empty())
                 .or(file.assets_dir.filter(|p| !p.as_os_str().is_empty())),
+        };
+        Ok(Config {
+            server,
+            log_level: global
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".to_owned()),
+            log_format,
+            log_file: global.log_file.clone().or(file.log_file),
+            default_sources,
         })
     }
 }
@@ -343,6 +270,7 @@ fn default_db_path(env: &Env) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::AuditContent;
 
     fn env() -> Env {
         Env {
@@ -384,31 +312,31 @@ mod tests {
     fn defaults_apply_when_nothing_is_set() {
         let config = resolve(HttpArgs::default(), "").unwrap();
         assert_eq!(
-            config.db_path,
+            config.server.db_path,
             PathBuf::from("/home/me/.local/share/local-mcp/local_mcp.sqlite3")
         );
-        assert_eq!(config.http.host, "127.0.0.1");
-        assert_eq!(config.http.port, 8000);
-        assert!(config.http.stateless);
-        assert_eq!(config.defaults, Settings::default());
+        assert_eq!(config.server.http.host, "127.0.0.1");
+        assert_eq!(config.server.http.port, 8000);
+        assert!(config.server.http.stateless);
+        assert_eq!(config.server.defaults, Settings::default());
         assert_eq!(config.log_level, "info");
     }
 
     #[test]
     fn db_url_picks_postgres_from_the_flag_or_the_file_and_hides_its_password() {
         let sqlite = resolve(HttpArgs::default(), "").unwrap();
-        assert_eq!(sqlite.db_url, None);
+        assert_eq!(sqlite.server.db_url, None);
         assert_eq!(
-            sqlite.database(),
+            sqlite.server.database(),
             "/home/me/.local/share/local-mcp/local_mcp.sqlite3"
         );
         let file = "db_url = \"postgres://me:pw@db/queue\"\n";
         let from_file = resolve(HttpArgs::default(), file).unwrap();
         assert_eq!(
-            from_file.db_url.as_deref(),
+            from_file.server.db_url.as_deref(),
             Some("postgres://me:pw@db/queue")
         );
-        assert_eq!(from_file.database(), "postgres://me:***@db/queue");
+        assert_eq!(from_file.server.database(), "postgres://me:***@db/queue");
         let flag = GlobalArgs {
             db_url: Some("postgres://other/q".into()),
             ..global()
@@ -421,7 +349,7 @@ mod tests {
             &env(),
         )
         .unwrap();
-        assert_eq!(config.db_url.as_deref(), Some("postgres://other/q"));
+        assert_eq!(config.server.db_url.as_deref(), Some("postgres://other/q"));
         // `DB_URL=` in a client's config counts as unset.
         let empty = GlobalArgs {
             db_url: Some(" ".into()),
@@ -435,7 +363,7 @@ mod tests {
             &env(),
         )
         .unwrap();
-        assert_eq!(config.db_url, None);
+        assert_eq!(config.server.db_url, None);
     }
 
     #[test]
@@ -449,11 +377,11 @@ mod tests {
             file,
         )
         .unwrap();
-        assert_eq!(config.http.port, 9002);
-        assert_eq!(config.http.host, "localhost");
-        assert!(!config.http.stateless);
+        assert_eq!(config.server.http.port, 9002);
+        assert_eq!(config.server.http.host, "localhost");
+        assert!(!config.server.http.stateless);
         // Clamped to the allowed range, as the setting itself is.
-        assert_eq!(config.defaults.default_wait_seconds, 86_400);
+        assert_eq!(config.server.defaults.default_wait_seconds, 86_400);
         assert_eq!(config.default_sources.default_wait_seconds, "config file");
         assert_eq!(
             config.default_sources.agent_stale_after_seconds,
@@ -465,18 +393,21 @@ mod tests {
     fn the_audit_log_sits_next_to_the_database_unless_moved_or_off() {
         let config = resolve(HttpArgs::default(), "").unwrap();
         assert_eq!(
-            config.audit.path,
+            config.server.audit.path,
             Some(PathBuf::from("/home/me/.local/share/local-mcp/audit.jsonl"))
         );
-        assert_eq!(config.audit.content, AuditContent::Hash);
+        assert_eq!(config.server.audit.content, audit_log::AuditContent::Hash);
 
         let config = resolve(HttpArgs::default(), "db_path = \"q.db\"").unwrap();
-        assert_eq!(config.audit.path, Some(PathBuf::from("audit.jsonl")));
+        assert_eq!(config.server.audit.path, Some(PathBuf::from("audit.jsonl")));
 
         let file = "audit_log = \"/var/log/a.jsonl\"\naudit_content = \"FULL\"\n";
         let config = resolve(HttpArgs::default(), file).unwrap();
-        assert_eq!(config.audit.path, Some(PathBuf::from("/var/log/a.jsonl")));
-        assert_eq!(config.audit.content, AuditContent::Full);
+        assert_eq!(
+            config.server.audit.path,
+            Some(PathBuf::from("/var/log/a.jsonl"))
+        );
+        assert_eq!(config.server.audit.content, audit_log::AuditContent::Full);
 
         let global = GlobalArgs {
             audit_log: Some(PathBuf::from("Off")),
@@ -491,9 +422,12 @@ mod tests {
             &env(),
         )
         .unwrap();
-        assert_eq!(config.audit.path, None, "the flag wins and turns it off");
-        assert_eq!(config.audit.content, AuditContent::Hash);
-        assert_eq!(config.audit.describe(), "off");
+        assert_eq!(
+            config.server.audit.path, None,
+            "the flag wins and turns it off"
+        );
+        assert_eq!(config.server.audit.content, audit_log::AuditContent::Hash);
+        assert_eq!(config.server.audit.describe(), "off");
 
         let err = resolve(HttpArgs::default(), "audit_content = \"clear\"")
             .unwrap_err()
@@ -503,10 +437,13 @@ mod tests {
 
     #[test]
     fn the_assets_dir_flag_wins_over_the_file() {
-        assert_eq!(resolve(HttpArgs::default(), "").unwrap().assets_dir, None);
+        assert_eq!(
+            resolve(HttpArgs::default(), "").unwrap().server.assets_dir,
+            None
+        );
         let file = "assets_dir = \"from/file\"";
         let config = resolve(HttpArgs::default(), file).unwrap();
-        assert_eq!(config.assets_dir, Some(PathBuf::from("from/file")));
+        assert_eq!(config.server.assets_dir, Some(PathBuf::from("from/file")));
         let merged = |flag: &str| {
             let assets = AssetsArgs {
                 assets_dir: Some(PathBuf::from(flag)),
@@ -514,6 +451,7 @@ mod tests {
             let file = FileConfig::parse(file).unwrap();
             Config::merge(&global(), &HttpArgs::default(), &assets, file, &env())
                 .unwrap()
+                .server
                 .assets_dir
         };
         assert_eq!(merged("from/flag"), Some(PathBuf::from("from/flag")));
@@ -551,28 +489,5 @@ mod tests {
                 .to_string()
                 .contains("DB_PATH")
         );
-    }
-
-    #[test]
-    fn a_public_address_needs_a_token() {
-        let mut http = resolve(
-            HttpArgs {
-                host: Some("0.0.0.0".into()),
-                ..HttpArgs::default()
-            },
-            "",
-        )
-        .unwrap()
-        .http;
-        let err = http.check_exposure().unwrap_err().to_string();
-        assert!(err.contains("without API_TOKEN"), "{err}");
-        http.api_token = Some("secret".into());
-        assert!(http.check_exposure().is_ok());
-        for host in ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"] {
-            http.api_token = None;
-            http.host = host.into();
-            assert!(http.check_exposure().is_ok(), "{host}");
-        }
-        assert_eq!(http.base_url(), "http://127.0.0.2:8000");
     }
 }

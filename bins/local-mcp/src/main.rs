@@ -2,13 +2,12 @@
 //! sets up logging and runs one command. Composition only; the rules live in the
 //! library crates.
 
-mod app;
 mod cli;
 mod config;
 mod logging;
 mod mcp_config;
-mod mcp_http;
 mod serve;
+mod signal;
 mod stdio;
 mod terminal;
 
@@ -30,6 +29,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The queue a terminal command works on; its audit lines say `cli`.
+fn open(config: &Config) -> anyhow::Result<queue_core::Service> {
+    local_mcp_server::open_service(&config.server, "cli")
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -68,35 +72,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .context("could not start the async runtime")?;
     let result = runtime.block_on(async {
         match &cli.command {
-            Command::Serve(_) => {
-                // Bind before opening the database so a busy port fails fast.
-                let listener = serve::bind(&config)?;
-                let service = app::open_service(&config, "serve")?;
-                serve::run(&config, service, listener).await
-            }
-            Command::Stdio(args) => {
-                let service = app::open_service(&config, "stdio")?;
-                let choice = stdio::queue_choice(args)?;
-                stdio::run(&config, service, args.ui, choice).await
-            }
+            Command::Serve(_) => serve::run(&config).await,
+            Command::Stdio(args) => stdio::run(&config, args).await,
             Command::Add(args) => {
-                let service = app::open_service(&config, "cli")?;
+                let service = open(&config)?;
                 terminal::add(&service, args).await
             }
             Command::List(args) => {
-                let service = app::open_service(&config, "cli")?;
+                let service = open(&config)?;
                 terminal::list(&service, args).await
             }
             Command::Status(args) => {
-                let service = app::open_service(&config, "cli")?;
+                let service = open(&config)?;
                 terminal::status(&service, &config, args.json, args.queue.as_ref()).await
             }
             Command::Config(ConfigCommand::Get(args)) => {
-                let service = app::open_service(&config, "cli")?;
+                let service = open(&config)?;
                 terminal::config_get(&service, &config, args).await
             }
             Command::Config(ConfigCommand::Set(args)) => {
-                let service = app::open_service(&config, "cli")?;
+                let service = open(&config)?;
                 terminal::config_set(&service, args).await
             }
             Command::Audit(AuditCommand::Verify(_)) => unreachable!("handled above"),
@@ -108,8 +103,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let here = std::env::current_dir().ok();
                 let target = mcp_config::Target {
                     binary,
-                    db: explicit_db.then_some(config.db_path.as_path()),
-                    http: &config.http,
+                    db: explicit_db.then_some(config.server.db_path.as_path()),
+                    http: &config.server.http,
                     queue: args.queue.clone(),
                     here: here
                         .as_deref()

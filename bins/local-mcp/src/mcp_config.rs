@@ -8,7 +8,7 @@ use queue_core::QueueName;
 use serde_json::{Value, json};
 
 use crate::cli::{ClientKind, TransportKind};
-use crate::config::HttpConfig;
+use local_mcp_server::HttpConfig;
 
 /// What the printed configuration needs to know.
 pub(crate) struct Target<'a> {

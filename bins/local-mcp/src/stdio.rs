@@ -1,19 +1,15 @@
-//! `local-mcp stdio`: MCP over stdin/stdout for a client that starts us. Nothing
-//! but JSON-RPC is ever written to stdout; logs go to stderr.
+//! `local-mcp stdio`: which queue the agent's calls go to, from the flags and the
+//! working directory; the serving itself is `local_mcp_server::stdio`.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
+use mcp_adapter::QueueChoice;
 use mcp_adapter::project::{queue_of_project, queue_of_working_dir};
-use mcp_adapter::{Deliveries, QueueChoice, QueueServer, TrackedTransport};
-use queue_core::{QueueName, Service};
-use rmcp::ServiceExt;
-use rmcp::transport::async_rw::AsyncRwTransport;
+use queue_core::QueueName;
 
 use crate::cli::StdioArgs;
 use crate::config::Config;
-use crate::{app, serve};
 
 /// How this process's agent finds a queue when its call names none (README,
 /// "Which queue an agent uses"): `--queue`, else `--project`'s project, else the
@@ -85,93 +81,13 @@ fn choose(
     Ok((choice, from))
 }
 
-/// Serves one client until it closes stdin or a signal arrives; with `ui`, also
+/// Serves one client until it closes stdin or a signal arrives; with `--ui`, also
 /// the HTTP UI and API when the port is free.
-pub(crate) async fn run(
-    config: &Config,
-    service: Service,
-    ui: bool,
-    choice: QueueChoice,
-) -> anyhow::Result<()> {
-    let signal = app::shutdown_signal();
-    tokio::pin!(signal);
-    let watch = app::spawn_watch(&service);
-    let web = if ui {
-        start_ui(config, &service).await?
-    } else {
-        None
-    };
-    let result = serve_stdio(&service, choice, &mut signal).await;
-    if let Some(web) = web {
-        web.stop(&service).await;
-    }
-    service.shutdown();
-    app::drain(&service, Duration::from_secs(1)).await;
-    let _ = watch.await;
-    result
-}
-
-/// The web UI and API next to stdio, unless the port is taken — most likely by
-/// another local-mcp serving the same queue, which the person can use instead.
-async fn start_ui(config: &Config, service: &Service) -> anyhow::Result<Option<serve::Running>> {
-    let http = &config.http;
-    match serve::try_bind(config)? {
-        Ok(listener) => Ok(Some(serve::start(config, service, listener).await?)),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            tracing::info!(
-                "the UI port {}:{} is already taken, probably by another local-mcp; going on with MCP over stdio only",
-                http.host,
-                http.port
-            );
-            Ok(None)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not serve the UI on {}:{}; going on with MCP over stdio only", http.host, http.port);
-            Ok(None)
-        }
-    }
-}
-
-async fn serve_stdio(
-    service: &Service,
-    choice: QueueChoice,
-    signal: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> anyhow::Result<()> {
-    let service = service.clone();
-    let deliveries = Deliveries::new(service.clone());
-    let handler = QueueServer::new(service.clone())
-        .with_deliveries(deliveries.clone())
-        .with_queue_choice(choice);
-    let (stdin, stdout) = rmcp::transport::stdio();
-    let transport = TrackedTransport::new(AsyncRwTransport::new_server(stdin, stdout), deliveries);
-
-    tracing::info!("local-mcp serving MCP on stdio");
-    let running = tokio::select! {
-        running = handler.serve(transport) => running.context("the MCP handshake on stdio failed")?,
-        _ = signal.as_mut() => {
-            service.shutdown();
-            return Ok(());
-        }
-    };
-    let stop = running.cancellation_token();
-    let finished = running.waiting();
-    tokio::pin!(finished);
-    tokio::select! {
-        reason = &mut finished => {
-            tracing::info!(?reason, "the client closed the connection");
-        }
-        _ = signal.as_mut() => {
-            tracing::info!("shutting down");
-            // Waiting calls answer at once with nothing consumed; give their answers
-            // a moment to be written before the connection is cut.
-            service.shutdown();
-            app::drain(&service, Duration::from_secs(1)).await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            stop.cancel();
-            let _ = tokio::time::timeout(Duration::from_millis(300), &mut finished).await;
-        }
-    }
-    Ok(())
+pub(crate) async fn run(config: &Config, args: &StdioArgs) -> anyhow::Result<()> {
+    let signal = crate::signal::shutdown_signal();
+    let service = local_mcp_server::open_service(&config.server, "stdio")?;
+    let choice = queue_choice(args)?;
+    local_mcp_server::stdio::run(&config.server, service, args.ui, choice, signal).await
 }
 
 #[cfg(test)]

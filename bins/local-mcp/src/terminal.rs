@@ -2,20 +2,21 @@
 //! `status`, `config get|set` and `audit verify`.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use audit_log::{self as audit, VerifyError};
+use local_mcp_server::HttpConfig;
 use queue_core::{
-    AgentState, Instruction, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS, Page,
-    QueueError, QueueName, Service, Settings, SettingsPatch, StatusFilter, Timestamp,
+    AgentState, Instruction, Page, QueueError, QueueName, Service, Setting, SettingValue, Settings,
+    StatusFilter, Timestamp,
 };
 use serde_json::{Value, json};
 
 use crate::cli::{AddArgs, AuditVerifyArgs, ConfigGetArgs, ConfigSetArgs, ListArgs, StatusArg};
-use crate::config::{Config, HttpConfig};
-use audit_log::{self as audit, VerifyError};
+use crate::config::Config;
 
 /// Writes to stdout; a closed pipe (`local-mcp list | head`) is not an error.
 pub(crate) fn print(text: &str) -> anyhow::Result<()> {
@@ -173,76 +174,74 @@ enum Probe {
     Down(String),
 }
 
-/// Asks `GET /healthz` at the configured host and port, over a plain socket: the
-/// terminal commands have no HTTP client, and this one request needs none.
-fn probe(http: &HttpConfig) -> (String, Probe) {
-    let base = http.base_url();
-    let url = format!("{base}/healthz");
-    let authority = base.trim_start_matches("http://").to_owned();
-    let addr = match probe_addr(&http.host, http.port) {
-        Some(addr) => addr,
-        None => {
-            let why = format!("cannot resolve the host {:?}", http.host);
-            return (url, Probe::Down(why));
-        }
+/// Asks `GET /healthz` at the configured host and port, at the address
+/// [`probe_addr`] picks, within [`PROBE_BUDGET`].
+async fn probe(http: &HttpConfig) -> (String, Probe) {
+    let url = format!("{}/healthz", http.base_url());
+    let Some(addr) = probe_addr(&http.host, http.port) else {
+        let why = format!("cannot resolve the host {:?}", http.host);
+        return (url, Probe::Down(why));
     };
-    let result = (|| -> std::io::Result<String> {
-        let started = Instant::now();
-        let left = || {
-            PROBE_BUDGET
-                .saturating_sub(started.elapsed())
-                .max(Duration::from_millis(1))
-        };
-        let mut stream = TcpStream::connect_timeout(&addr, PROBE_BUDGET)?;
-        stream.set_write_timeout(Some(left()))?;
-        stream.write_all(
-            format!("GET /healthz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )?;
-        let mut answer = Vec::new();
-        let mut chunk = [0u8; 1024];
-        // A /healthz answer is tiny; reading stops at the end of the connection,
-        // at 8 KiB, or when the budget is spent.
-        while answer.len() < 8192 {
-            stream.set_read_timeout(Some(left()))?;
-            match stream.read(&mut chunk)? {
-                0 => break,
-                n => answer.extend_from_slice(&chunk[..n]),
-            }
-            if started.elapsed() >= PROBE_BUDGET {
-                break;
-            }
-        }
-        Ok(String::from_utf8_lossy(&answer).into_owned())
-    })();
-    let probe = match result {
-        Ok(answer) => {
-            let status_line = answer.lines().next().unwrap_or("").trim();
-            let ok =
-                status_line.starts_with("HTTP/1.1 200") || status_line.starts_with("HTTP/1.0 200");
-            let compact: String = answer.chars().filter(|c| !c.is_whitespace()).collect();
+    let host = http.host.trim_start_matches('[').trim_end_matches(']');
+    let client = reqwest::Client::builder()
+        .timeout(PROBE_BUDGET)
+        .no_proxy()
+        .http1_only()
+        .http1_title_case_headers()
+        // A name goes to the address picked above (an address is used as it is).
+        .resolve(host, addr)
+        .build();
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => return (url, Probe::Down(format!("cannot make an HTTP client: {e}"))),
+    };
+    let answer = async {
+        let response = client.get(&url).send().await?;
+        let status_line = format!("{:?} {}", response.version(), response.status());
+        let ok = response.status() == reqwest::StatusCode::OK;
+        let body = response.text().await?;
+        Ok::<_, reqwest::Error>((ok, status_line, body))
+    };
+    let probe = match answer.await {
+        Ok((ok, status_line, body)) => {
+            let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
             if ok && compact.contains("\"status\":\"ok\"") {
                 Probe::Up
-            } else if status_line.is_empty() {
-                Probe::Down("something accepted the connection but did not answer".to_owned())
             } else {
                 Probe::Down(format!("something else answers there ({status_line})"))
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Probe::Down("nothing listens there".to_owned())
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ) =>
-        {
+        Err(e) if e.is_timeout() => {
             Probe::Down(format!("no answer within {} ms", PROBE_BUDGET.as_millis()))
         }
-        Err(e) => Probe::Down(e.to_string()),
+        Err(e) if io_kind(&e) == Some(std::io::ErrorKind::ConnectionRefused) => {
+            Probe::Down("nothing listens there".to_owned())
+        }
+        Err(e) if e.is_connect() => Probe::Down(format!("cannot connect: {}", cause(&e))),
+        Err(_) => Probe::Down("something accepted the connection but did not answer".to_owned()),
     };
     (url, probe)
+}
+
+/// The kind of the I/O error under a failed request, if one caused it.
+fn io_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = err.source();
+    }
+    None
+}
+
+/// The innermost cause of an error, which is the one that says what happened.
+fn cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 /// The socket address for `host`: a server bound to every interface is reached on
@@ -278,8 +277,13 @@ pub(crate) async fn status(
         );
     }
     let now = service.now();
-    let (url, probe) = probe(&config.http);
-    let audit_log = config.audit.path.as_ref().map(|p| p.display().to_string());
+    let (url, probe) = probe(&config.server.http).await;
+    let audit_log = config
+        .server
+        .audit
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string());
     if json {
         let shown = queue.cloned().unwrap_or_default();
         let mut body = parts.to_json(&http_api::ServerInfo::new(now), now, &shown);
@@ -292,18 +296,18 @@ pub(crate) async fn status(
                 Probe::Down(why) => why.clone(),
             },
         });
-        body["database"] = json!(config.database());
+        body["database"] = json!(config.server.database());
         body["audit_log"] = json!(audit_log);
         return print(&format!("{body:#}\n"));
     }
 
     let mut text = String::new();
     let server = match &probe {
-        Probe::Up => format!("up at {}", config.http.base_url()),
+        Probe::Up => format!("up at {}", config.server.http.base_url()),
         Probe::Down(why) => format!("not running (probed {url}: {why})"),
     };
     text.push_str(&format!("server    {server}\n"));
-    text.push_str(&format!("database  {}\n", config.database()));
+    text.push_str(&format!("database  {}\n", config.server.database()));
     let stale = parts.settings.agent_stale_after_seconds;
     for (i, q) in parts
         .queues
@@ -410,70 +414,26 @@ fn summary(text: &str, max: usize) -> String {
     format!("{short:?}")
 }
 
-/// The three runtime settings, by the names the config file and the API use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Key {
-    Wait,
-    EmptyResponse,
-    StaleAfter,
+/// Parses a setting's name; an unknown one lists the known.
+fn setting(text: &str) -> anyhow::Result<Setting> {
+    Setting::parse(text).map_err(|e| anyhow::anyhow!(e.message))
 }
 
-impl Key {
-    const ALL: [Key; 3] = [Key::Wait, Key::EmptyResponse, Key::StaleAfter];
-
-    fn name(self) -> &'static str {
-        match self {
-            Key::Wait => "default_wait_seconds",
-            Key::EmptyResponse => "default_empty_response",
-            Key::StaleAfter => "agent_stale_after_seconds",
-        }
+/// A setting's value as JSON, which is also how the TOML output spells it.
+fn json_value(setting: Setting, settings: &Settings) -> Value {
+    match setting.value(settings) {
+        SettingValue::Seconds(n) => json!(n),
+        SettingValue::Text(text) => json!(text),
     }
+}
 
-    /// Accepts the environment variable spelling and dashes too.
-    fn parse(text: &str) -> anyhow::Result<Key> {
-        let wanted = text.trim().to_ascii_lowercase().replace('-', "_");
-        match Key::ALL.into_iter().find(|k| k.name() == wanted) {
-            Some(key) => Ok(key),
-            None => bail!(
-                "unknown setting {text:?}: use default_wait_seconds, default_empty_response \
-                 or agent_stale_after_seconds"
-            ),
-        }
-    }
-
-    fn allowed(self) -> String {
-        match self {
-            Key::Wait => format!("a whole number of seconds from 0 to {MAX_WAIT_SECONDS}"),
-            Key::EmptyResponse => {
-                format!("any text of at most {MAX_EMPTY_RESPONSE_CHARS} characters, or empty")
-            }
-            Key::StaleAfter => format!("a whole number of seconds from 1 to {MAX_STALE_SECONDS}"),
-        }
-    }
-
-    fn value(self, settings: &Settings) -> Value {
-        match self {
-            Key::Wait => json!(settings.default_wait_seconds),
-            Key::EmptyResponse => json!(settings.default_empty_response),
-            Key::StaleAfter => json!(settings.agent_stale_after_seconds),
-        }
-    }
-
-    fn is_saved(self, stored: &queue_core::StoredSettings) -> bool {
-        match self {
-            Key::Wait => stored.default_wait_seconds.is_some(),
-            Key::EmptyResponse => stored.default_empty_response.is_some(),
-            Key::StaleAfter => stored.agent_stale_after_seconds.is_some(),
-        }
-    }
-
-    fn default_source(self, config: &Config) -> &'static str {
-        let sources = &config.default_sources;
-        match self {
-            Key::Wait => sources.default_wait_seconds,
-            Key::EmptyResponse => sources.default_empty_response,
-            Key::StaleAfter => sources.agent_stale_after_seconds,
-        }
+/// Where the start-up default of `setting` came from, in words.
+fn default_source(setting: Setting, config: &Config) -> &'static str {
+    let sources = &config.default_sources;
+    match setting {
+        Setting::DefaultWaitSeconds => sources.default_wait_seconds,
+        Setting::DefaultEmptyResponse => sources.default_empty_response,
+        Setting::AgentStaleAfterSeconds => sources.agent_stale_after_seconds,
     }
 }
 
@@ -482,7 +442,7 @@ pub(crate) async fn config_get(
     config: &Config,
     args: &ConfigGetArgs,
 ) -> anyhow::Result<()> {
-    let key = args.key.as_deref().map(Key::parse).transpose()?;
+    let key = args.key.as_deref().map(setting).transpose()?;
     // The stored values, not just the merged ones, to tell which were saved.
     let store = std::sync::Arc::clone(service.store());
     let stored = tokio::task::spawn_blocking(move || store.settings())
@@ -491,8 +451,8 @@ pub(crate) async fn config_get(
         .context("could not read the settings")?;
     let settings = service.effective_settings(&stored);
     match (key, args.json) {
-        (Some(key), true) => print(&format!("{}\n", key.value(&settings))),
-        (Some(key), false) => match key.value(&settings) {
+        (Some(key), true) => print(&format!("{}\n", json_value(key, &settings))),
+        (Some(key), false) => match json_value(key, &settings) {
             Value::String(text) => print(&format!("{text}\n")),
             other => print(&format!("{other}\n")),
         },
@@ -500,16 +460,16 @@ pub(crate) async fn config_get(
         (None, false) => {
             // TOML, so the output can be pasted into a config file as it is.
             let mut text = String::new();
-            for key in Key::ALL {
+            for key in Setting::ALL {
                 let from = if key.is_saved(&stored) {
                     "saved in the database".to_owned()
                 } else {
-                    format!("not saved: {}", key.default_source(config))
+                    format!("not saved: {}", default_source(key, config))
                 };
                 text.push_str(&format!(
                     "{} = {}  # {from}\n",
                     key.name(),
-                    key.value(&settings)
+                    json_value(key, &settings)
                 ));
             }
             print(&text)
@@ -518,21 +478,10 @@ pub(crate) async fn config_get(
 }
 
 pub(crate) async fn config_set(service: &Service, args: &ConfigSetArgs) -> anyhow::Result<()> {
-    let key = Key::parse(&args.key)?;
+    let key = setting(&args.key)?;
     let invalid =
         |why: &str| anyhow::anyhow!("invalid value {:?} for {}: {why}", args.value, key.name());
-    let number = || {
-        args.value
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| invalid(&format!("must be {}", key.allowed())))
-    };
-    let patch = match key {
-        Key::Wait => SettingsPatch::new(Some(number()?), None, None),
-        Key::EmptyResponse => SettingsPatch::new(None, Some(args.value.clone()), None),
-        Key::StaleAfter => SettingsPatch::new(None, None, Some(number()?)),
-    }
-    .map_err(|e| invalid(&e.message))?;
+    let patch = key.patch(&args.value).map_err(|e| invalid(&e.message))?;
     let settings = match service.update_settings(patch).await {
         Ok(settings) => settings,
         Err(QueueError::Validation(e)) => return Err(invalid(&e.message)),
@@ -541,7 +490,7 @@ pub(crate) async fn config_set(service: &Service, args: &ConfigSetArgs) -> anyho
     print(&format!(
         "saved {} = {}\n",
         key.name(),
-        key.value(&settings)
+        json_value(key, &settings)
     ))
 }
 
@@ -550,7 +499,7 @@ pub(crate) async fn config_set(service: &Service, args: &ConfigSetArgs) -> anyho
 const EXIT_UNREADABLE: u8 = 2;
 
 pub(crate) fn audit_verify(config: &Config, args: &AuditVerifyArgs) -> anyhow::Result<ExitCode> {
-    let Some(path) = args.file.as_deref().or(config.audit.path.as_deref()) else {
+    let Some(path) = args.file.as_deref().or(config.server.audit.path.as_deref()) else {
         eprintln!(
             "local-mcp: error: the audit log is off (AUDIT_LOG=off); pass --file PATH to check a file"
         );
@@ -603,12 +552,15 @@ mod tests {
 
     #[test]
     fn setting_names_are_forgiving_and_unknown_ones_list_the_known() {
-        assert_eq!(Key::parse("DEFAULT_WAIT_SECONDS").unwrap(), Key::Wait);
         assert_eq!(
-            Key::parse("agent-stale-after-seconds").unwrap(),
-            Key::StaleAfter
+            setting("DEFAULT_WAIT_SECONDS").unwrap(),
+            Setting::DefaultWaitSeconds
         );
-        let err = Key::parse("wait").unwrap_err().to_string();
+        assert_eq!(
+            setting("agent-stale-after-seconds").unwrap(),
+            Setting::AgentStaleAfterSeconds
+        );
+        let err = setting("wait").unwrap_err().to_string();
         assert!(err.contains("default_empty_response"), "{err}");
     }
 
@@ -638,8 +590,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_port_where_nothing_answers_is_reported_down() {
+    #[tokio::test]
+    async fn a_port_where_nothing_answers_is_reported_down() {
         // Bound and dropped: the port is free, and nothing else on a test machine
         // picks a random ephemeral port in the meantime.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -654,13 +606,13 @@ mod tests {
             api_token: None,
             allowed_hosts: Vec::new(),
         };
-        let (url, probe) = probe(&http);
+        let (url, probe) = probe(&http).await;
         assert_eq!(url, format!("http://127.0.0.1:{port}/healthz"));
         assert!(matches!(probe, Probe::Down(_)), "{probe:?}");
     }
 
-    #[test]
-    fn a_healthz_answer_counts_as_up_and_another_answer_does_not() {
+    #[tokio::test]
+    async fn a_healthz_answer_counts_as_up_and_another_answer_does_not() {
         for (answer, up) in [
             (
                 "HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}",
@@ -684,7 +636,7 @@ mod tests {
                 api_token: None,
                 allowed_hosts: Vec::new(),
             };
-            let (_, probe) = probe(&http);
+            let (_, probe) = probe(&http).await;
             let request = server.join().unwrap();
             assert!(
                 request.starts_with("GET /healthz HTTP/1.1\r\n")

@@ -45,8 +45,8 @@ pub use audit::{Audit, AuditEntry};
 pub use error::{Conflict, QueueError, StoreError, ValidationError};
 pub use memory::{EVENT_RETENTION, MemoryStore};
 pub use settings::{
-    DEFAULT_EMPTY_RESPONSE, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS,
-    Settings, SettingsPatch, StoredSettings,
+    DEFAULT_EMPTY_RESPONSE, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS, Setting,
+    SettingValue, Settings, SettingsPatch, StoredSettings,
 };
 pub use store::{
     CallTicket, Change, ChangeHook, Claim, Counts, Event, Listing, Overview, Page, QueueCounts,

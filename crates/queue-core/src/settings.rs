@@ -175,6 +175,116 @@ impl SettingsPatch {
     }
 }
 
+/// One of the three settings, by the name the config file, the API and
+/// `config get|set` use: the one place that knows their names, their bounds in
+/// words and how to read each from [`Settings`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Setting {
+    /// `default_wait_seconds`.
+    DefaultWaitSeconds,
+    /// `default_empty_response`.
+    DefaultEmptyResponse,
+    /// `agent_stale_after_seconds`.
+    AgentStaleAfterSeconds,
+}
+
+/// A setting's value: a number of seconds or a text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingValue {
+    /// Seconds.
+    Seconds(u32),
+    /// Text.
+    Text(String),
+}
+
+impl Setting {
+    /// Every setting, in the order they are listed.
+    pub const ALL: [Setting; 3] = [
+        Setting::DefaultWaitSeconds,
+        Setting::DefaultEmptyResponse,
+        Setting::AgentStaleAfterSeconds,
+    ];
+
+    /// The name in the config file and the API.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Setting::DefaultWaitSeconds => "default_wait_seconds",
+            Setting::DefaultEmptyResponse => "default_empty_response",
+            Setting::AgentStaleAfterSeconds => "agent_stale_after_seconds",
+        }
+    }
+
+    /// The setting a person named: case, surrounding spaces and dashes for
+    /// underscores are forgiven, so the environment variable's spelling works too.
+    pub fn parse(text: &str) -> Result<Setting, ValidationError> {
+        let wanted = text.trim().to_ascii_lowercase().replace('-', "_");
+        Setting::ALL
+            .into_iter()
+            .find(|s| s.name() == wanted)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "setting",
+                    format!(
+                        "unknown setting {text:?}: use default_wait_seconds, \
+                         default_empty_response or agent_stale_after_seconds"
+                    ),
+                )
+            })
+    }
+
+    /// What values it takes, in words.
+    pub fn allowed(self) -> String {
+        match self {
+            Setting::DefaultWaitSeconds => {
+                format!("a whole number of seconds from 0 to {MAX_WAIT_SECONDS}")
+            }
+            Setting::DefaultEmptyResponse => {
+                format!("any text of at most {MAX_EMPTY_RESPONSE_CHARS} characters, or empty")
+            }
+            Setting::AgentStaleAfterSeconds => {
+                format!("a whole number of seconds from 1 to {MAX_STALE_SECONDS}")
+            }
+        }
+    }
+
+    /// Its value in `settings`.
+    pub fn value(self, settings: &Settings) -> SettingValue {
+        match self {
+            Setting::DefaultWaitSeconds => SettingValue::Seconds(settings.default_wait_seconds),
+            Setting::DefaultEmptyResponse => {
+                SettingValue::Text(settings.default_empty_response.clone())
+            }
+            Setting::AgentStaleAfterSeconds => {
+                SettingValue::Seconds(settings.agent_stale_after_seconds)
+            }
+        }
+    }
+
+    /// Whether a person saved a value for it.
+    pub fn is_saved(self, stored: &StoredSettings) -> bool {
+        match self {
+            Setting::DefaultWaitSeconds => stored.default_wait_seconds.is_some(),
+            Setting::DefaultEmptyResponse => stored.default_empty_response.is_some(),
+            Setting::AgentStaleAfterSeconds => stored.agent_stale_after_seconds.is_some(),
+        }
+    }
+
+    /// A checked patch that sets it from text as a person typed it: a number for
+    /// the seconds, the text as it is for the response.
+    pub fn patch(self, text: &str) -> Result<SettingsPatch, ValidationError> {
+        let number = || {
+            text.trim().parse::<i64>().map_err(|_| {
+                ValidationError::new(self.name(), format!("must be {}", self.allowed()))
+            })
+        };
+        match self {
+            Setting::DefaultWaitSeconds => SettingsPatch::new(Some(number()?), None, None),
+            Setting::DefaultEmptyResponse => SettingsPatch::new(None, Some(text.to_owned()), None),
+            Setting::AgentStaleAfterSeconds => SettingsPatch::new(None, None, Some(number()?)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +314,47 @@ mod tests {
         let eff = Settings::effective(&defaults, &stored);
         assert_eq!(eff.default_wait_seconds, 5);
         assert_eq!(eff.default_empty_response, "hi");
+    }
+
+    #[test]
+    fn settings_are_named_forgivingly_and_set_from_text() {
+        assert_eq!(
+            Setting::parse(" Default-Wait-Seconds ").unwrap(),
+            Setting::DefaultWaitSeconds
+        );
+        let unknown = Setting::parse("wait").unwrap_err();
+        assert!(
+            unknown.message.contains("default_wait_seconds"),
+            "{unknown}"
+        );
+        let names: Vec<_> = Setting::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "default_wait_seconds",
+                "default_empty_response",
+                "agent_stale_after_seconds"
+            ]
+        );
+        let patch = Setting::AgentStaleAfterSeconds.patch(" 45 ").unwrap();
+        assert_eq!(patch.agent_stale_after_seconds(), Some(45));
+        let not_a_number = Setting::DefaultWaitSeconds.patch("ten").unwrap_err();
+        assert_eq!(
+            not_a_number.message,
+            "must be a whole number of seconds from 0 to 86400"
+        );
+        let too_long = Setting::DefaultWaitSeconds.patch("86401").unwrap_err();
+        assert_eq!(too_long.field, "default_wait_seconds");
+        let settings = Settings::default();
+        assert_eq!(
+            Setting::DefaultEmptyResponse.value(&settings),
+            SettingValue::Text(DEFAULT_EMPTY_RESPONSE.to_owned())
+        );
+        let stored = StoredSettings {
+            agent_stale_after_seconds: Some(5),
+            ..StoredSettings::default()
+        };
+        assert!(Setting::AgentStaleAfterSeconds.is_saved(&stored));
+        assert!(!Setting::DefaultWaitSeconds.is_saved(&stored));
     }
 }

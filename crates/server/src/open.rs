@@ -1,6 +1,6 @@
-//! Opens the queue a command works on: the SQLite (or PostgreSQL) store behind the service, with
-//! the configured defaults and audit trail, and the shutdown signal every server
-//! mode obeys.
+//! Opens the queue a command works on: the SQLite (or PostgreSQL) store behind
+//! the service, with the configured defaults and audit trail; and the watcher and
+//! drain every server mode runs around it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +9,13 @@ use anyhow::Context;
 use queue_core::{Service, ServiceOptions, Store};
 use queue_store::{BlockingPool, PgOptions, PgStore, SqliteStore, StoreOptions};
 
-use crate::cli::AuditContent;
+use audit_log::{AuditContent, AuditLog};
+
 use crate::config::Config;
-use audit_log::AuditLog;
 
 /// The queue service over the configured database. Its audit lines name `source`,
 /// the command that made the change (`serve`, `stdio`, `cli`).
-pub(crate) fn open_service(config: &Config, source: &'static str) -> anyhow::Result<Service> {
+pub fn open_service(config: &Config, source: &'static str) -> anyhow::Result<Service> {
     let db = config.database();
     tracing::debug!(%db, "opening the database");
     let store: Arc<dyn Store> = match &config.db_url {
@@ -48,7 +48,7 @@ pub(crate) fn open_service(config: &Config, source: &'static str) -> anyhow::Res
         builder = builder.audit(Arc::new(AuditLog::new(
             audit.clone(),
             source,
-            config.audit.content.into(),
+            config.audit.content,
         )));
     }
     builder
@@ -57,46 +57,14 @@ pub(crate) fn open_service(config: &Config, source: &'static str) -> anyhow::Res
 }
 
 /// Publishes changes and picks up other processes' changes until shutdown.
-pub(crate) fn spawn_watch(service: &Service) -> tokio::task::JoinHandle<()> {
+pub fn spawn_watch(service: &Service) -> tokio::task::JoinHandle<()> {
     let service = service.clone();
     tokio::spawn(async move { service.watch().await })
 }
 
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
-/// called, not when the future is first polled, so a signal that arrives while
-/// the server is still starting is not lost.
-pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate()).ok();
-        let int = signal(SignalKind::interrupt()).ok();
-        async move {
-            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
-                match s {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = wait(term) => {}
-                _ = wait(int) => {}
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// Lets calls that are ending finish their clean-up (a claim being undone, an
 /// agent's end of call) before the runtime stops, for at most `limit`.
-pub(crate) async fn drain(service: &Service, limit: Duration) {
+pub async fn drain(service: &Service, limit: Duration) {
     if tokio::time::timeout(limit, service.drained())
         .await
         .is_err()

@@ -9,19 +9,19 @@
 //! in `serve`), and cancellations are read off the request bodies here and routed
 //! through [`Cancellations`].
 
-use std::future::{Ready, ready};
+#![deny(missing_docs)]
+
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
-use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use futures_util::StreamExt;
-use futures_util::future::LocalBoxFuture;
 use mcp_adapter::{Cancellations, Connection, QueueFromUrl, QueueServer};
 use queue_core::{MAX_WAIT_SECONDS, QueueName};
 use rmcp::model::RequestId;
@@ -36,7 +36,7 @@ use http_api::{ApiError, HostPolicy};
 const INSPECT_LIMIT: usize = 64 * 1024;
 
 /// The rmcp HTTP service for `handler`.
-pub(crate) fn mcp_service(
+pub fn mcp_service(
     handler: QueueServer,
     stateless: bool,
     hosts: &HostPolicy,
@@ -73,9 +73,9 @@ pub(crate) fn mcp_service(
 
 /// Refuses `/mcp/q/{queue}` with a name no queue can have, before rmcp sees it:
 /// a 422 naming the rule beats a call that silently lands on another queue.
-pub(crate) async fn check_queue(
+pub async fn check_queue(
     req: ServiceRequest,
-    next: actix_web::middleware::Next<BoxBody>,
+    next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let refused = req
         .match_info()
@@ -103,15 +103,18 @@ fn session_manager() -> LocalSessionManager {
     sessions
 }
 
-/// Gives every `/mcp` request a [`Connection`] and routes cancellations.
+/// What [`watch_connection`] needs: the service a [`Connection`] puts claims
+/// back through, and where `notifications/cancelled` are routed.
 #[derive(Clone)]
-pub(crate) struct WatchConnections {
+pub struct WatchConnections {
     service: queue_core::Service,
     cancellations: Cancellations,
 }
 
 impl WatchConnections {
-    pub(crate) fn new(service: queue_core::Service, cancellations: Cancellations) -> Self {
+    /// Watches connections for `service`'s calls, routing cancellations through
+    /// `cancellations` (the same the MCP handler was given).
+    pub fn new(service: queue_core::Service, cancellations: Cancellations) -> Self {
         WatchConnections {
             service,
             cancellations,
@@ -119,65 +122,35 @@ impl WatchConnections {
     }
 }
 
-impl<S, B> Transform<S, ServiceRequest> for WatchConnections
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<BoxBody>;
-    type Error = Error;
-    type Transform = WatchConnectionsService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(WatchConnectionsService {
-            inner: Rc::new(service),
-            watch: self.clone(),
-        }))
-    }
-}
-
-pub(crate) struct WatchConnectionsService<S> {
-    inner: Rc<S>,
+/// Middleware for [`actix_web::middleware::from_fn`]: gives every `/mcp` request a
+/// [`Connection`] that reports a response never sent, and routes cancellations.
+///
+/// ```text
+/// scope.wrap(from_fn(move |req, next| watch_connection(watch.clone(), req, next)))
+/// ```
+pub async fn watch_connection(
     watch: WatchConnections,
-}
-
-impl<S, B> Service<ServiceRequest> for WatchConnectionsService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<BoxBody>;
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    forward_ready!(inner);
-
-    fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let inner = Rc::clone(&self.inner);
-        let cancellations = self.watch.cancellations.clone();
-        let connection = Connection::new(self.watch.service.clone());
-        req.extensions_mut().insert(connection.clone());
-        // Until the response exists, dropping this future means the client left.
-        let guard = CloseOnDrop(Some(connection));
-        Box::pin(async move {
-            if req.method() == actix_web::http::Method::POST
-                && let Err(refused) = inspect_for_cancellations(&mut req, &cancellations).await
-            {
-                return Ok(req
-                    .into_response(refused.to_response())
-                    .map_into_boxed_body());
-            }
-            let response = inner.call(req).await?;
-            Ok(response.map_body(|_, body| {
-                BoxBody::new(Watched {
-                    inner: body.boxed(),
-                    guard,
-                })
-            }))
-        })
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let connection = Connection::new(watch.service.clone());
+    req.extensions_mut().insert(connection.clone());
+    // Until the response exists, dropping this future means the client left.
+    let guard = CloseOnDrop(Some(connection));
+    if req.method() == actix_web::http::Method::POST
+        && let Err(refused) = inspect_for_cancellations(&mut req, &watch.cancellations).await
+    {
+        return Ok(req
+            .into_response(refused.to_response())
+            .map_into_boxed_body());
     }
+    let response = next.call(req).await?;
+    Ok(response.map_body(|_, body| {
+        BoxBody::new(Watched {
+            inner: body.boxed(),
+            guard,
+        })
+    }))
 }
 
 /// Reads a POST body, cancels the calls any `notifications/cancelled` in it
