@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Service;
+use super::{Service, Undelivered};
 use crate::audit::AuditEntry;
 use crate::error::QueueError;
 use crate::settings::Settings;
 use crate::store::{CallTicket, Claim, Counts, Store};
-use crate::types::{Agent, AgentId, Caller, Instruction, InstructionId, QueueName, ResultType};
-use crate::waiters::{Slot, Turn};
+use crate::types::{Agent, AgentId, Caller, Instruction, QueueName, ResultType};
+use crate::waiters::{Handed, Slot, Turn};
 
 /// A claim's outcome, with the count of what is left when it delivered.
 type Look = (Claim, Option<Result<Counts, QueueError>>);
@@ -157,7 +157,7 @@ impl Service {
                 },
                 move |service: &Service, (settings, ticket, look): Started| {
                     if let Some(Ok((Claim::Claimed(item), _))) = look {
-                        service.unclaim_in_background(item.id);
+                        Undelivered::new(service, item).put_back();
                     }
                     let empty_type = empty_outcome(&settings).result_type();
                     service.end_call_in_background(&undo_caller, ticket.generation, empty_type);
@@ -186,21 +186,25 @@ impl Service {
         let mut shutdown = self.shared.shutdown.subscribe();
         // What is left after a delivery, counted in the claim's own store trip.
         let mut remaining = None;
-        let (mut outcome, mut reason) = loop {
+        // What the call delivers, if anything, is held in `guard.claimed` from the
+        // moment it is claimed until the caller has it: dropping this future in
+        // between puts it back (see `CallGuard`).
+        let mut reason = loop {
             let look = match first_look.take() {
                 Some(look) => Some(look?),
                 None => {
                     if *shutdown.borrow_and_update() {
-                        break (empty.clone(), EndReason::ShuttingDown);
+                        break EndReason::ShuttingDown;
                     }
                     match slot.take_turn() {
                         Turn::Free => Some(self.claim(&caller, ticket.generation).await?),
                         // An add is claiming for this call: its answer wakes the call.
                         Turn::Reserved => None,
                         Turn::Handed(handed) => {
-                            remaining = Some(handed.counts);
-                            guard.claimed = Some(handed.item.id);
-                            break (FetchOutcome::Instruction(handed.item), EndReason::Delivered);
+                            let Handed { claimed, counts } = *handed;
+                            remaining = Some(counts);
+                            guard.claimed = Some(claimed);
+                            break EndReason::Delivered;
                         }
                     }
                 }
@@ -208,18 +212,16 @@ impl Service {
             match look {
                 Some((Claim::Claimed(item), counts)) => {
                     remaining = counts;
-                    // From here until the caller has the result, dropping this future
-                    // puts the instruction back (see `CallGuard`).
-                    guard.claimed = Some(item.id);
-                    break (FetchOutcome::Instruction(item), EndReason::Delivered);
+                    guard.claimed = Some(Undelivered::new(self, item));
+                    break EndReason::Delivered;
                 }
-                Some((Claim::Superseded, _)) => break (empty.clone(), EndReason::Superseded),
+                Some((Claim::Superseded, _)) => break EndReason::Superseded,
                 Some((Claim::Empty, _)) => slot.open(),
                 None => {}
             }
             tokio::select! {
                 _ = slot.notify().notified() => {}
-                _ = tokio::time::sleep_until(deadline) => break (empty.clone(), EndReason::TimedOut),
+                _ = tokio::time::sleep_until(deadline) => break EndReason::TimedOut,
                 _ = shutdown.changed() => {}
             }
         };
@@ -232,13 +234,14 @@ impl Service {
                 Turn::Free => break,
                 Turn::Reserved => slot.notify().notified().await,
                 Turn::Handed(handed) => {
-                    if matches!(outcome, FetchOutcome::Instruction(_)) {
-                        self.unclaim_in_background(handed.item.id);
+                    let Handed { claimed, counts } = *handed;
+                    if guard.claimed.is_some() {
+                        // One instruction per call: the second goes back first in line.
+                        claimed.put_back();
                     } else {
-                        remaining = Some(handed.counts);
-                        guard.claimed = Some(handed.item.id);
-                        (outcome, reason) =
-                            (FetchOutcome::Instruction(handed.item), EndReason::Delivered);
+                        remaining = Some(counts);
+                        guard.claimed = Some(claimed);
+                        reason = EndReason::Delivered;
                     }
                     break;
                 }
@@ -249,7 +252,7 @@ impl Service {
         // Once an instruction is claimed it is the caller's: failing the call over
         // the count would leave it consumed and undelivered if putting it back
         // failed too. The count is only informative, so it gives way instead.
-        let delivering = matches!(outcome, FetchOutcome::Instruction(_));
+        let delivering = guard.claimed.is_some();
         let counted = match remaining {
             Some(counted) => counted,
             None => self.counts(&caller.queue).await,
@@ -263,39 +266,46 @@ impl Service {
         let (c, generation, result, now) = (
             caller.clone(),
             ticket.generation,
-            outcome.result_type(),
+            if delivering {
+                ResultType::Instruction
+            } else {
+                empty.result_type()
+            },
             self.now(),
         );
-        let audit = move |service: &Service, delivered: &FetchOutcome| {
+        let audit = move |service: &Service, delivered: Option<&Instruction>| {
             service.audit(&AuditEntry::ToolCall {
                 caller: &c,
                 result,
                 end: reason.as_str(),
-                instruction: match delivered {
-                    FetchOutcome::Instruction(item) => Some(item),
-                    _ => None,
-                },
+                instruction: delivered,
                 waited: Some(waited),
             })
         };
-        if delivering {
-            // The claim recorded the call's end in its own commit; only the audit
-            // line is left. It is written before the answer goes out, so the log
-            // never lags behind what the agent was told, and with no await before
-            // it, so a dropped call cannot skip it.
-            audit(self, &outcome);
-        } else {
-            // The end is recorded after the answer, which waits for no commit of
-            // its own: the write is queued here and its audit line follows once it
-            // is durable, whoever learns that. The store runs writes in the order
-            // they come, so the agent's next call starts after this one ended.
-            let (c, ended) = (caller.clone(), outcome.clone());
-            drop(self.start_write(
-                move |s| s.end_call(&c, generation, result, now),
-                |_, _| {},
-                move |service: &Service, _| audit(service, &ended),
-            ));
-        }
+        let outcome = match guard.claimed.take() {
+            Some(claimed) => {
+                // The claim recorded the call's end in its own commit; only the audit
+                // line is left. It is written before the answer goes out, so the log
+                // never lags behind what the agent was told, and with no await before
+                // it, so a dropped call cannot skip it. Nothing between here and the
+                // return can stop the delivery.
+                audit(self, Some(claimed.item()));
+                FetchOutcome::Instruction(claimed.delivered())
+            }
+            None => {
+                // The end is recorded after the answer, which waits for no commit of
+                // its own: the write is queued here and its audit line follows once it
+                // is durable, whoever learns that. The store runs writes in the order
+                // they come, so the agent's next call starts after this one ended.
+                let c = caller.clone();
+                drop(self.start_write(
+                    move |s| s.end_call(&c, generation, result, now),
+                    |_, _| {},
+                    move |service: &Service, _| audit(service, None),
+                ));
+                empty
+            }
+        };
         guard.armed = false;
         let Caller { queue, agent } = caller;
         Ok(Fetch {
@@ -327,7 +337,7 @@ impl Service {
                     if let Claim::Claimed(item) = claim {
                         // Nobody is waiting for this instruction any more: put it back
                         // first in line.
-                        service.unclaim_in_background(item.id);
+                        Undelivered::new(service, item).put_back();
                     }
                 },
             )
@@ -335,8 +345,10 @@ impl Service {
         Ok(out)
     }
 
-    /// Records the end of a call that went away, as a queued write (see
-    /// [`Service::unclaim_in_background`]).
+    /// Records the end of a call that went away, as a queued write: like putting
+    /// an instruction back ([`Undelivered`]), this often starts on the store's
+    /// writer thread, where waiting for a store call would wait for the thread
+    /// itself.
     fn end_call_in_background(&self, caller: &Caller, generation: u64, result: ResultType) {
         let c = caller.clone();
         let now = self.now();
@@ -356,9 +368,10 @@ impl Service {
     }
 }
 
-/// Cleans up after a call whose future was dropped: puts back an instruction it had
-/// claimed but not handed over, and records the end of the call so the agent does
-/// not look like it is waiting until the deadline passes.
+/// Cleans up after a call whose future was dropped: puts back the instruction it
+/// had claimed but not handed over (what it holds, and what an add left in its
+/// slot, each an [`Undelivered`]), and records the end of the call so the agent
+/// does not look like it is waiting until the deadline passes.
 struct CallGuard {
     service: Service,
     caller: Caller,
@@ -366,7 +379,8 @@ struct CallGuard {
     /// What the call returns when it delivers nothing: `DefaultResponse` unless the
     /// default response is the empty string. A dropped call delivered nothing.
     result: ResultType,
-    claimed: Option<InstructionId>,
+    /// What the call claimed and will deliver unless it is dropped first.
+    claimed: Option<Undelivered>,
     /// Where an add leaves what it claimed for the call.
     slot: Arc<Slot>,
     armed: bool,
@@ -377,11 +391,13 @@ impl Drop for CallGuard {
         if !self.armed {
             return;
         }
-        if let Some(id) = self.claimed {
-            self.service.unclaim_in_background(id);
+        // Explicitly, and in this order: the instruction is back in line before
+        // the call's end is recorded, as it was claimed before.
+        if let Some(claimed) = self.claimed.take() {
+            claimed.put_back();
         }
         if let Some(handed) = self.slot.abandon() {
-            self.service.unclaim_in_background(handed.item.id);
+            handed.claimed.put_back();
         }
         self.service
             .end_call_in_background(&self.caller, self.generation, self.result);
@@ -397,7 +413,7 @@ mod tests {
     use crate::memory::MemoryStore;
     use crate::settings::{SettingsPatch, StoredSettings};
     use crate::store::{Event, Listing, Page, QueueCounts, StatusFilter};
-    use crate::types::{Content, NewInstruction, Timestamp};
+    use crate::types::{Content, InstructionId, NewInstruction, Timestamp};
 
     /// A [`MemoryStore`] whose counts fail once an instruction has been claimed.
     #[derive(Default)]

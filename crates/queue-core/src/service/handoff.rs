@@ -2,8 +2,9 @@
 //! own commit, so that the wake-up costs one durable commit, not two in a row
 //! (the slot and reservation it uses live in `waiters`).
 
-use super::Service;
-use crate::store::{Claim, Store};
+use super::{Service, Undelivered};
+use crate::error::QueueError;
+use crate::store::{Claim, Counts, Store};
 use crate::types::{Instruction, Timestamp};
 use crate::waiters::{Handed, Reservation};
 
@@ -31,10 +32,8 @@ impl Service {
                     let counts = s.counts(&item.queue);
                     return Some(HandOff {
                         reservation,
-                        handed: Box::new(Handed {
-                            item: claimed,
-                            counts,
-                        }),
+                        claimed,
+                        counts,
                     });
                 }
                 Ok(Claim::Superseded | Claim::Empty) => passed.push(reservation.key()),
@@ -51,10 +50,13 @@ pub(super) struct Added {
     pub(super) hand_off: Option<HandOff>,
 }
 
-/// An instruction claimed for a reserved waiting call in an add's write.
+/// An instruction claimed for a reserved waiting call in an add's write. Not
+/// yet an [`Undelivered`]: until the write is durable the claim may be rolled
+/// back with it, and then there is nothing to put back.
 pub(super) struct HandOff {
     reservation: Reservation,
-    handed: Box<Handed>,
+    claimed: Instruction,
+    counts: Result<Counts, QueueError>,
 }
 
 impl Added {
@@ -64,13 +66,18 @@ impl Added {
     pub(super) fn hand_over(service: &Service, added: &mut Added) {
         let Some(HandOff {
             reservation,
-            handed,
+            claimed,
+            counts,
         }) = added.hand_off.take()
         else {
             return;
         };
+        let handed = Box::new(Handed {
+            claimed: Undelivered::new(service, claimed),
+            counts,
+        });
         if let Err(handed) = reservation.give(handed) {
-            service.unclaim_in_background(handed.item.id);
+            handed.claimed.put_back();
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - `call`: one waiting `get_user_request` call, from its start to its end;
 //! - `handoff`: an add that claims for a call already waiting, in its own commit;
 //! - `writes`: store writes whose value goes to an undo when nobody reads it;
+//! - `undelivered`: the one owner of a claimed instruction not yet delivered,
+//!   which puts it back first in line unless told it was delivered;
 //! - `events`: publishing events and picking up other processes' changes;
 //! - `shutdown`: stopping, and waiting for the work in progress.
 
@@ -22,6 +24,7 @@ mod events;
 mod handoff;
 mod operations;
 mod shutdown;
+mod undelivered;
 mod writes;
 
 use std::sync::Arc;
@@ -39,6 +42,7 @@ use crate::waiters::Waiters;
 
 pub use call::{EndReason, Fetch, FetchOutcome};
 pub use operations::Listed;
+pub(crate) use undelivered::Undelivered;
 
 /// Where the time comes from.
 pub trait Clock: Send + Sync {

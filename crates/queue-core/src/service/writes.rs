@@ -9,10 +9,8 @@ use tokio::sync::oneshot;
 use super::Service;
 use super::events::PUBLISH_BATCH;
 use super::shutdown::Busy;
-use crate::audit::AuditEntry;
 use crate::error::{QueueError, StoreError};
 use crate::store::{Event, Store, Write};
-use crate::types::{Instruction, InstructionId};
 
 impl Service {
     /// Runs `f` as a write ([`Store::queue_write`], or through the offload for a
@@ -89,26 +87,6 @@ impl Service {
             service: self.clone(),
             undo,
         }
-    }
-
-    /// Puts a claimed instruction that never reached its caller back at the head
-    /// of its queue, as a queued write. These clean-ups often start on the store's
-    /// writer thread (a write whose caller left is undone where it finished), so
-    /// they must never wait for a store call: a synchronous one from there would
-    /// wait for the thread itself. A queued write's events wake whoever may take
-    /// the instruction once it is back.
-    pub(super) fn unclaim_in_background(&self, id: InstructionId) {
-        let now = self.now();
-        drop(self.start_write(
-            move |s| s.unclaim(id, now),
-            |_, _| {},
-            |service: &Service, item: Instruction| {
-                service.audit(&AuditEntry::InstructionReturned {
-                    item: &item,
-                    reason: "the call ended before the instruction reached the agent",
-                });
-            },
-        ));
     }
 }
 
