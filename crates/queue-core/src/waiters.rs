@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::error::QueueError;
+use crate::service::Undelivered;
 use crate::store::{Change, Counts, Event};
-use crate::types::{AgentId, Caller, Instruction, InstructionId, QueueName, Status};
+use crate::types::{AgentId, Caller, InstructionId, QueueName, Status};
 
 /// The registry of waiting calls; one per service.
 #[derive(Debug, Default)]
@@ -77,12 +78,13 @@ enum SlotState {
     Closed,
 }
 
-/// An instruction claimed for a waiting call in an add's commit, with the count
-/// of what was left on the queue in that commit.
+/// An instruction claimed for a waiting call in an add's durable commit, with
+/// the count of what was left on the queue in that commit. Whoever drops it
+/// without delivering it puts the instruction back first in line.
 #[derive(Debug)]
 pub(crate) struct Handed {
-    /// The instruction, consumed by the call's agent.
-    pub(crate) item: Instruction,
+    /// The instruction, consumed by the call's agent, until delivered.
+    pub(crate) claimed: Undelivered,
     /// What was left on its queue.
     pub(crate) counts: Result<Counts, QueueError>,
 }
@@ -350,10 +352,14 @@ impl Slot {
     }
 
     /// The call is gone without returning: nothing more may be claimed for it,
-    /// and what an add left it is given back to be put back in line. An add
-    /// still settling finds the slot closed and puts its claim back itself.
+    /// and what an add left it is given back, to go back in line when dropped.
+    /// An add still settling finds the slot closed and puts its claim back itself.
     pub(crate) fn abandon(&self) -> Option<Box<Handed>> {
-        match std::mem::replace(&mut *self.lock(), SlotState::Closed) {
+        // Taken out under the lock, dropped by the caller after it: putting an
+        // instruction back is a write, whose events wake calls through `Waiters`,
+        // whose lock is taken before a slot's.
+        let state = std::mem::replace(&mut *self.lock(), SlotState::Closed);
+        match state {
             SlotState::Handed(handed) => Some(handed),
             _ => None,
         }
@@ -522,12 +528,17 @@ mod tests {
         assert!(woken(&slow).await);
     }
 
+    /// An instruction handed to a call, owned by a service over an empty store:
+    /// one that is put back is not there, and nothing changes.
     fn handed(queue: &str) -> Box<Handed> {
         let Change::InstructionCreated(item) = added(queue, None).change else {
             unreachable!("added makes a created event")
         };
+        let service = crate::Service::builder(std::sync::Arc::new(crate::MemoryStore::new()))
+            .build()
+            .unwrap();
         Box::new(Handed {
-            item,
+            claimed: Undelivered::new(&service, item),
             counts: Ok(Counts::default()),
         })
     }
