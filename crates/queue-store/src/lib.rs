@@ -130,6 +130,19 @@ impl SqliteStore {
         .map_err(db_error)?;
         conn.run_pending_migrations(MIGRATIONS)
             .map_err(|e| classify(&format!("migrating {}: {e}", path.display())))?;
+        // A database whose -wal and -shm files were left behind (a process that
+        // exited without closing it) opens read-only on a read-only disk, and with
+        // nothing to migrate nothing above has written: ask the file itself, so
+        // such a disk is refused at start like any other, not at the first add.
+        if let Err(e) = std::fs::OpenOptions::new().append(true).open(&path) {
+            let msg = format!("cannot write {}: {e}", path.display());
+            return Err(match e.kind() {
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+                    StoreError::ReadOnly(msg)
+                }
+                _ => StoreError::Other(msg),
+            });
+        }
         let watcher = connect(&path, &options)?;
         conn.batch_execute("PRAGMA busy_timeout = 0;")
             .map_err(db_error)?;
