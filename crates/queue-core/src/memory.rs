@@ -5,10 +5,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{QueueError, StoreError};
+use crate::rules;
 use crate::settings::{SettingsPatch, StoredSettings};
 use crate::store::{
     CallTicket, Change, Claim, Counts, Event, Listing, Page, QueueCounts, Reordered, StatusFilter,
-    Store, check_reorder,
+    Store,
 };
 use crate::types::{
     Agent, Caller, Content, Instruction, InstructionId, NewInstruction, QueueName, ResultType,
@@ -86,7 +87,7 @@ impl Inner {
             .values()
             .filter(|i| i.status == Status::Pending && i.queue == *queue)
             .collect();
-        v.sort_by(|a, b| queue_order(a, b));
+        v.sort_by(|a, b| rules::queue_order(a, b));
         v
     }
 
@@ -96,7 +97,7 @@ impl Inner {
             .values()
             .filter(|i| i.status == Status::Consumed && i.queue == *queue)
             .collect();
-        v.sort_by_key(|a| (a.consumed_at, a.position, a.id));
+        v.sort_by(|a, b| rules::consumed_order(a, b));
         v
     }
 
@@ -111,9 +112,8 @@ impl Inner {
         counts
     }
 
-    /// Positions are unique across all queues: the next one follows the highest.
     fn next_position(&self) -> i64 {
-        self.items.values().map(|i| i.position).max().unwrap_or(0) + 1
+        rules::next_position(self.items.values().map(|i| i.position).max())
     }
 
     fn get_mut(&mut self, id: InstructionId) -> Result<&mut Instruction, QueueError> {
@@ -134,11 +134,6 @@ impl Inner {
         self.record(now, Change::InstructionCreated(item.clone()));
         Ok(item)
     }
-}
-
-/// Queue order: position, then creation time, then id.
-pub(crate) fn queue_order(a: &Instruction, b: &Instruction) -> std::cmp::Ordering {
-    (a.position, a.created_at, a.id).cmp(&(b.position, b.created_at, b.id))
 }
 
 fn window<T: Clone>(items: &[T], page: Page) -> Vec<T> {
@@ -205,20 +200,13 @@ impl Store for MemoryStore {
     ) -> Result<Vec<Instruction>, QueueError> {
         let mut g = self.lock();
         g.ensure_queue(queue)?;
-        let pending = g.pending_sorted(queue);
-        let current: Vec<_> = pending.iter().map(|i| i.id).collect();
-        check_reorder(&current, ids)?;
-        // Reuse the existing positions in the new order, so positions stay unique and
-        // instructions added later still go to the end.
-        let positions: Vec<_> = pending.iter().map(|i| i.position).collect();
+        let pending = g.pending_sorted(queue).into_iter().cloned().collect();
         let mut out = Vec::with_capacity(ids.len());
-        for (id, position) in ids.iter().zip(positions) {
-            let item = g.get_mut(*id)?;
-            if item.position != position {
-                item.position = position;
-                item.updated_at = now;
+        for (item, moved) in rules::reordered(pending, ids, now)? {
+            if moved {
+                g.items.insert(item.id, item.clone());
             }
-            out.push(item.clone());
+            out.push(item);
         }
         g.record(
             now,
@@ -278,11 +266,7 @@ impl Store for MemoryStore {
         until: Timestamp,
     ) -> Result<CallTicket, QueueError> {
         let mut g = self.lock();
-        let record = g
-            .agents
-            .remove(caller)
-            .unwrap_or_else(|| Agent::first_seen(caller, now))
-            .call_started(now, until);
+        let record = rules::call_started(g.agents.remove(caller), caller, now, until);
         g.agents.insert(caller.clone(), record.clone());
         g.record(now, Change::AgentUpdated(record.clone()));
         Ok(CallTicket {
@@ -293,7 +277,7 @@ impl Store for MemoryStore {
 
     fn claim(&self, caller: &Caller, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
         let mut g = self.lock();
-        if g.agents.get(caller).map(|a| a.generation) != Some(generation) {
+        if rules::is_superseded(g.agents.get(caller).map(|a| a.generation), generation) {
             return Ok(Claim::Superseded);
         }
         let head = g
@@ -319,12 +303,8 @@ impl Store for MemoryStore {
         now: Timestamp,
     ) -> Result<Agent, QueueError> {
         let mut g = self.lock();
-        let record = g
-            .agents
-            .get_mut(caller)
-            .ok_or_else(|| StoreError::Other(format!("end of a call of unknown agent {caller}")))?;
-        *record = record.clone().call_ended(generation, result, now);
-        let record = record.clone();
+        let record = rules::call_ended(g.agents.remove(caller), caller, generation, result, now)?;
+        g.agents.insert(caller.clone(), record.clone());
         g.record(now, Change::AgentUpdated(record.clone()));
         Ok(record)
     }
@@ -334,10 +314,8 @@ impl Store for MemoryStore {
         let item = g.get_mut(id)?;
         item.ensure_consumed()?;
         let queue = item.queue.clone();
-        let head = match g.pending_sorted(&queue).first() {
-            Some(first) => first.position - 1,
-            None => g.next_position(),
-        };
+        let first = g.pending_sorted(&queue).first().map(|i| i.position);
+        let head = rules::head_position(first, || Ok::<_, QueueError>(g.next_position()))?;
         let item = g.get_mut(id)?;
         *item = item.clone().returned(head, now)?;
         let item = item.clone();
@@ -348,7 +326,7 @@ impl Store for MemoryStore {
     fn agents(&self) -> Result<Vec<Agent>, QueueError> {
         let g = self.lock();
         let mut v: Vec<_> = g.agents.values().cloned().collect();
-        v.sort_by(|a, b| (b.last_seen_at, &a.queue, &a.id).cmp(&(a.last_seen_at, &b.queue, &b.id)));
+        v.sort_by(rules::agent_order);
         Ok(v)
     }
 

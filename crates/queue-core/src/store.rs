@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Conflict, QueueError, StoreError};
+use crate::error::{QueueError, StoreError};
 use crate::settings::{SettingsPatch, StoredSettings};
 use crate::types::{
     Agent, Caller, Content, Instruction, InstructionId, NewInstruction, QueueName, ResultType,
@@ -448,21 +448,3 @@ pub trait Store: Send + Sync {
 
 /// What [`Store::notify_changes`] calls when a change may have been committed.
 pub type ChangeHook = std::sync::Arc<dyn Fn() + Send + Sync>;
-
-/// Checks a reorder request against the current pending ids (in queue order).
-/// Shared by every [`Store`] so they refuse exactly the same requests.
-pub fn check_reorder(
-    pending: &[InstructionId],
-    requested: &[InstructionId],
-) -> Result<(), QueueError> {
-    let mut want: Vec<_> = requested.to_vec();
-    want.sort_unstable();
-    let before = want.len();
-    want.dedup();
-    let mut have: Vec<_> = pending.to_vec();
-    have.sort_unstable();
-    if want.len() != before || want != have {
-        return Err(QueueError::Conflict(Conflict::PendingSetChanged));
-    }
-    Ok(())
-}
