@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fails if a crate depends on something its layer must not know (see ARCHITECTURE.md):
 # queue-core stays free of diesel, actix and rmcp, and of tokio without its default
-# `runtime` feature; adapters never depend on each other.
+# `runtime` feature; the contract suite knows queue-core alone; adapters never depend
+# on each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ forbid queue-core "" '^(diesel|libsqlite3-sys|actix|rmcp)' "the domain knows not
 forbid queue-core "--no-default-features" '^tokio' "the pure core builds without tokio"
 forbid mcp-adapter "" '^actix' "the MCP handler is transport-agnostic; the binary mounts it in actix"
 forbid http-api "" '^rmcp' "the HTTP API knows nothing of MCP; the binary mounts /mcp next to it"
+forbid store-contract "" '^(queue-store|mcp-adapter|http-api|audit-log|web-assets|diesel|libsqlite3-sys|actix|rmcp|tokio)$' "the contract suite knows the port alone: queue-core, pure"
 forbid audit-log "" '^(diesel|libsqlite3-sys|actix|rmcp)' "the audit log is a file and a hash chain, a sink of the core"
 for adapter in queue-store mcp-adapter http-api audit-log; do
     cargo metadata --format-version 1 --no-deps | grep -q "\"name\":\"$adapter\"" || continue
