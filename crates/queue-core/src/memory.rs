@@ -71,14 +71,11 @@ impl Inner {
     }
 
     fn ensure_queue(&self, queue: &QueueName) -> Result<(), QueueError> {
-        if queue.is_default()
-            || self.used.contains(queue)
-            || self.agents.keys().any(|c| c.queue == *queue)
-        {
-            Ok(())
-        } else {
-            Err(QueueError::UnknownQueue(queue.clone()))
-        }
+        rules::check_queue(queue, || {
+            Ok::<_, QueueError>(
+                self.used.contains(queue) || self.agents.keys().any(|c| c.queue == *queue),
+            )
+        })
     }
 
     fn pending_sorted(&self, queue: &QueueName) -> Vec<&Instruction> {
@@ -133,6 +130,14 @@ impl Inner {
         self.items.insert(item.id, item.clone());
         self.record(now, Change::InstructionCreated(item.clone()));
         Ok(item)
+    }
+}
+
+/// A page of `all` with the size of the whole.
+fn listing(all: &[Instruction], page: Page) -> Listing {
+    Listing {
+        items: window(all, page),
+        total: all.len() as u64,
     }
 }
 
@@ -226,19 +231,32 @@ impl Store for MemoryStore {
     ) -> Result<Listing, QueueError> {
         let g = self.lock();
         g.ensure_queue(queue)?;
-        let all: Vec<Instruction> = match filter {
-            StatusFilter::Pending => g.pending_sorted(queue).into_iter().cloned().collect(),
-            StatusFilter::Consumed => g.consumed_sorted(queue).into_iter().cloned().collect(),
-            StatusFilter::All => g
-                .consumed_sorted(queue)
+        let pending = || {
+            g.pending_sorted(queue)
                 .into_iter()
-                .chain(g.pending_sorted(queue))
                 .cloned()
-                .collect(),
+                .collect::<Vec<_>>()
         };
-        Ok(Listing {
-            items: window(&all, page),
-            total: all.len() as u64,
+        let consumed = || {
+            g.consumed_sorted(queue)
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        Ok(match filter {
+            StatusFilter::Pending => listing(&pending(), page),
+            StatusFilter::Consumed => listing(&consumed(), page),
+            StatusFilter::All => {
+                let (consumed, pending) = (consumed(), pending());
+                let (consumed_page, pending_page) =
+                    rules::split_all_page(page, consumed.len() as u64);
+                let mut items = window(&consumed, consumed_page);
+                items.extend(window(&pending, pending_page));
+                Listing {
+                    items,
+                    total: (consumed.len() + pending.len()) as u64,
+                }
+            }
         })
     }
 

@@ -12,7 +12,8 @@
 use std::cmp::Ordering;
 
 use crate::error::{Conflict, QueueError, StoreError};
-use crate::types::{Agent, Caller, Instruction, InstructionId, ResultType, Timestamp};
+use crate::store::Page;
+use crate::types::{Agent, Caller, Instruction, InstructionId, QueueName, ResultType, Timestamp};
 
 /// Queue order, the order pending instructions are delivered and listed in:
 /// ascending position, then creation time, then id. SQL: `ORDER BY position,
@@ -31,6 +32,42 @@ pub fn consumed_order(a: &Instruction, b: &Instruction) -> Ordering {
 /// name. SQL: `ORDER BY last_seen_at DESC, queue, id`.
 pub fn agent_order(a: &Agent, b: &Agent) -> Ordering {
     (b.last_seen_at, &a.queue, &a.id).cmp(&(a.last_seen_at, &b.queue, &b.id))
+}
+
+/// Refuses a queue that does not exist. `default` always does; another once it
+/// was used: an instruction was queued on it (even if none is left) or an agent
+/// called on it, which `used` tells (asked only for a queue other than `default`).
+pub fn check_queue<E: From<QueueError>>(
+    queue: &QueueName,
+    used: impl FnOnce() -> Result<bool, E>,
+) -> Result<(), E> {
+    if queue.is_default() || used()? {
+        Ok(())
+    } else {
+        Err(QueueError::UnknownQueue(queue.clone()).into())
+    }
+}
+
+/// The two windows of a page of [`StatusFilter::All`](crate::StatusFilter::All),
+/// which lists a queue's `n_consumed` consumed instructions first (by
+/// [`consumed_order`]) and then its pending ones (by [`queue_order`]): the window
+/// of the consumed listing and the window of the pending listing that together
+/// make `page`.
+pub fn split_all_page(page: Page, n_consumed: u64) -> (Page, Page) {
+    let consumed_offset = page.offset.min(n_consumed);
+    let n_from_consumed = n_consumed - consumed_offset;
+    let consumed_limit = page
+        .limit
+        .map_or(n_from_consumed, |l| l.min(n_from_consumed));
+    let consumed = Page {
+        offset: consumed_offset,
+        limit: Some(consumed_limit),
+    };
+    let pending = Page {
+        offset: page.offset.saturating_sub(n_consumed),
+        limit: page.limit.map(|l| l - consumed_limit),
+    };
+    (consumed, pending)
 }
 
 /// Whether a claim carrying `generation` comes from a call that is no longer the
@@ -171,6 +208,32 @@ mod tests {
         assert_eq!(
             reordered(vec![item(1, 10)], &[], now),
             Err(QueueError::Conflict(Conflict::PendingSetChanged))
+        );
+    }
+
+    #[test]
+    fn a_page_of_everything_is_consumed_then_pending() {
+        let page = |offset, limit| Page { offset, limit };
+        // 2 consumed, then pending.
+        assert_eq!(
+            split_all_page(page(0, None), 2),
+            (page(0, Some(2)), page(0, None))
+        );
+        assert_eq!(
+            split_all_page(page(1, Some(2)), 2),
+            (page(1, Some(1)), page(0, Some(1)))
+        );
+        assert_eq!(
+            split_all_page(page(3, Some(10)), 2),
+            (page(2, Some(0)), page(1, Some(10)))
+        );
+        assert_eq!(
+            split_all_page(page(0, Some(0)), 2),
+            (page(0, Some(0)), page(0, Some(0)))
+        );
+        assert_eq!(
+            split_all_page(page(u64::MAX, Some(u64::MAX)), 2),
+            (page(2, Some(0)), page(u64::MAX - 2, Some(u64::MAX)))
         );
     }
 

@@ -85,25 +85,22 @@ macro_rules! queue_sql {
             Ok(rules::next_position(max))
         }
 
-        /// Refuses a queue that does not exist: `default` always does, another once
-        /// an instruction was queued on it (its count rows) or an agent called on it.
+        /// Refuses a queue that does not exist ([`rules::check_queue`]): used means
+        /// it has count rows (an instruction was queued on it) or agents.
         fn ensure_queue(c: &mut Conn, queue: &QueueName) -> Result<()> {
-            let counted = diesel::dsl::select(diesel::dsl::exists(
-                instruction_counts::table.filter(instruction_counts::queue.eq(queue.as_str())),
-            ))
-            .get_result::<bool>(c)?;
-            if counted || queue.is_default() {
-                return Ok(());
-            }
-            let has_agents = diesel::dsl::select(diesel::dsl::exists(
-                agents::table.filter(agents::queue.eq(queue.as_str())),
-            ))
-            .get_result::<bool>(c)?;
-            if has_agents {
-                Ok(())
-            } else {
-                Err(OpError::Queue(QueueError::UnknownQueue(queue.clone())))
-            }
+            rules::check_queue(queue, || {
+                let counted = diesel::dsl::select(diesel::dsl::exists(
+                    instruction_counts::table.filter(instruction_counts::queue.eq(queue.as_str())),
+                ))
+                .get_result::<bool>(c)?;
+                if counted {
+                    return Ok(true);
+                }
+                Ok(diesel::dsl::select(diesel::dsl::exists(
+                    agents::table.filter(agents::queue.eq(queue.as_str())),
+                ))
+                .get_result::<bool>(c)?)
+            })
         }
 
         fn insert_pending(
@@ -320,34 +317,27 @@ macro_rules! queue_sql {
             // No limit is the largest one: both engines take it, and neither a
             // negative LIMIT (SQLite's "none") nor a missing one is both's.
             let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            let offset = clamp(page.offset);
-            let limit = page.limit.map(clamp).unwrap_or(i64::MAX);
+            let mut window = |c: &mut Conn, status, page: Page| -> Result<()> {
+                let limit = page.limit.map(clamp).unwrap_or(i64::MAX);
+                if limit != 0 {
+                    page_each(c, queue, status, clamp(page.offset), limit, each)?;
+                }
+                Ok(())
+            };
             let Counts { pending, consumed } = counts(c, queue)?;
             match filter {
-                StatusFilter::Pending | StatusFilter::Consumed => {
-                    let status = if filter == StatusFilter::Pending {
-                        Status::Pending
-                    } else {
-                        Status::Consumed
-                    };
-                    page_each(c, queue, status, offset, limit, each)?;
-                    Ok(if status == Status::Pending {
-                        pending
-                    } else {
-                        consumed
-                    })
+                StatusFilter::Pending => {
+                    window(c, Status::Pending, page)?;
+                    Ok(pending)
+                }
+                StatusFilter::Consumed => {
+                    window(c, Status::Consumed, page)?;
+                    Ok(consumed)
                 }
                 StatusFilter::All => {
-                    let n_consumed = clamp(consumed);
-                    let mut taken = 0;
-                    if offset < n_consumed {
-                        taken = page_each(c, queue, Status::Consumed, offset, limit, each)?;
-                    }
-                    let rest = limit - taken;
-                    if rest != 0 {
-                        let pending_offset = (offset - n_consumed).max(0);
-                        page_each(c, queue, Status::Pending, pending_offset, rest, each)?;
-                    }
+                    let (consumed_page, pending_page) = rules::split_all_page(page, consumed);
+                    window(c, Status::Consumed, consumed_page)?;
+                    window(c, Status::Pending, pending_page)?;
                     Ok(pending + consumed)
                 }
             }
