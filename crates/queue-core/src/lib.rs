@@ -32,6 +32,7 @@
 mod audit;
 mod error;
 mod memory;
+pub mod rules;
 mod settings;
 mod store;
 mod types;
@@ -44,13 +45,14 @@ mod waiters;
 pub use audit::{Audit, AuditEntry};
 pub use error::{Conflict, QueueError, StoreError, ValidationError};
 pub use memory::{EVENT_RETENTION, MemoryStore};
+pub use rules::check_reorder;
 pub use settings::{
     DEFAULT_EMPTY_RESPONSE, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS, Setting,
     SettingValue, Settings, SettingsPatch, StoredSettings,
 };
 pub use store::{
     CallTicket, Change, ChangeHook, Claim, Counts, Event, Listing, Overview, Page, QueueCounts,
-    Reordered, StatusFilter, Store, Write, check_reorder,
+    Reordered, StatusFilter, Store, Write,
 };
 pub use types::{
     Agent, AgentId, AgentState, Caller, Content, Instruction, InstructionId, NewInstruction,

@@ -5,10 +5,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{QueueError, StoreError};
+use crate::rules;
 use crate::settings::{SettingsPatch, StoredSettings};
 use crate::store::{
     CallTicket, Change, Claim, Counts, Event, Listing, Page, QueueCounts, Reordered, StatusFilter,
-    Store, check_reorder,
+    Store,
 };
 use crate::types::{
     Agent, Caller, Content, Instruction, InstructionId, NewInstruction, QueueName, ResultType,
@@ -70,14 +71,11 @@ impl Inner {
     }
 
     fn ensure_queue(&self, queue: &QueueName) -> Result<(), QueueError> {
-        if queue.is_default()
-            || self.used.contains(queue)
-            || self.agents.keys().any(|c| c.queue == *queue)
-        {
-            Ok(())
-        } else {
-            Err(QueueError::UnknownQueue(queue.clone()))
-        }
+        rules::check_queue(queue, || {
+            Ok::<_, QueueError>(
+                self.used.contains(queue) || self.agents.keys().any(|c| c.queue == *queue),
+            )
+        })
     }
 
     fn pending_sorted(&self, queue: &QueueName) -> Vec<&Instruction> {
@@ -86,7 +84,7 @@ impl Inner {
             .values()
             .filter(|i| i.status == Status::Pending && i.queue == *queue)
             .collect();
-        v.sort_by(|a, b| queue_order(a, b));
+        v.sort_by(|a, b| rules::queue_order(a, b));
         v
     }
 
@@ -96,7 +94,7 @@ impl Inner {
             .values()
             .filter(|i| i.status == Status::Consumed && i.queue == *queue)
             .collect();
-        v.sort_by_key(|a| (a.consumed_at, a.position, a.id));
+        v.sort_by(|a, b| rules::consumed_order(a, b));
         v
     }
 
@@ -111,9 +109,8 @@ impl Inner {
         counts
     }
 
-    /// Positions are unique across all queues: the next one follows the highest.
     fn next_position(&self) -> i64 {
-        self.items.values().map(|i| i.position).max().unwrap_or(0) + 1
+        rules::next_position(self.items.values().map(|i| i.position).max())
     }
 
     fn get_mut(&mut self, id: InstructionId) -> Result<&mut Instruction, QueueError> {
@@ -136,9 +133,12 @@ impl Inner {
     }
 }
 
-/// Queue order: position, then creation time, then id.
-pub(crate) fn queue_order(a: &Instruction, b: &Instruction) -> std::cmp::Ordering {
-    (a.position, a.created_at, a.id).cmp(&(b.position, b.created_at, b.id))
+/// A page of `all` with the size of the whole.
+fn listing(all: &[Instruction], page: Page) -> Listing {
+    Listing {
+        items: window(all, page),
+        total: all.len() as u64,
+    }
 }
 
 fn window<T: Clone>(items: &[T], page: Page) -> Vec<T> {
@@ -205,20 +205,13 @@ impl Store for MemoryStore {
     ) -> Result<Vec<Instruction>, QueueError> {
         let mut g = self.lock();
         g.ensure_queue(queue)?;
-        let pending = g.pending_sorted(queue);
-        let current: Vec<_> = pending.iter().map(|i| i.id).collect();
-        check_reorder(&current, ids)?;
-        // Reuse the existing positions in the new order, so positions stay unique and
-        // instructions added later still go to the end.
-        let positions: Vec<_> = pending.iter().map(|i| i.position).collect();
+        let pending = g.pending_sorted(queue).into_iter().cloned().collect();
         let mut out = Vec::with_capacity(ids.len());
-        for (id, position) in ids.iter().zip(positions) {
-            let item = g.get_mut(*id)?;
-            if item.position != position {
-                item.position = position;
-                item.updated_at = now;
+        for (item, moved) in rules::reordered(pending, ids, now)? {
+            if moved {
+                g.items.insert(item.id, item.clone());
             }
-            out.push(item.clone());
+            out.push(item);
         }
         g.record(
             now,
@@ -238,19 +231,32 @@ impl Store for MemoryStore {
     ) -> Result<Listing, QueueError> {
         let g = self.lock();
         g.ensure_queue(queue)?;
-        let all: Vec<Instruction> = match filter {
-            StatusFilter::Pending => g.pending_sorted(queue).into_iter().cloned().collect(),
-            StatusFilter::Consumed => g.consumed_sorted(queue).into_iter().cloned().collect(),
-            StatusFilter::All => g
-                .consumed_sorted(queue)
+        let pending = || {
+            g.pending_sorted(queue)
                 .into_iter()
-                .chain(g.pending_sorted(queue))
                 .cloned()
-                .collect(),
+                .collect::<Vec<_>>()
         };
-        Ok(Listing {
-            items: window(&all, page),
-            total: all.len() as u64,
+        let consumed = || {
+            g.consumed_sorted(queue)
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        Ok(match filter {
+            StatusFilter::Pending => listing(&pending(), page),
+            StatusFilter::Consumed => listing(&consumed(), page),
+            StatusFilter::All => {
+                let (consumed, pending) = (consumed(), pending());
+                let (consumed_page, pending_page) =
+                    rules::split_all_page(page, consumed.len() as u64);
+                let mut items = window(&consumed, consumed_page);
+                items.extend(window(&pending, pending_page));
+                Listing {
+                    items,
+                    total: (consumed.len() + pending.len()) as u64,
+                }
+            }
         })
     }
 
@@ -278,11 +284,7 @@ impl Store for MemoryStore {
         until: Timestamp,
     ) -> Result<CallTicket, QueueError> {
         let mut g = self.lock();
-        let record = g
-            .agents
-            .remove(caller)
-            .unwrap_or_else(|| Agent::first_seen(caller, now))
-            .call_started(now, until);
+        let record = rules::call_started(g.agents.remove(caller), caller, now, until);
         g.agents.insert(caller.clone(), record.clone());
         g.record(now, Change::AgentUpdated(record.clone()));
         Ok(CallTicket {
@@ -293,7 +295,7 @@ impl Store for MemoryStore {
 
     fn claim(&self, caller: &Caller, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
         let mut g = self.lock();
-        if g.agents.get(caller).map(|a| a.generation) != Some(generation) {
+        if rules::is_superseded(g.agents.get(caller).map(|a| a.generation), generation) {
             return Ok(Claim::Superseded);
         }
         let head = g
@@ -319,12 +321,8 @@ impl Store for MemoryStore {
         now: Timestamp,
     ) -> Result<Agent, QueueError> {
         let mut g = self.lock();
-        let record = g
-            .agents
-            .get_mut(caller)
-            .ok_or_else(|| StoreError::Other(format!("end of a call of unknown agent {caller}")))?;
-        *record = record.clone().call_ended(generation, result, now);
-        let record = record.clone();
+        let record = rules::call_ended(g.agents.remove(caller), caller, generation, result, now)?;
+        g.agents.insert(caller.clone(), record.clone());
         g.record(now, Change::AgentUpdated(record.clone()));
         Ok(record)
     }
@@ -334,10 +332,8 @@ impl Store for MemoryStore {
         let item = g.get_mut(id)?;
         item.ensure_consumed()?;
         let queue = item.queue.clone();
-        let head = match g.pending_sorted(&queue).first() {
-            Some(first) => first.position - 1,
-            None => g.next_position(),
-        };
+        let first = g.pending_sorted(&queue).first().map(|i| i.position);
+        let head = rules::head_position(first, || Ok::<_, QueueError>(g.next_position()))?;
         let item = g.get_mut(id)?;
         *item = item.clone().returned(head, now)?;
         let item = item.clone();
@@ -348,7 +344,7 @@ impl Store for MemoryStore {
     fn agents(&self) -> Result<Vec<Agent>, QueueError> {
         let g = self.lock();
         let mut v: Vec<_> = g.agents.values().cloned().collect();
-        v.sort_by(|a, b| (b.last_seen_at, &a.queue, &a.id).cmp(&(a.last_seen_at, &b.queue, &b.id)));
+        v.sort_by(rules::agent_order);
         Ok(v)
     }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Conflict, QueueError, StoreError};
+use crate::error::{QueueError, StoreError};
 use crate::settings::{SettingsPatch, StoredSettings};
 use crate::types::{
     Agent, Caller, Content, Instruction, InstructionId, NewInstruction, QueueName, ResultType,
@@ -243,6 +243,56 @@ pub trait Write: Send {
 ///
 /// Methods take the time as an argument and never read a clock, so the same calls
 /// give the same results in every implementation.
+///
+/// # The rules are queue-core's
+///
+/// A store decides nothing itself: what a claim may take, what an edit, delete,
+/// requeue, unclaim or reorder may do in which state, the generation check, the
+/// bookkeeping of a call's start and end and where positions go are the
+/// transitions of [`Instruction`] and [`Agent`] and the functions of
+/// [`rules`](crate::rules), which every store applies to what it read. A store
+/// only finds, locks and writes. Where it must sort or filter in its own query
+/// language, it mirrors the rule named there (`rules::queue_order`, ...).
+///
+/// # Required and provided methods
+///
+/// A store implements the basic methods, each one atomic step: [`add`](Store::add),
+/// [`get`](Store::get), [`edit`](Store::edit), [`delete`](Store::delete),
+/// [`requeue`](Store::requeue), [`reorder`](Store::reorder),
+/// [`list`](Store::list), [`counts`](Store::counts), [`queues`](Store::queues),
+/// [`begin_call`](Store::begin_call), [`claim`](Store::claim),
+/// [`end_call`](Store::end_call), [`unclaim`](Store::unclaim),
+/// [`agents`](Store::agents), [`settings`](Store::settings),
+/// [`update_settings`](Store::update_settings),
+/// [`events_after`](Store::events_after), [`last_event_seq`](Store::last_event_seq)
+/// and [`change_token`](Store::change_token).
+///
+/// The rest have default implementations made of those, correct for every store.
+/// They are part of the contract because the service needs what only a store can
+/// give, never because a rule lives in them: a store overrides one only to give
+/// the same answer cheaper or more atomically.
+///
+/// - [`claim_and_end`](Store::claim_and_end) and
+///   [`begin_and_claim`](Store::begin_and_claim): a delivery's claim and the
+///   records of its call in one transaction, so one durable commit (one fsync)
+///   instead of two or three, and no call left "in flight" after a crash between
+///   them. Defaults: the steps one after the other.
+/// - [`queue_write`](Store::queue_write): hands calls to the store's writer
+///   thread, which commits many writes as one group; the one way an async caller
+///   gets group commit without a blocking thread of its own. Default: the write
+///   is given back and the caller makes its calls.
+/// - [`list_each`](Store::list_each): a listing streamed row by row. Default:
+///   [`list`](Store::list), then each item.
+/// - [`overview`](Store::overview) and
+///   [`overview_at_once`](Store::overview_at_once): the status page's three reads
+///   as one consistent snapshot, and without blocking from a cache while it is
+///   current. Defaults: the three reads; no answer at once.
+/// - [`notify_changes`](Store::notify_changes): pushed news of commits instead of
+///   polling [`change_token`](Store::change_token). Default: no push.
+///
+/// What an override must keep is on each method. The contract suite
+/// (`store-contract`) holds a store's overrides to the same results as the
+/// defaults.
 pub trait Store: Send + Sync {
     /// Queues a new pending instruction at the end of its queue, which comes into
     /// being if it is new.
@@ -327,10 +377,14 @@ pub trait Store: Send + Sync {
     fn claim(&self, caller: &Caller, generation: u64, now: Timestamp) -> Result<Claim, QueueError>;
 
     /// [`Store::claim`], and when that delivers an instruction, [`Store::end_call`]
-    /// of the same call with [`ResultType::Instruction`] at `now`, in one atomic
-    /// step where the store can: a delivery then costs one durable commit instead
-    /// of two. The default runs the two one after the other; the claim stands even
-    /// if recording the end fails, since the instruction is already the caller's.
+    /// of the same call with [`ResultType::Instruction`] at `now`.
+    ///
+    /// Why it is in the port: a delivery is the hot path, and a store that commits
+    /// the two in one transaction pays one durable commit instead of two. An
+    /// override must make them one atomic step: either both happened or neither
+    /// did (so an error means nothing was claimed). The default runs the two one
+    /// after the other; the claim stands even if recording the end fails, since
+    /// the instruction is already the caller's.
     fn claim_and_end(
         &self,
         caller: &Caller,
@@ -345,11 +399,15 @@ pub trait Store: Send + Sync {
     }
 
     /// [`Store::begin_call`] and then [`Store::claim_and_end`] of the call it
-    /// started, in one atomic step where the store can: a call that finds an
-    /// instruction waiting then costs one durable commit instead of two. The outer
-    /// error means the call was not started. The inner result is the claim's: the
-    /// default runs the two one after the other, so the call may have started even
-    /// though the claim failed, and the caller must then end it.
+    /// started. The outer error means the call was not started; the inner result
+    /// is the claim's.
+    ///
+    /// Why it is in the port: a call that finds an instruction waiting — most
+    /// calls of a busy agent — then costs one durable commit instead of two. An
+    /// override must make it one atomic step, so a failed claim rolls back the
+    /// start too (and it answers with the outer error). The default runs the two
+    /// one after the other, so the call may have started though the claim failed,
+    /// and the caller must then end it.
     fn begin_and_claim(
         &self,
         caller: &Caller,
@@ -395,10 +453,12 @@ pub trait Store: Send + Sync {
     /// The settings a person saved.
     fn settings(&self) -> Result<StoredSettings, QueueError>;
 
-    /// [`Store::agents`], [`Store::queues`] and [`Store::settings`] together, as
-    /// one consistent read where the store can give one. A status page asks for
-    /// this on every refresh, so a store may answer it from a cache, as long as
-    /// every change committed before the call (by any process) shows.
+    /// [`Store::agents`], [`Store::queues`] and [`Store::settings`] together.
+    ///
+    /// Why it is in the port: a status page asks for this on every refresh, and a
+    /// store can read the three in one consistent snapshot, or answer from a cache.
+    /// An override may cache, as long as every change committed before the call
+    /// (by any process) shows. The default makes the three reads.
     fn overview(&self) -> Result<Overview, QueueError> {
         Ok(Overview {
             agents: self.agents()?,
@@ -448,21 +508,3 @@ pub trait Store: Send + Sync {
 
 /// What [`Store::notify_changes`] calls when a change may have been committed.
 pub type ChangeHook = std::sync::Arc<dyn Fn() + Send + Sync>;
-
-/// Checks a reorder request against the current pending ids (in queue order).
-/// Shared by every [`Store`] so they refuse exactly the same requests.
-pub fn check_reorder(
-    pending: &[InstructionId],
-    requested: &[InstructionId],
-) -> Result<(), QueueError> {
-    let mut want: Vec<_> = requested.to_vec();
-    want.sort_unstable();
-    let before = want.len();
-    want.dedup();
-    let mut have: Vec<_> = pending.to_vec();
-    have.sort_unstable();
-    if want.len() != before || want != have {
-        return Err(QueueError::Conflict(Conflict::PendingSetChanged));
-    }
-    Ok(())
-}

@@ -11,12 +11,13 @@ use std::task::Poll;
 use std::time::Duration;
 
 use queue_core::{
-    Agent, AgentId, AgentState, CallTicket, Caller, Change, Claim, Clock, Content, Counts,
+    Agent, AgentId, AgentState, Caller, Change, Claim, Clock, Content, Counts,
     DEFAULT_EMPTY_RESPONSE, EndReason, Event, Fetch, FetchOutcome, IdSource, Inline, Instruction,
-    InstructionId, Listing, MemoryStore, NewInstruction, Offload, Page, QueueCounts, QueueError,
-    QueueName, ResultType, Service, ServiceOptions, Settings, SettingsPatch, Status, StatusFilter,
-    Store, StoreError, StoredSettings, Timestamp,
+    InstructionId, MemoryStore, NewInstruction, Offload, Page, QueueError, QueueName, ResultType,
+    Service, ServiceOptions, Settings, SettingsPatch, Status, StatusFilter, Store, StoredSettings,
+    Timestamp,
 };
+use store_contract::{FaultyStore, Method};
 use tokio::task::JoinHandle;
 use tokio::time::{self, Instant};
 
@@ -104,122 +105,20 @@ impl Offload for ManualOffload {
 /// A `MemoryStore` shared with "another process", which commits one instruction
 /// right after the first claim that finds the queue empty: the moment a waiting
 /// call has looked and not yet gone to sleep. Nothing in this process is told.
-struct RacingStore {
-    inner: MemoryStore,
-    foreign: Mutex<Option<Content>>,
-}
-
-impl RacingStore {
-    fn new(text: &str) -> Self {
-        RacingStore {
-            inner: MemoryStore::new(),
-            foreign: Mutex::new(Some(Content::parse(text).unwrap())),
+fn racing_store(text: &str) -> FaultyStore {
+    let store = FaultyStore::new(Arc::new(MemoryStore::new()));
+    let foreign = Mutex::new(Some(Content::parse(text).unwrap()));
+    store.after(Method::Claim, move |store, out| {
+        let empty = out.downcast_ref::<Result<Claim, QueueError>>() == Some(&Ok(Claim::Empty));
+        if empty && let Some(content) = foreign.lock().unwrap().take() {
+            // The claim's own time: the call looks before any paused time passes.
+            store
+                .inner()
+                .add(NewInstruction::new(id(1_000), content), T0)
+                .unwrap();
         }
-    }
-}
-
-impl Store for RacingStore {
-    fn claim(&self, caller: &Caller, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
-        let claim = self.inner.claim(caller, generation, now)?;
-        if claim == Claim::Empty
-            && let Some(content) = self.foreign.lock().unwrap().take()
-        {
-            self.inner
-                .add(NewInstruction::new(id(1_000), content), now)?;
-        }
-        Ok(claim)
-    }
-
-    // Everything else goes straight through.
-    fn add(&self, new: NewInstruction, now: Timestamp) -> Result<Instruction, QueueError> {
-        self.inner.add(new, now)
-    }
-    fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
-        self.inner.get(id)
-    }
-    fn edit(
-        &self,
-        id: InstructionId,
-        c: Content,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
-        self.inner.edit(id, c, now)
-    }
-    fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
-        self.inner.delete(id, now)
-    }
-    fn requeue(
-        &self,
-        id: InstructionId,
-        new_id: InstructionId,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
-        self.inner.requeue(id, new_id, now)
-    }
-    fn reorder(
-        &self,
-        queue: &QueueName,
-        ids: &[InstructionId],
-        now: Timestamp,
-    ) -> Result<Vec<Instruction>, QueueError> {
-        self.inner.reorder(queue, ids, now)
-    }
-    fn list(
-        &self,
-        queue: &QueueName,
-        filter: StatusFilter,
-        page: Page,
-    ) -> Result<Listing, QueueError> {
-        self.inner.list(queue, filter, page)
-    }
-    fn counts(&self, queue: &QueueName) -> Result<Counts, QueueError> {
-        self.inner.counts(queue)
-    }
-    fn queues(&self) -> Result<Vec<QueueCounts>, QueueError> {
-        self.inner.queues()
-    }
-    fn begin_call(
-        &self,
-        caller: &Caller,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<CallTicket, QueueError> {
-        self.inner.begin_call(caller, now, until)
-    }
-    fn end_call(
-        &self,
-        caller: &Caller,
-        generation: u64,
-        result: ResultType,
-        now: Timestamp,
-    ) -> Result<Agent, QueueError> {
-        self.inner.end_call(caller, generation, result, now)
-    }
-    fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
-        self.inner.unclaim(id, now)
-    }
-    fn agents(&self) -> Result<Vec<Agent>, QueueError> {
-        self.inner.agents()
-    }
-    fn settings(&self) -> Result<StoredSettings, QueueError> {
-        self.inner.settings()
-    }
-    fn update_settings(
-        &self,
-        patch: &SettingsPatch,
-        now: Timestamp,
-    ) -> Result<StoredSettings, QueueError> {
-        self.inner.update_settings(patch, now)
-    }
-    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
-        self.inner.events_after(after, limit)
-    }
-    fn last_event_seq(&self) -> Result<u64, QueueError> {
-        self.inner.last_event_seq()
-    }
-    fn change_token(&self) -> Result<u64, StoreError> {
-        self.inner.change_token()
-    }
+    });
+    store
 }
 
 fn agent(name: &str) -> AgentId {
@@ -521,7 +420,7 @@ async fn add_wakes_a_waiting_call_at_once() {
 #[tokio::test(start_paused = true)]
 async fn add_by_another_process_wakes_a_call_that_just_looked() {
     let service = build_on(
-        Arc::new(RacingStore::new("from another process")),
+        Arc::new(racing_store("from another process")),
         ServiceOptions::default(),
         Arc::new(Inline),
     );

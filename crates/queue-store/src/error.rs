@@ -20,6 +20,12 @@ impl From<diesel::result::Error> for OpError {
     }
 }
 
+impl From<QueueError> for OpError {
+    fn from(e: QueueError) -> Self {
+        OpError::Queue(e)
+    }
+}
+
 impl From<OpError> for QueueError {
     fn from(e: OpError) -> Self {
         match e {

@@ -89,8 +89,8 @@ fn find_agent(c: &mut Conn, caller: &Caller) -> Result<Option<Agent>> {
         .transpose()
 }
 
-fn agent_for_call(c: &mut Conn, caller: &Caller, now: Timestamp) -> Result<Agent> {
-    Ok(find_agent(c, caller)?.unwrap_or_else(|| Agent::first_seen(caller, now)))
+fn agent_for_call(c: &mut Conn, caller: &Caller, _: Timestamp) -> Result<Option<Agent>> {
+    find_agent(c, caller)
 }
 
 fn agent_locked(c: &mut Conn, caller: &Caller) -> Result<Option<Agent>> {

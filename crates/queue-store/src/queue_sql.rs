@@ -11,7 +11,9 @@
 /// - `pending_locked(c, queue)`: a queue's pending ones in order, locked;
 /// - `generation_locked(c, caller)`: an agent's generation, its row locked;
 /// - `claim_head(c, caller)`: the first pending row for the caller, locked;
-/// - `agent_for_call(c, caller, now)`: the agent (first seen if new), locked;
+/// - `agent_for_call(c, caller, now)`: the agent if known, locked, and kept
+///   locked by a call starting for it (PostgreSQL inserts a first-seen row to
+///   lock when new);
 /// - `agent_locked(c, caller)`: the agent if known, locked;
 /// - `settings_locked(c)`: the saved settings, locked;
 /// - `log_change(c, now, change)`: records a change in the event log in the
@@ -21,15 +23,24 @@
 /// SQLite runs every write in one `BEGIN IMMEDIATE` transaction at a time, so
 /// its locking functions are plain reads; PostgreSQL runs writers side by side
 /// and takes row locks.
+///
+/// Every decision is queue-core's ([`queue_core::rules`] and the transitions of
+/// `Instruction` and `Agent`); the SQL here only finds, locks and writes rows. Where
+/// a query must sort or filter, it mirrors a rule: `ORDER BY position, created_at,
+/// id` is [`rules::queue_order`](queue_core::rules::queue_order), `ORDER BY
+/// consumed_at, position, id` is `rules::consumed_order`, `ORDER BY last_seen_at
+/// DESC, queue, id` is `rules::agent_order`, and a claim's `to_agent IS NULL OR
+/// to_agent = ?` is `Instruction::is_for`, which `Instruction::consumed` checks
+/// again on the row picked.
 macro_rules! queue_sql {
     () => {
         use diesel::prelude::*;
 
         use queue_core::{
-            Agent, CallTicket, Caller, Change, Claim, Conflict, Content, Counts, Event,
-            Instruction, InstructionId, Listing, NewInstruction, Page, QueueCounts, QueueError,
-            QueueName, Reordered, ResultType, SettingsPatch, Status, StatusFilter, StoreError,
-            StoredSettings, Timestamp, check_reorder,
+            Agent, CallTicket, Caller, Change, Claim, Content, Counts, Event, Instruction,
+            InstructionId, Listing, NewInstruction, Page, QueueCounts, QueueError, QueueName,
+            Reordered, ResultType, SettingsPatch, Status, StatusFilter, StoreError, StoredSettings,
+            Timestamp, rules,
         };
 
         use crate::error::OpError;
@@ -71,28 +82,25 @@ macro_rules! queue_sql {
             let max: Option<i64> = instructions::table
                 .select(diesel::dsl::max(instructions::position))
                 .get_result(c)?;
-            Ok(max.unwrap_or(0) + 1)
+            Ok(rules::next_position(max))
         }
 
-        /// Refuses a queue that does not exist: `default` always does, another once
-        /// an instruction was queued on it (its count rows) or an agent called on it.
+        /// Refuses a queue that does not exist ([`rules::check_queue`]): used means
+        /// it has count rows (an instruction was queued on it) or agents.
         fn ensure_queue(c: &mut Conn, queue: &QueueName) -> Result<()> {
-            let counted = diesel::dsl::select(diesel::dsl::exists(
-                instruction_counts::table.filter(instruction_counts::queue.eq(queue.as_str())),
-            ))
-            .get_result::<bool>(c)?;
-            if counted || queue.is_default() {
-                return Ok(());
-            }
-            let has_agents = diesel::dsl::select(diesel::dsl::exists(
-                agents::table.filter(agents::queue.eq(queue.as_str())),
-            ))
-            .get_result::<bool>(c)?;
-            if has_agents {
-                Ok(())
-            } else {
-                Err(OpError::Queue(QueueError::UnknownQueue(queue.clone())))
-            }
+            rules::check_queue(queue, || {
+                let counted = diesel::dsl::select(diesel::dsl::exists(
+                    instruction_counts::table.filter(instruction_counts::queue.eq(queue.as_str())),
+                ))
+                .get_result::<bool>(c)?;
+                if counted {
+                    return Ok(true);
+                }
+                Ok(diesel::dsl::select(diesel::dsl::exists(
+                    agents::table.filter(agents::queue.eq(queue.as_str())),
+                ))
+                .get_result::<bool>(c)?)
+            })
         }
 
         fn insert_pending(
@@ -165,20 +173,9 @@ macro_rules! queue_sql {
         ) -> Result<Vec<Instruction>> {
             ensure_queue(c, queue)?;
             let pending = pending_locked(c, queue)?;
-            let current: Vec<_> = pending.iter().map(|i| i.id).collect();
-            check_reorder(&current, ids).map_err(OpError::Queue)?;
-            // Same rule as the in-memory store: the existing positions, reassigned in
-            // the new order, so positions stay unique and later adds still go to the end.
-            let mut by_id: std::collections::HashMap<_, _> =
-                pending.iter().map(|i| (i.id, i.clone())).collect();
             let mut out = Vec::with_capacity(ids.len());
-            for (id, position) in ids.iter().zip(pending.iter().map(|i| i.position)) {
-                let Some(mut item) = by_id.remove(id) else {
-                    return Err(conflict(Conflict::PendingSetChanged));
-                };
-                if item.position != position {
-                    item.position = position;
-                    item.updated_at = now;
+            for (item, moved) in rules::reordered(pending, ids, now).map_err(OpError::Queue)? {
+                if moved {
                     save(c, &item)?;
                 }
                 out.push(item);
@@ -320,34 +317,27 @@ macro_rules! queue_sql {
             // No limit is the largest one: both engines take it, and neither a
             // negative LIMIT (SQLite's "none") nor a missing one is both's.
             let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            let offset = clamp(page.offset);
-            let limit = page.limit.map(clamp).unwrap_or(i64::MAX);
+            let mut window = |c: &mut Conn, status, page: Page| -> Result<()> {
+                let limit = page.limit.map(clamp).unwrap_or(i64::MAX);
+                if limit != 0 {
+                    page_each(c, queue, status, clamp(page.offset), limit, each)?;
+                }
+                Ok(())
+            };
             let Counts { pending, consumed } = counts(c, queue)?;
             match filter {
-                StatusFilter::Pending | StatusFilter::Consumed => {
-                    let status = if filter == StatusFilter::Pending {
-                        Status::Pending
-                    } else {
-                        Status::Consumed
-                    };
-                    page_each(c, queue, status, offset, limit, each)?;
-                    Ok(if status == Status::Pending {
-                        pending
-                    } else {
-                        consumed
-                    })
+                StatusFilter::Pending => {
+                    window(c, Status::Pending, page)?;
+                    Ok(pending)
+                }
+                StatusFilter::Consumed => {
+                    window(c, Status::Consumed, page)?;
+                    Ok(consumed)
                 }
                 StatusFilter::All => {
-                    let n_consumed = clamp(consumed);
-                    let mut taken = 0;
-                    if offset < n_consumed {
-                        taken = page_each(c, queue, Status::Consumed, offset, limit, each)?;
-                    }
-                    let rest = limit - taken;
-                    if rest != 0 {
-                        let pending_offset = (offset - n_consumed).max(0);
-                        page_each(c, queue, Status::Pending, pending_offset, rest, each)?;
-                    }
+                    let (consumed_page, pending_page) = rules::split_all_page(page, consumed);
+                    window(c, Status::Consumed, consumed_page)?;
+                    window(c, Status::Pending, pending_page)?;
                     Ok(pending + consumed)
                 }
             }
@@ -370,7 +360,8 @@ macro_rules! queue_sql {
             now: Timestamp,
             until: Timestamp,
         ) -> Result<CallTicket> {
-            let agent_row = agent_for_call(c, caller, now)?.call_started(now, until);
+            let agent_row =
+                rules::call_started(agent_for_call(c, caller, now)?, caller, now, until);
             save_agent(c, &agent_row)?;
             log_change(c, now, &Change::AgentUpdated(agent_row.clone()))?;
             Ok(CallTicket {
@@ -385,8 +376,8 @@ macro_rules! queue_sql {
             generation: u64,
             now: Timestamp,
         ) -> Result<Claim> {
-            let current = generation_locked(c, caller)?;
-            if current.and_then(|g| u64::try_from(g).ok()) != Some(generation) {
+            let newest = generation_locked(c, caller)?.and_then(|g| u64::try_from(g).ok());
+            if rules::is_superseded(newest, generation) {
                 return Ok(Claim::Superseded);
             }
             let Some(head) = claim_head(c, caller)? else {
@@ -439,14 +430,9 @@ macro_rules! queue_sql {
             result: ResultType,
             now: Timestamp,
         ) -> Result<Agent> {
-            let agent_row = agent_locked(c, caller)?
-                .ok_or_else(|| {
-                    OpError::Queue(
-                        StoreError::Other(format!("end of a call of unknown agent {caller}"))
-                            .into(),
-                    )
-                })?
-                .call_ended(generation, result, now);
+            let agent_row =
+                rules::call_ended(agent_locked(c, caller)?, caller, generation, result, now)
+                    .map_err(OpError::Queue)?;
             save_agent(c, &agent_row)?;
             log_change(c, now, &Change::AgentUpdated(agent_row.clone()))?;
             Ok(agent_row)
@@ -464,10 +450,7 @@ macro_rules! queue_sql {
                 .filter(instructions::status.eq(Status::Pending.as_str()))
                 .select(diesel::dsl::min(instructions::position))
                 .get_result(c)?;
-            let position = match head {
-                Some(first) => first - 1,
-                None => next_position(c)?,
-            };
+            let position = rules::head_position(head, || next_position(c))?;
             let item = item.returned(position, now).map_err(conflict)?;
             save(c, &item)?;
             log_change(c, now, &Change::InstructionUpdated(item.clone()))?;

@@ -115,14 +115,16 @@ fn claim_head(c: &mut Conn, caller: &Caller) -> Result<Option<InstructionRow>> {
 /// How many times a claim waits for a held head before giving up as busy.
 const HEAD_WAIT_TRIES: u32 = 50;
 
-fn agent_for_call(c: &mut Conn, caller: &Caller, now: Timestamp) -> Result<Agent> {
+fn agent_for_call(c: &mut Conn, caller: &Caller, now: Timestamp) -> Result<Option<Agent>> {
     // Two first calls at once: one inserts, the other waits for it and then finds
     // the row to lock.
     diesel::insert_into(agents::table)
         .values(AgentRow::from_domain(&Agent::first_seen(caller, now)))
         .on_conflict_do_nothing()
         .execute(c)?;
-    agent_locked(c, caller)?.ok_or_else(|| corrupt(format!("agent {caller} vanished")))
+    Ok(Some(agent_locked(c, caller)?.ok_or_else(|| {
+        corrupt(format!("agent {caller} vanished"))
+    })?))
 }
 
 fn agent_locked(c: &mut Conn, caller: &Caller) -> Result<Option<Agent>> {
