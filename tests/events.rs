@@ -1,11 +1,12 @@
-//! Live events over SSE against the real `local-mcp serve`: the frames a change
-//! produces, replay with `Last-Event-ID`, refetch when the id is out of reach,
-//! changes made by other processes on the same database, and a thousand clients
-//! on one server.
+//! Live events over SSE: the frames a change produces, replay with
+//! `Last-Event-ID`, refetch when the id is out of reach, changes made by other
+//! processes on the same database, and a thousand clients on one server.
+//! Only the thousand-clients test spawns `local-mcp serve`, to check the
+//! server's own log for panics under that load; the rest serve in-process.
 
 use std::time::{Duration, Instant};
 
-use integration::{Proc, RawSse, Serve, SseClient, SseFrame, TempDb, local_mcp};
+use integration::{Proc, RawSse, Serve, SseClient, SseFrame, TempDb, TestServer, local_mcp};
 use serde_json::{Value, json};
 
 /// How long any single expected event may take. Events from the same process are
@@ -34,7 +35,7 @@ async fn get_json(base: &str, path: &str) -> Value {
     res.json().await.unwrap()
 }
 
-/// `get_user_request` over serve's own `/mcp` (stateless, so one POST is a whole
+/// `get_user_request` over the server's own `/mcp` (stateless, so one POST is a whole
 /// MCP exchange); returns the structured result.
 async fn mcp_get_user_request(base: &str, agent: &str) -> Value {
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
@@ -114,8 +115,7 @@ async fn preamble(sse: &mut SseClient) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_and_an_mcp_consumption_produce_their_events() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let mut sse = SseClient::connect(&base, None).await;
     let cache = sse
@@ -199,8 +199,7 @@ async fn a_post_and_an_mcp_consumption_produce_their_events() {
 /// client that stayed connected saw after that id, then live events again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_event_id_replays_exactly_the_missed_frames() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let http = reqwest::Client::new();
     let mut witness = SseClient::connect(&base, None).await;
@@ -305,8 +304,7 @@ async fn last_event_id_replays_exactly_the_missed_frames() {
 /// it) cannot be replayed: the client is told to refetch, with the current status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_last_event_id_gets_a_refetch() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     post_instruction(&base, "already queued").await;
     let mut witness = SseClient::connect(&base, None).await;
@@ -356,13 +354,13 @@ async fn an_unknown_last_event_id_gets_a_refetch() {
 }
 
 /// A `local-mcp add` process and a `local-mcp stdio` process on the same file:
-/// their changes appear live on serve's stream.
+/// their changes appear live on the stream of the server in this process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_processes_changes_appear_live() {
     let db = TempDb::new();
-    let mut cmd = local_mcp(db.path());
-    cmd.env("DEFAULT_WAIT_SECONDS", "30");
-    let server = Serve::start(cmd);
+    let mut config = TestServer::config(db.path());
+    config.defaults.default_wait_seconds = 30;
+    let server = TestServer::start_with(config).await;
     let base = server.url();
     let mut sse = SseClient::connect(&base, None).await;
     preamble(&mut sse).await;
@@ -426,7 +424,7 @@ async fn other_processes_changes_appear_live() {
     assert_eq!(consumed["id"], item["id"]);
     assert_eq!(consumed["consumed_by_agent_id"], "stdio-agent");
 
-    // Now the agent waits on an empty queue: serve shows it waiting, and a
+    // Now the agent waits on an empty queue: the server shows it waiting, and a
     // terminal add wakes it, all three processes apart.
     let call = agent.start_get_user_request("stdio-agent").await;
     sse.until(SOON, |f| {

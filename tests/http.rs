@@ -1,12 +1,14 @@
-//! The HTTP server's guards (SPEC §5) and the combined `stdio --ui` mode, against
-//! the real binary over loopback: foreign Host/Origin, content types, body
-//! limits, CORS, the bearer token, exposure beyond loopback, and one process
-//! serving MCP on stdio next to the HTTP API — or stdio alone when the port is
-//! taken.
+//! The HTTP server's guards (SPEC §5) and the combined `stdio --ui` mode over
+//! loopback: foreign Host/Origin, content types, body limits, CORS, the bearer
+//! token, exposure beyond loopback, and one process serving MCP on stdio next to
+//! the HTTP API — or stdio alone when the port is taken.
+//! Spawned binaries only where the process is the subject: the exposure refusal
+//! (HOST and API_TOKEN as `serve` parses them) and the `stdio --ui` tests; the
+//! guards are checked on an in-process [`TestServer`].
 
 use std::time::Duration;
 
-use integration::{Proc, Serve, SseClient, TempDb, local_mcp};
+use integration::{Proc, SseClient, TempDb, TestServer, local_mcp};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -77,8 +79,7 @@ fn surface(http: &reqwest::Client, base: &str, path: &str) -> RequestBuilder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_host_or_origin_is_refused_on_every_surface() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let port = server.port();
     let http = reqwest::Client::new();
@@ -145,8 +146,7 @@ async fn pending_total(base: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_without_a_json_content_type_get_415() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let http = reqwest::Client::new();
     for path in ["/api/instructions", "/mcp"] {
@@ -230,8 +230,7 @@ fn big_post(http: &reqwest::Client, url: &str) -> RequestBuilder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_1_mib_body_with_a_content_length_gets_413() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let http = reqwest::Client::new();
     for path in ["/api/instructions", "/mcp"] {
@@ -251,8 +250,7 @@ async fn a_1_mib_body_with_a_content_length_gets_413() {
 
 /// The same body sent chunked, with no length up front: cut off as it streams.
 async fn chunked_1_mib_gets_413(path: &str) {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = json_body(MIB)
         .chunks(64 * 1024)
@@ -279,8 +277,7 @@ async fn a_chunked_1_mib_body_to_mcp_gets_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_response_carries_cors_headers() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let own = format!("http://127.0.0.1:{}", server.port());
     let http = reqwest::Client::new();
@@ -344,9 +341,9 @@ type MakeRequest<'a> = Box<dyn Fn() -> RequestBuilder + 'a>;
 async fn api_token_guards_the_api_and_mcp_but_not_healthz() {
     const TOKEN: &str = "s3cret-token";
     let db = TempDb::new();
-    let mut cmd = local_mcp(db.path());
-    cmd.env("API_TOKEN", TOKEN);
-    let server = Serve::start(cmd);
+    let mut config = TestServer::config(db.path());
+    config.http.api_token = Some(TOKEN.to_owned());
+    let server = TestServer::start_with(config).await;
     let base = server.url();
     let http = reqwest::Client::new();
     let bearer = format!("Bearer {TOKEN}");
@@ -555,9 +552,9 @@ async fn stdio_ui_serves_http_and_mcp_from_one_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_ui_goes_on_with_stdio_when_the_port_is_taken() {
     let db = TempDb::new();
-    let mut cmd = local_mcp(db.path());
-    cmd.env("DEFAULT_WAIT_SECONDS", "30");
-    let server = Serve::start(cmd);
+    let mut config = TestServer::config(db.path());
+    config.defaults.default_wait_seconds = 30;
+    let server = TestServer::start_with(config).await;
     let base = server.url();
     let mut sse = SseClient::connect(&base, None).await;
 

@@ -1,13 +1,17 @@
 //! get_user_request with real MCP clients: rmcp's client in-process over a duplex
 //! pipe, over stdio against the spawned binary, and over streamable HTTP against
-//! `local-mcp serve`, in both protocol eras (2025-11-25 with `initialize`,
-//! 2026-07-28 with `server/discover`) and both HTTP modes.
+//! the server, in both protocol eras (2025-11-25 with `initialize`, 2026-07-28
+//! with `server/discover`) and both HTTP modes.
+//! `local-mcp serve` is spawned where the process is the point: the abandoned-call
+//! tests read its log, SIGTERM, and two processes on one database (stdio and
+//! serve waking each other, two servers sharing SQLite or PostgreSQL); the other
+//! HTTP tests serve in-process.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use integration::{Serve, TempDb, as_store, local_mcp, local_mcp_bin};
+use integration::{Serve, TempDb, TestServer, as_store, local_mcp, local_mcp_bin};
 use mcp_adapter::{QueueServer, ServerOptions, tool::TOOL_NAME};
 use queue_core::{MemoryStore, Page, Service, SettingsPatch, StatusFilter};
 use rmcp::model::{
@@ -289,22 +293,23 @@ async fn the_binary_over_stdio_serves_both_protocol_eras() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_over_http_serves_both_eras_and_both_modes() {
+async fn the_server_over_http_serves_both_eras_and_both_modes() {
     for (stateless, era) in [
-        ("true", Era::Legacy),
-        ("true", Era::Modern),
-        ("false", Era::Legacy),
-        ("false", Era::Modern),
+        (true, Era::Legacy),
+        (true, Era::Modern),
+        (false, Era::Legacy),
+        (false, Era::Modern),
     ] {
         let db = TempDb::new();
         let queue = service_on(&db);
-        let mut cmd = local_mcp(db.path());
-        cmd.env("MCP_STATELESS", stateless)
-            .env("DEFAULT_WAIT_SECONDS", "1");
-        let server = Serve::start(cmd);
+        let mut config = TestServer::config(db.path());
+        config.http.stateless = stateless;
+        config.defaults.default_wait_seconds = 1;
+        let server = TestServer::start_with(config).await;
         let client = http_client(&server.url(), era).await;
         check_contract(&client, &queue).await;
         client.cancel().await.unwrap();
+        server.stop().await;
     }
 }
 
@@ -313,7 +318,7 @@ async fn stateless_http_needs_no_initialize() {
     let db = TempDb::new();
     let queue = service_on(&db);
     queue.add("raw").await.unwrap();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start_with(TestServer::config(db.path())).await;
     let http = reqwest::Client::new();
     let post = |body: Value| {
         http.post(format!("{}/mcp", server.url()))
@@ -356,9 +361,9 @@ async fn the_url_names_the_queue_and_bad_names_get_a_422() {
         )
         .await
         .unwrap();
-    let mut cmd = local_mcp(db.path());
-    cmd.env("DEFAULT_WAIT_SECONDS", "0");
-    let server = Serve::start(cmd);
+    let mut config = TestServer::config(db.path());
+    config.defaults.default_wait_seconds = 0;
+    let server = TestServer::start_with(config).await;
 
     let transport = StreamableHttpClientTransport::from_uri(format!("{}/mcp/q/shop", server.url()));
     let client = Probe::new("probe-http")
@@ -540,9 +545,9 @@ async fn abandoned_call_over_http_2026_era_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_http_connection_loses_nothing() {
     let db = TempDb::new();
-    let mut cmd = local_mcp(db.path());
-    cmd.env("DEFAULT_WAIT_SECONDS", "5");
-    let server = Serve::start(cmd);
+    let mut config = TestServer::config(db.path());
+    config.defaults.default_wait_seconds = 5;
+    let server = TestServer::start_with(config).await;
     let url = format!("{}/mcp", server.url());
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
         "params":{"name":"get_user_request","arguments":{"agent_id":"quitter"}}});
@@ -588,9 +593,9 @@ async fn a_dropped_http_connection_loses_nothing() {
 async fn a_newer_call_of_the_same_agent_supersedes_the_older_over_http() {
     let db = TempDb::new();
     let queue = service_on(&db);
-    let mut cmd = local_mcp(db.path());
-    cmd.env("DEFAULT_WAIT_SECONDS", "30");
-    let server = Serve::start(cmd);
+    let mut config = TestServer::config(db.path());
+    config.defaults.default_wait_seconds = 30;
+    let server = TestServer::start_with(config).await;
     let old = http_client(&server.url(), Era::Legacy).await;
     let new = http_client(&server.url(), Era::Legacy).await;
     let other = http_client(&server.url(), Era::Legacy).await;

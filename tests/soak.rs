@@ -1,5 +1,7 @@
 //! Soak: a long agent loop with adds interleaved and SSE clients connected, with
 //! the server's memory and open files watched.
+//! Its one test spawns `local-mcp serve`: the memory and open files measured
+//! must be the server's alone, read from `/proc/PID`, and its log is checked.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -1,14 +1,17 @@
-//! The web UI as the real binary serves it: every embedded file with its type and
+//! The web UI as the server serves it: every embedded file with its type and
 //! exact bytes, the page at `/` with its policy and revalidation, the guards on
 //! it, paths sent raw over TCP that try to leave the UI, the API's JSON 404 and
 //! token next to it, and `--assets-dir` (a folder read on every request; a wrong
 //! folder stops start-up). Compares with the embedded bytes, never with what the
 //! files say: the UI changes on its own.
+//! The binary is spawned where its log or its command line is checked (the
+//! `ui=embedded` and `serving the web UI from` lines, ASSETS_DIR, the config
+//! file, `stdio --ui`, refused start-ups); the rest serve in-process.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use integration::{Proc, Serve, TempDb, local_mcp};
+use integration::{Proc, Serve, TempDb, TestServer, local_mcp};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use web_assets::Asset;
@@ -149,8 +152,7 @@ async fn every_embedded_ui_file_is_served_with_its_type_and_exact_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_at_the_root_has_the_ui_policy_and_revalidates() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let http = reqwest::Client::new();
     let index = web_assets::get("index.html").expect("index.html is embedded");
@@ -187,8 +189,7 @@ async fn the_page_at_the_root_has_the_ui_policy_and_revalidates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_host_or_origin_on_the_page_is_403() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let port = server.port();
     let http = reqwest::Client::new();
@@ -251,16 +252,13 @@ async fn nothing_leaks(base: &str) {
 async fn paths_that_try_to_leave_the_ui_reach_no_file() {
     let folder = Folder::new();
     let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start_with(TestServer::config(db.path())).await;
     nothing_leaks(&server.url()).await;
 
-    let mut cmd = local_mcp(db.path());
-    cmd.env("HTTP_PORT", "0")
-        .args(["serve", "--assets-dir"])
-        .arg(folder.root());
-    let mut from_disk = Proc::spawn(cmd);
-    let addr = from_disk.listening(START).await;
-    let base = format!("http://{addr}");
+    let mut config = TestServer::config(db.path());
+    config.assets_dir = Some(folder.root());
+    let from_disk = TestServer::start_with(config).await;
+    let base = from_disk.url();
     let (status, body) = raw_get(&base, "/index.html").await;
     assert_eq!((status, body.as_str()), (200, "<p>first</p>"));
     nothing_leaks(&base).await;
@@ -268,8 +266,7 @@ async fn paths_that_try_to_leave_the_ui_reach_no_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_api_paths_are_still_a_json_404() {
-    let db = TempDb::new();
-    let server = Serve::start(local_mcp(db.path()));
+    let server = TestServer::start().await;
     let base = server.url();
     let http = reqwest::Client::new();
     for path in [
@@ -293,9 +290,9 @@ async fn unknown_api_paths_are_still_a_json_404() {
 async fn with_a_token_the_page_loads_without_it_but_the_api_needs_it() {
     const TOKEN: &str = "ui-t0ken";
     let db = TempDb::new();
-    let mut cmd = local_mcp(db.path());
-    cmd.env("API_TOKEN", TOKEN);
-    let server = Serve::start(cmd);
+    let mut config = TestServer::config(db.path());
+    config.http.api_token = Some(TOKEN.to_owned());
+    let server = TestServer::start_with(config).await;
     let base = server.url();
     let http = reqwest::Client::new();
     let page = got(http.get(format!("{base}/"))).await;
