@@ -5,7 +5,23 @@ use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadEr
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use queue_core::{QueueError, StoreError};
-use serde_json::json;
+use serde::Serialize;
+
+/// The body of every refusal: `{"error": {...}}`.
+#[derive(Serialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What was refused and why.
+#[derive(Serialize)]
+struct ErrorDetail {
+    code: &'static str,
+    message: String,
+    /// Present only when one field is at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
+}
 
 /// Why a request was refused, as the client sees it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -90,11 +106,16 @@ impl ApiError {
             }
             _ => {}
         }
-        let mut error = json!({"code": self.code(), "message": self.to_string()});
-        if let ApiError::InvalidField { field, .. } = self {
-            error["field"] = json!(field);
-        }
-        res.json(json!({ "error": error }))
+        res.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                field: match self {
+                    ApiError::InvalidField { field, .. } => Some(*field),
+                    _ => None,
+                },
+            },
+        })
     }
 }
 

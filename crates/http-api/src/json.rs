@@ -1,15 +1,23 @@
-//! The JSON shapes of SPEC §4, built from the domain types in one place so the
-//! routes, the live events and the terminal commands all print the same thing.
+//! The JSON shapes of SPEC §4 as typed structs, built from the domain types in one
+//! place so the routes, the live events and the terminal commands all print the
+//! same thing.
 
 use queue_core::{
-    Agent, Instruction, Overview, QueueCounts, QueueError, QueueName, Service, Settings, Timestamp,
+    Agent, AgentState, Instruction, Overview, QueueCounts, QueueError, QueueName, Service,
+    Settings, Timestamp,
 };
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The JSON form of an instruction.
 pub fn item_json(item: &Instruction) -> Value {
-    serde_json::to_value(ItemJson::from(item)).unwrap_or(Value::Null)
+    to_value(&ItemJson::from(item))
+}
+
+/// A value of one of this module's structs. Their fields are strings, numbers,
+/// booleans and nulls only, which `serde_json` always serializes.
+fn to_value(value: &impl Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// The JSON form of an instruction, serialized straight from the item: a listing
@@ -45,30 +53,96 @@ impl<'a> From<&'a Instruction> for ItemJson<'a> {
     }
 }
 
+/// `{"item": ...}`: the answer of every route that returns one instruction.
+#[derive(Serialize)]
+pub(crate) struct ItemEnvelope<'a> {
+    pub(crate) item: ItemJson<'a>,
+}
+
+impl<'a> From<&'a Instruction> for ItemEnvelope<'a> {
+    fn from(item: &'a Instruction) -> Self {
+        ItemEnvelope {
+            item: ItemJson::from(item),
+        }
+    }
+}
+
+/// `{"items": [...]}`: the pending instructions in their new order.
+#[derive(Serialize)]
+pub(crate) struct ReorderJson<'a> {
+    pub(crate) items: Vec<ItemJson<'a>>,
+}
+
+/// `GET /healthz`.
+#[derive(Serialize)]
+pub(crate) struct HealthJson {
+    pub(crate) status: &'static str,
+    pub(crate) server_time: String,
+}
+
 /// The JSON form of the settings (`GET /api/config`).
 pub fn settings_json(settings: &Settings) -> Value {
-    json!({
-        "default_wait_seconds": settings.default_wait_seconds,
-        "default_empty_response": settings.default_empty_response,
-        "agent_stale_after_seconds": settings.agent_stale_after_seconds,
-    })
+    to_value(&SettingsJson::from(settings))
+}
+
+/// The settings in force, field for field.
+#[derive(Serialize)]
+pub(crate) struct SettingsJson<'a> {
+    default_wait_seconds: u32,
+    default_empty_response: &'a str,
+    agent_stale_after_seconds: u32,
+}
+
+impl<'a> From<&'a Settings> for SettingsJson<'a> {
+    fn from(settings: &'a Settings) -> Self {
+        SettingsJson {
+            default_wait_seconds: settings.default_wait_seconds,
+            default_empty_response: &settings.default_empty_response,
+            agent_stale_after_seconds: settings.agent_stale_after_seconds,
+        }
+    }
 }
 
 /// The JSON form of an agent as seen at `now`: its record plus what it means —
 /// `waiting` (a call is in flight), `connected`, and `state`
 /// (`waiting`, `working`, `idle` or `gone`).
 pub fn agent_json(agent: &Agent, now: Timestamp, stale_after_seconds: u32) -> Value {
-    json!({
-        "agent_id": agent.id.as_str(),
-        "queue": agent.queue.as_str(),
-        "state": agent.state(now, stale_after_seconds),
-        "connected": agent.is_connected(now, stale_after_seconds),
-        "waiting": agent.is_waiting(now),
-        "last_seen_at": agent.last_seen_at.to_rfc3339(),
-        "last_fetch_at": agent.last_fetch_at.map(|t| t.to_rfc3339()),
-        "last_result_type": agent.last_result_type.map(|r| r.as_str()),
-        "waiting_until": agent.waiting_until.filter(|_| agent.is_waiting(now)).map(|t| t.to_rfc3339()),
-    })
+    to_value(&AgentJson::at(agent, now, stale_after_seconds))
+}
+
+/// An agent as seen at one moment.
+#[derive(Serialize)]
+pub(crate) struct AgentJson<'a> {
+    agent_id: &'a str,
+    queue: &'a str,
+    state: AgentState,
+    connected: bool,
+    waiting: bool,
+    last_seen_at: String,
+    last_fetch_at: Option<String>,
+    last_result_type: Option<&'static str>,
+    waiting_until: Option<String>,
+}
+
+impl<'a> AgentJson<'a> {
+    pub(crate) fn at(agent: &'a Agent, now: Timestamp, stale_after_seconds: u32) -> Self {
+        let waiting = agent.is_waiting(now);
+        AgentJson {
+            agent_id: agent.id.as_str(),
+            queue: agent.queue.as_str(),
+            state: agent.state(now, stale_after_seconds),
+            connected: agent.is_connected(now, stale_after_seconds),
+            waiting,
+            last_seen_at: agent.last_seen_at.to_rfc3339(),
+            last_fetch_at: agent.last_fetch_at.map(|t| t.to_rfc3339()),
+            last_result_type: agent.last_result_type.map(|r| r.as_str()),
+            // A deadline that passed is no wait any more.
+            waiting_until: agent
+                .waiting_until
+                .filter(|_| waiting)
+                .map(|t| t.to_rfc3339()),
+        }
+    }
 }
 
 /// What the server part of `/api/status` says about the process answering.
@@ -98,17 +172,78 @@ pub fn queue_json(
     now: Timestamp,
     stale_after_seconds: u32,
 ) -> Value {
-    let agents: Vec<Value> = agents
+    to_value(&QueueJson::at(queue, agents, now, stale_after_seconds))
+}
+
+/// A queue with its counts and agents.
+#[derive(Serialize)]
+pub(crate) struct QueueJson<'a> {
+    name: &'a str,
+    pending_count: u64,
+    consumed_count: u64,
+    agents: Vec<AgentJson<'a>>,
+}
+
+impl<'a> QueueJson<'a> {
+    fn at(
+        queue: &'a QueueCounts,
+        agents: &'a [Agent],
+        now: Timestamp,
+        stale_after_seconds: u32,
+    ) -> Self {
+        QueueJson {
+            name: queue.name.as_str(),
+            pending_count: queue.counts.pending,
+            consumed_count: queue.counts.consumed,
+            agents: agents_on(agents, &queue.name, now, stale_after_seconds),
+        }
+    }
+}
+
+fn agents_on<'a>(
+    agents: &'a [Agent],
+    queue: &QueueName,
+    now: Timestamp,
+    stale_after_seconds: u32,
+) -> Vec<AgentJson<'a>> {
+    agents
         .iter()
-        .filter(|a| a.queue == queue.name)
-        .map(|a| agent_json(a, now, stale_after_seconds))
-        .collect();
-    json!({
-        "name": queue.name.as_str(),
-        "pending_count": queue.counts.pending,
-        "consumed_count": queue.counts.consumed,
-        "agents": agents,
-    })
+        .filter(|a| a.queue == *queue)
+        .map(|a| AgentJson::at(a, now, stale_after_seconds))
+        .collect()
+}
+
+/// `{"queues": [...]}` (`GET /api/queues`).
+#[derive(Serialize)]
+pub(crate) struct QueueListJson<'a> {
+    pub(crate) queues: Vec<QueueJson<'a>>,
+}
+
+/// The `/api/status` object.
+#[derive(Serialize)]
+pub(crate) struct StatusJson<'a> {
+    server: ServerJson<'a>,
+    agent: Option<&'a AgentJson<'a>>,
+    agents: &'a [AgentJson<'a>],
+    queue: QueueCountsJson<'a>,
+    queues: Vec<QueueJson<'a>>,
+    settings: SettingsJson<'a>,
+}
+
+/// The `server` part of `/api/status`.
+#[derive(Serialize)]
+pub(crate) struct ServerJson<'a> {
+    status: &'static str,
+    started_at: String,
+    version: &'a str,
+}
+
+/// The `queue` part of `/api/status`: a queue's counts without its agents.
+#[derive(Serialize)]
+pub(crate) struct QueueCountsJson<'a> {
+    name: &'a str,
+    pending_count: u64,
+    consumed_count: u64,
 }
 
 /// The pieces of `/api/status`, read together.
@@ -166,47 +301,60 @@ impl StatusParts {
 
     /// Every queue as `GET /api/queues` lists it, at `now`.
     pub fn queues_json(&self, now: Timestamp) -> Value {
+        to_value(&self.queue_list(now))
+    }
+
+    pub(crate) fn queue_list(&self, now: Timestamp) -> Vec<QueueJson<'_>> {
         let stale = self.settings.agent_stale_after_seconds;
-        let queues: Vec<Value> = self
-            .queues
+        self.queues
             .iter()
-            .map(|q| queue_json(q, &self.agents, now, stale))
-            .collect();
-        Value::Array(queues)
+            .map(|q| QueueJson::at(q, &self.agents, now, stale))
+            .collect()
     }
 
     /// The `/api/status` object at `now`, seen from `queue`: `agent`, `agents` and
     /// `queue` are that queue's, `queues` lists them all. A queue that does not
     /// exist shows empty.
     pub fn to_json(&self, server: &ServerInfo, now: Timestamp, queue: &QueueName) -> Value {
-        let stale = self.settings.agent_stale_after_seconds;
-        let agents: Vec<Value> = self
-            .agents
-            .iter()
-            .filter(|a| a.queue == *queue)
-            .map(|a| agent_json(a, now, stale))
-            .collect();
+        self.with_status(server, now, queue, |status| to_value(status))
+    }
+
+    /// Hands the `/api/status` object of [`StatusParts::to_json`] to `f`, typed:
+    /// it borrows the agents it lists, so it cannot be returned.
+    pub(crate) fn with_status<T>(
+        &self,
+        server: &ServerInfo,
+        now: Timestamp,
+        queue: &QueueName,
+        f: impl FnOnce(&StatusJson<'_>) -> T,
+    ) -> T {
+        let agents = agents_on(
+            &self.agents,
+            queue,
+            now,
+            self.settings.agent_stale_after_seconds,
+        );
         let counts = self
             .queues
             .iter()
             .find(|q| q.name == *queue)
             .map(|q| q.counts)
             .unwrap_or_default();
-        json!({
-            "server": {
-                "status": "up",
-                "started_at": server.started_at.to_rfc3339(),
-                "version": server.version,
+        f(&StatusJson {
+            server: ServerJson {
+                status: "up",
+                started_at: server.started_at.to_rfc3339(),
+                version: server.version,
             },
-            "agent": agents.first().cloned().unwrap_or(Value::Null),
-            "agents": agents,
-            "queue": {
-                "name": queue.as_str(),
-                "pending_count": counts.pending,
-                "consumed_count": counts.consumed,
+            agent: agents.first(),
+            agents: &agents,
+            queue: QueueCountsJson {
+                name: queue.as_str(),
+                pending_count: counts.pending,
+                consumed_count: counts.consumed,
             },
-            "queues": self.queues_json(now),
-            "settings": settings_json(&self.settings),
+            queues: self.queue_list(now),
+            settings: SettingsJson::from(&self.settings),
         })
     }
 }
