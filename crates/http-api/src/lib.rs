@@ -30,6 +30,8 @@ mod security;
 mod token;
 mod ui;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service as ActixService, ServiceRequest, ServiceResponse, Transform};
 use actix_web::web;
 use queue_core::Service;
 
@@ -77,10 +79,25 @@ impl ApiState {
         self
     }
 
-    /// The guard for `/api` (and, in the binary, `/mcp`): the token, with refusals
-    /// recorded in the audit log.
-    pub fn token_guard(&self) -> RequireToken {
-        RequireToken::new(self.token.clone()).with_audit(self.service.clone())
+    /// The guard for `/api` (and, in the binary, `/mcp`), for `wrap`: the token,
+    /// with refusals recorded in the audit log.
+    pub fn token_guard<S, B>(
+        &self,
+    ) -> impl Transform<
+        S,
+        ServiceRequest,
+        Response = ServiceResponse<impl MessageBody + use<S, B>>,
+        Error = actix_web::Error,
+        InitError = (),
+    > + use<S, B>
+    where
+        S: ActixService<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>
+            + 'static,
+        B: MessageBody + 'static,
+    {
+        RequireToken::new(self.token.clone())
+            .with_audit(self.service.clone())
+            .into_middleware()
     }
 }
 
