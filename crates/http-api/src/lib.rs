@@ -1,9 +1,11 @@
 //! The HTTP side of local-mcp on actix-web: the JSON API of SPEC §4, live events
 //! over SSE, the guards of SPEC §5, and the web UI at `/` ([`UiFiles`]).
 //!
-//! [`configure`] adds the routes to an actix `App`; wrap the `App` in [`Protect`]
-//! (Host/Origin, content type, body limit). The binary mounts `/mcp` next to the
-//! routes, wrapped in [`RequireToken`] like `/api`.
+//! [`configure`] adds the routes to an actix `App`; wrap the `App` in
+//! [`Protect::new`] (Host/Origin, content type, body limit). The binary mounts
+//! `/mcp` next to the routes, wrapped in the token guard
+//! ([`ApiState::token_guard`]) like `/api`. Both guards are actix `from_fn`
+//! middleware.
 //!
 //! ```no_run
 //! # async fn demo(service: queue_core::Service) -> Result<(), queue_core::QueueError> {
