@@ -5,21 +5,41 @@ use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadEr
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use queue_core::{QueueError, StoreError};
+use schemars::JsonSchema;
 use serde::Serialize;
 
-/// The body of every refusal: `{"error": {...}}`.
-#[derive(Serialize)]
-struct ErrorBody {
+// The body of every refusal: `{"error": {...}}`.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
+pub(crate) struct ErrorBody {
     error: ErrorDetail,
 }
 
-/// What was refused and why.
-#[derive(Serialize)]
+// What was refused and why; written out in place in the document.
+#[derive(Serialize, JsonSchema)]
+#[schemars(inline)]
 struct ErrorDetail {
+    /// What kind of refusal; stable, for programs.
+    #[schemars(extend("enum" = [
+        "bad_request",
+        "validation",
+        "not_found",
+        "conflict",
+        "unauthorized",
+        "forbidden",
+        "unsupported_media_type",
+        "payload_too_large",
+        "internal"
+    ]))]
     code: &'static str,
+    /// What went wrong and what to do, for people.
     message: String,
-    /// Present only when one field is at fault.
+    // Present only when one field is at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        with = "String",
+        description = "With `validation`, when one field is at fault: its name (`content`, `default_wait_seconds`, ...), so a form can show the message next to it."
+    )]
     field: Option<&'static str>,
 }
 

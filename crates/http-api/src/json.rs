@@ -3,11 +3,15 @@
 //! same thing.
 
 use queue_core::{
-    Agent, AgentState, Instruction, Overview, QueueCounts, QueueError, QueueName, Service,
-    Settings, Timestamp,
+    Agent, AgentId, AgentState, Content, Instruction, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS,
+    MAX_WAIT_SECONDS, Overview, QueueCounts, QueueError, QueueName, Service, Settings, Timestamp,
 };
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
+
+/// The characters a queue or agent name may hold, as a JSON Schema `pattern`.
+pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9._:@-]+$";
 
 /// The JSON form of an instruction.
 pub fn item_json(item: &Instruction) -> Value {
@@ -20,19 +24,43 @@ fn to_value(value: &impl Serialize) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-/// The JSON form of an instruction, serialized straight from the item: a listing
-/// of thousands is written without building a `Value` per item first.
-#[derive(Serialize)]
+/// One instruction.
+// Serialized straight from the item: a listing of thousands is written without
+// building a `Value` per item first.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Item")]
 pub(crate) struct ItemJson<'a> {
+    #[schemars(extend("format" = "uuid"))]
     id: String,
+    /// The queue it is on.
+    #[schemars(length(min = 1, max = QueueName::MAX_LEN), regex(pattern = NAME_PATTERN))]
     queue: &'a str,
+    /// The text, trimmed.
+    #[schemars(length(min = 1, max = Content::MAX_CHARS))]
     content: &'a str,
+    /// The one agent of the queue that may take it; `null`: any agent of the queue.
+    #[schemars(length(min = 1, max = AgentId::MAX_LEN), regex(pattern = NAME_PATTERN))]
     to_agent_id: Option<&'a str>,
+    #[schemars(
+        extend("enum" = ["pending", "consumed"]),
+        description = "`pending`: queued, may be edited, reordered or deleted. `consumed`: delivered to an agent, read-only."
+    )]
     status: &'static str,
+    /// When it was queued.
+    #[schemars(extend("format" = "date-time"))]
     created_at: String,
+    /// When it last changed (creation, edit, reorder, consumption).
+    #[schemars(extend("format" = "date-time"))]
     updated_at: String,
+    /// When an agent took it; `null` exactly while pending.
+    #[schemars(extend("format" = "date-time"))]
     consumed_at: Option<String>,
+    /// The agent that took it (letters, digits and `._:@-`); `null` exactly while pending.
+    #[schemars(length(min = 1, max = AgentId::MAX_LEN), regex(pattern = NAME_PATTERN))]
     consumed_by_agent_id: Option<&'a str>,
+    #[schemars(
+        description = "Queue order: pending items are delivered by ascending position. Comparable within one queue only; not contiguous."
+    )]
     position: i64,
 }
 
@@ -53,8 +81,8 @@ impl<'a> From<&'a Instruction> for ItemJson<'a> {
     }
 }
 
-/// `{"item": ...}`: the answer of every route that returns one instruction.
-#[derive(Serialize)]
+// `{"item": ...}`: the answer of every route that returns one instruction.
+#[derive(Serialize, JsonSchema)]
 pub(crate) struct ItemEnvelope<'a> {
     pub(crate) item: ItemJson<'a>,
 }
@@ -67,16 +95,22 @@ impl<'a> From<&'a Instruction> for ItemEnvelope<'a> {
     }
 }
 
-/// `{"items": [...]}`: the pending instructions in their new order.
-#[derive(Serialize)]
+// `{"items": [...]}`: the pending instructions in their new order.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "ReorderResult")]
 pub(crate) struct ReorderJson<'a> {
+    /// Every pending item, in the new queue order.
     pub(crate) items: Vec<ItemJson<'a>>,
 }
 
-/// `GET /healthz`.
-#[derive(Serialize)]
+// `GET /healthz`.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Health")]
 pub(crate) struct HealthJson {
+    #[schemars(extend("enum" = ["ok"]))]
     pub(crate) status: &'static str,
+    /// The server's clock.
+    #[schemars(extend("format" = "date-time"))]
     pub(crate) server_time: String,
 }
 
@@ -85,11 +119,22 @@ pub fn settings_json(settings: &Settings) -> Value {
     to_value(&SettingsJson::from(settings))
 }
 
-/// The settings in force, field for field.
-#[derive(Serialize)]
+/// The runtime settings in force.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Config")]
 pub(crate) struct SettingsJson<'a> {
+    #[schemars(
+        range(min = 0, max = MAX_WAIT_SECONDS),
+        description = "How long a `get_user_request` call waits on an empty queue before it returns the empty or default response, in seconds."
+    )]
     default_wait_seconds: u32,
+    #[schemars(
+        length(max = MAX_EMPTY_RESPONSE_CHARS),
+        description = "What a call that found nothing returns. Empty: the call returns `result_type` `empty`; else `default_response` with this text."
+    )]
     default_empty_response: &'a str,
+    /// How long after its last call an agent counts as gone, in seconds.
+    #[schemars(range(min = 1, max = MAX_STALE_SECONDS))]
     agent_stale_after_seconds: u32,
 }
 
@@ -110,17 +155,37 @@ pub fn agent_json(agent: &Agent, now: Timestamp, stale_after_seconds: u32) -> Va
     to_value(&AgentJson::at(agent, now, stale_after_seconds))
 }
 
-/// An agent as seen at one moment.
-#[derive(Serialize)]
+/// An agent (an MCP client calling `get_user_request`) as seen now.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Agent")]
 pub(crate) struct AgentJson<'a> {
+    /// Its name: the `agent_id` it passed, else its MCP client name, else `default`.
+    #[schemars(length(min = 1, max = AgentId::MAX_LEN), regex(pattern = NAME_PATTERN))]
     agent_id: &'a str,
+    /// The queue it calls on. The same name on two queues is two agents.
+    #[schemars(length(min = 1, max = QueueName::MAX_LEN), regex(pattern = NAME_PATTERN))]
     queue: &'a str,
+    #[schemars(
+        with = "String",
+        extend("enum" = ["waiting", "working", "idle", "gone"]),
+        description = "`waiting`: a call is in flight, the agent waits for an instruction. `working`: it recently took an instruction and has not called again yet. `idle`: it recently called, got nothing, and has not called again yet. `gone`: not seen within `agent_stale_after_seconds`."
+    )]
     state: AgentState,
+    /// A call is in flight, or its last call started within `agent_stale_after_seconds`.
     connected: bool,
+    /// A call is in flight right now.
     waiting: bool,
+    /// When its latest call started.
+    #[schemars(extend("format" = "date-time"))]
     last_seen_at: String,
+    /// When a call of it last returned; `null` before the first one did.
+    #[schemars(extend("format" = "date-time"))]
     last_fetch_at: Option<String>,
+    /// What that call returned; `null` before the first one returned.
+    #[schemars(extend("enum" = ["instruction", "empty", "default_response", null]))]
     last_result_type: Option<&'static str>,
+    /// While a call is in flight: when its wait ends. Else `null`.
+    #[schemars(extend("format" = "date-time"))]
     waiting_until: Option<String>,
 }
 
@@ -175,12 +240,15 @@ pub fn queue_json(
     to_value(&QueueJson::at(queue, agents, now, stale_after_seconds))
 }
 
-/// A queue with its counts and agents.
-#[derive(Serialize)]
+/// A queue: its counts and every agent seen on it.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Queue")]
 pub(crate) struct QueueJson<'a> {
+    #[schemars(length(min = 1, max = QueueName::MAX_LEN), regex(pattern = NAME_PATTERN))]
     name: &'a str,
     pending_count: u64,
     consumed_count: u64,
+    /// Its agents, most recently seen first.
     agents: Vec<AgentJson<'a>>,
 }
 
@@ -213,33 +281,47 @@ fn agents_on<'a>(
         .collect()
 }
 
-/// `{"queues": [...]}` (`GET /api/queues`).
-#[derive(Serialize)]
+// `{"queues": [...]}` (`GET /api/queues`).
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "QueueList")]
 pub(crate) struct QueueListJson<'a> {
     pub(crate) queues: Vec<QueueJson<'a>>,
 }
 
-/// The `/api/status` object.
-#[derive(Serialize)]
+// The `/api/status` object.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Status")]
 pub(crate) struct StatusJson<'a> {
+    /// The process answering.
     server: ServerJson<'a>,
+    /// The queue's most recently seen agent; `null` before any agent was seen on it.
     agent: Option<&'a AgentJson<'a>>,
+    /// Every agent seen on the queue, most recently seen first.
     agents: &'a [AgentJson<'a>],
+    /// The queue asked for (`default` unless `?queue=` names another).
     queue: QueueCountsJson<'a>,
+    /// Every queue, by name.
     queues: Vec<QueueJson<'a>>,
     settings: SettingsJson<'a>,
 }
 
-/// The `server` part of `/api/status`.
-#[derive(Serialize)]
+// The `server` part of `/api/status`, written out in place.
+#[derive(Serialize, JsonSchema)]
+#[schemars(inline)]
 pub(crate) struct ServerJson<'a> {
+    #[schemars(extend("enum" = ["up"]))]
     status: &'static str,
+    /// When this process started serving.
+    #[schemars(extend("format" = "date-time"))]
     started_at: String,
+    /// The local-mcp version.
     version: &'a str,
 }
 
-/// The `queue` part of `/api/status`: a queue's counts without its agents.
-#[derive(Serialize)]
+// The `queue` part of `/api/status`: a queue's counts without its agents,
+// written out in place.
+#[derive(Serialize, JsonSchema)]
+#[schemars(inline)]
 pub(crate) struct QueueCountsJson<'a> {
     name: &'a str,
     pending_count: u64,

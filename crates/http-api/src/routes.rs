@@ -6,16 +6,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use std::sync::{Arc, Mutex};
 
 use queue_core::{
-    AgentId, Instruction, InstructionId, Overview, Page, QueueError, QueueName, SettingsPatch,
-    StatusFilter, Timestamp,
+    AgentId, Content, Instruction, InstructionId, Overview, Page, QueueError, QueueName,
+    SettingsPatch, StatusFilter, Timestamp,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ApiState;
 use crate::error::{ApiError, object};
 use crate::json::{
-    HealthJson, ItemEnvelope, ItemJson, QueueListJson, ReorderJson, SettingsJson, StatusParts,
+    HealthJson, ItemEnvelope, ItemJson, NAME_PATTERN, QueueListJson, ReorderJson, SettingsJson,
+    StatusParts,
 };
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -243,17 +245,39 @@ fn list_response(body: web::Bytes) -> HttpResponse {
         .body(body)
 }
 
-#[derive(Deserialize)]
+/// How the document describes an instruction's text in a request.
+fn content_rule() -> String {
+    format!(
+        "The text is trimmed of surrounding whitespace first; then it must hold 1..={} characters (Unicode scalar values), else 422. Whitespace only is therefore refused, and surrounding whitespace does not count toward the limit.",
+        Content::MAX_CHARS
+    )
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "EditInstruction")]
 pub(crate) struct ContentBody {
+    #[schemars(length(min = 1, max = Content::MAX_CHARS), description = content_rule())]
     content: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "NewInstruction")]
 pub(crate) struct NewBody {
+    #[schemars(length(min = 1, max = Content::MAX_CHARS), description = content_rule())]
     content: String,
+    #[schemars(
+        length(min = 1, max = QueueName::MAX_LEN),
+        regex(pattern = NAME_PATTERN),
+        description = "The queue to add it to, created if new. Absent or null: the `queue` of the query string, else `default`."
+    )]
     queue: Option<String>,
+    #[schemars(
+        length(min = 1, max = AgentId::MAX_LEN),
+        regex(pattern = NAME_PATTERN),
+        description = "Only this agent of the queue may take it; the others pass it over. It may be an agent not seen yet. Absent or null: any agent of the queue."
+    )]
     to_agent_id: Option<String>,
 }
 
@@ -369,10 +393,24 @@ pub(crate) async fn requeue(
     Ok(HttpResponse::Created().json(ItemEnvelope::from(&item)))
 }
 
-#[derive(Deserialize)]
+/// Says that each item of an array of strings is a UUID.
+fn uuid_items(schema: &mut schemars::Schema) {
+    if let Some(Value::Object(items)) = schema.get_mut("items") {
+        items.insert("format".into(), Value::from("uuid"));
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Reorder")]
 pub(crate) struct ReorderBody {
+    #[schemars(
+        transform = uuid_items,
+        description = "Every pending id of the queue, each once, in the new order. An id that is not a UUID gets 422; a list that is not exactly the queue's pending set (an id missing, unknown, consumed, repeated or of another queue) gets 409."
+    )]
     ids: Vec<String>,
+    /// The queue to reorder. Absent or null: the `queue` of the query string, else `default`.
+    #[schemars(length(min = 1, max = QueueName::MAX_LEN), regex(pattern = NAME_PATTERN))]
     queue: Option<String>,
 }
 
