@@ -5,7 +5,43 @@ use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadEr
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use queue_core::{QueueError, StoreError};
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+// The body of every refusal: `{"error": {...}}`.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+// What was refused and why; written out in place in the document.
+#[derive(Serialize, JsonSchema)]
+#[schemars(inline)]
+struct ErrorDetail {
+    /// What kind of refusal; stable, for programs.
+    #[schemars(extend("enum" = [
+        "bad_request",
+        "validation",
+        "not_found",
+        "conflict",
+        "unauthorized",
+        "forbidden",
+        "unsupported_media_type",
+        "payload_too_large",
+        "internal"
+    ]))]
+    code: &'static str,
+    /// What went wrong and what to do, for people.
+    message: String,
+    // Present only when one field is at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        with = "String",
+        description = "With `validation`, when one field is at fault: its name (`content`, `default_wait_seconds`, ...), so a form can show the message next to it."
+    )]
+    field: Option<&'static str>,
+}
 
 /// Why a request was refused, as the client sees it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -90,11 +126,16 @@ impl ApiError {
             }
             _ => {}
         }
-        let mut error = json!({"code": self.code(), "message": self.to_string()});
-        if let ApiError::InvalidField { field, .. } = self {
-            error["field"] = json!(field);
-        }
-        res.json(json!({ "error": error }))
+        res.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                field: match self {
+                    ApiError::InvalidField { field, .. } => Some(*field),
+                    _ => None,
+                },
+            },
+        })
     }
 }
 

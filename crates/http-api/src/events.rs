@@ -22,11 +22,12 @@ use std::time::Duration;
 
 use actix_web::web::Bytes;
 use queue_core::{AgentState, Caller, Change, Event, QueueName, Service, Settings, Timestamp};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::json::{ServerInfo, StatusParts, agent_json, item_json, settings_json};
+use crate::json::{AgentJson, ItemJson, ServerInfo, SettingsJson, StatusParts};
 
 /// The least time between two `status.changed` messages.
 pub const STATUS_SPACING: Duration = Duration::from_millis(250);
@@ -136,13 +137,38 @@ impl Ring {
     }
 }
 
+/// The JSON on a message's `data` line.
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    timestamp: String,
+    data: &'a T,
+    /// Only on the message that tells a client it missed some.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    refetch: bool,
+}
+
+/// The data of `instruction.reordered`.
+#[derive(Serialize)]
+struct ReorderedJson<'a> {
+    queue: &'a str,
+    ids: Vec<String>,
+}
+
 /// One SSE message: `id`, `event` and the JSON envelope on one `data` line.
-fn frame(id: u64, kind: &str, at: Timestamp, data: &Value, refetch: bool) -> Bytes {
-    let mut envelope = json!({"type": kind, "timestamp": at.to_rfc3339(), "data": data});
-    if refetch {
-        envelope["refetch"] = Value::Bool(true);
-    }
-    Bytes::from(format!("id: {id}\nevent: {kind}\ndata: {envelope}\n\n"))
+fn frame(id: u64, kind: &str, at: Timestamp, data: &impl Serialize, refetch: bool) -> Bytes {
+    let envelope = Envelope {
+        kind,
+        timestamp: at.to_rfc3339(),
+        data,
+        refetch,
+    };
+    let mut out = format!("id: {id}\nevent: {kind}\ndata: ").into_bytes();
+    // Writing to a Vec cannot fail, and every payload is plain JSON data.
+    let _ = serde_json::to_writer(&mut out, &envelope);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }
 
 impl Events {
@@ -194,7 +220,7 @@ impl Events {
         lock(&self.hub.status).clone()
     }
 
-    fn push(&self, kind: &str, at: Timestamp, data: &Value, queue: Option<&QueueName>) {
+    fn push(&self, kind: &str, at: Timestamp, data: &impl Serialize, queue: Option<&QueueName>) {
         self.append(false, queue, |id| frame(id, kind, at, data, false));
     }
 
@@ -267,35 +293,33 @@ impl Events {
 
     fn publish(&self, event: &Event, settings: &mut Settings, tracker: &mut Tracker) {
         let now = self.hub.service.now();
-        let data = match &event.change {
+        let (kind, at, queue) = (event.change.event_type(), event.at, event.change.queue());
+        match &event.change {
             Change::InstructionCreated(item)
             | Change::InstructionUpdated(item)
             | Change::InstructionDeleted(item)
-            | Change::InstructionConsumed(item) => item_json(item),
+            | Change::InstructionConsumed(item) => {
+                self.push(kind, at, &ItemJson::from(item), queue);
+            }
             Change::InstructionReordered(reordered) => {
-                json!({
-                    "queue": reordered.queue.as_str(),
-                    "ids": reordered.ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                })
+                let data = ReorderedJson {
+                    queue: reordered.queue.as_str(),
+                    ids: reordered.ids.iter().map(ToString::to_string).collect(),
+                };
+                self.push(kind, at, &data, queue);
             }
             Change::ConfigUpdated(stored) => {
                 *settings = self.hub.service.effective_settings(stored);
-                settings_json(settings)
+                self.push(kind, at, &SettingsJson::from(&*settings), queue);
             }
             Change::AgentUpdated(agent) => {
                 let stale = settings.agent_stale_after_seconds;
                 tracker
                     .states
                     .insert(agent.caller(), agent.state(now, stale));
-                agent_json(agent, now, stale)
+                self.push(kind, at, &AgentJson::at(agent, now, stale), queue);
             }
-        };
-        self.push(
-            event.change.event_type(),
-            event.at,
-            &data,
-            event.change.queue(),
-        );
+        }
     }
 
     fn push_refetch(&self) {
@@ -330,7 +354,7 @@ impl Events {
             let caller = agent.caller();
             if tracker.states.get(&caller) != Some(&state) {
                 tracker.states.insert(caller, state);
-                let data = agent_json(agent, now, stale);
+                let data = AgentJson::at(agent, now, stale);
                 self.push("agent.updated", now, &data, Some(&agent.queue));
             }
         }

@@ -1,9 +1,11 @@
 //! The HTTP side of local-mcp on actix-web: the JSON API of SPEC §4, live events
 //! over SSE, the guards of SPEC §5, and the web UI at `/` ([`UiFiles`]).
 //!
-//! [`configure`] adds the routes to an actix `App`; wrap the `App` in [`Protect`]
-//! (Host/Origin, content type, body limit). The binary mounts `/mcp` next to the
-//! routes, wrapped in [`RequireToken`] like `/api`.
+//! [`configure`] adds the routes to an actix `App`; wrap the `App` in
+//! [`Protect::new`] (Host/Origin, content type, body limit). The binary mounts
+//! `/mcp` next to the routes, wrapped in the token guard
+//! ([`ApiState::token_guard`]) like `/api`. Both guards are actix `from_fn`
+//! middleware.
 //!
 //! ```no_run
 //! # async fn demo(service: queue_core::Service) -> Result<(), queue_core::QueueError> {
@@ -30,6 +32,8 @@ mod security;
 mod token;
 mod ui;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service as ActixService, ServiceRequest, ServiceResponse, Transform};
 use actix_web::web;
 use queue_core::Service;
 
@@ -77,10 +81,25 @@ impl ApiState {
         self
     }
 
-    /// The guard for `/api` (and, in the binary, `/mcp`): the token, with refusals
-    /// recorded in the audit log.
-    pub fn token_guard(&self) -> RequireToken {
-        RequireToken::new(self.token.clone()).with_audit(self.service.clone())
+    /// The guard for `/api` (and, in the binary, `/mcp`), for `wrap`: the token,
+    /// with refusals recorded in the audit log.
+    pub fn token_guard<S, B>(
+        &self,
+    ) -> impl Transform<
+        S,
+        ServiceRequest,
+        Response = ServiceResponse<impl MessageBody + use<S, B>>,
+        Error = actix_web::Error,
+        InitError = (),
+    > + use<S, B>
+    where
+        S: ActixService<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>
+            + 'static,
+        B: MessageBody + 'static,
+    {
+        RequireToken::new(self.token.clone())
+            .with_audit(self.service.clone())
+            .into_middleware()
     }
 }
 

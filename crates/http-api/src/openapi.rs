@@ -1,18 +1,25 @@
 //! The OpenAPI 3.1 document of every route this crate serves (`GET /openapi.json`,
-//! SPEC §4), written out by hand next to the handlers it describes and built once.
+//! SPEC §4), built once.
 //!
-//! The shapes come from [`crate::json`] and the refusals from [`crate::error`] and
-//! the guards; `tests/openapi.rs` drives the real server through every operation
-//! and checks each answer against this document, so the two cannot drift apart.
+//! The schemas of the bodies are derived with schemars from the structs that
+//! write and read them ([`crate::json`], [`crate::error`], the request structs of
+//! [`crate::routes`]); the operations, and the two shapes no struct writes whole
+//! (the streamed listing, the event envelope), are written out here.
+//! `tests/openapi.rs` drives the real server through every operation and checks
+//! each answer against this document, so the two cannot drift apart.
 
 use std::sync::OnceLock;
 
 use actix_web::{HttpRequest, HttpResponse};
-use queue_core::{
-    AgentId, Content, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS, MAX_WAIT_SECONDS, QueueName,
-};
+use queue_core::QueueName;
+use schemars::Schema;
+use schemars::generate::{Contract, SchemaSettings};
+use schemars::transform::RecursiveTransform;
 use serde_json::{Map, Value, json};
 
+use crate::error::ErrorBody;
+use crate::json::{HealthJson, ItemEnvelope, NAME_PATTERN, QueueListJson, ReorderJson, StatusJson};
+use crate::routes::{ContentBody, NewBody, ReorderBody};
 use crate::security::BODY_LIMIT;
 
 /// The document and its serialized form, built on first use.
@@ -615,9 +622,6 @@ fn events_operation() -> Value {
     })
 }
 
-/// The characters a queue or agent name may hold, as a JSON Schema `pattern`.
-const NAME_PATTERN: &str = "^[A-Za-z0-9._:@-]+$";
-
 fn queue_name_schema() -> Value {
     json!({
         "type": "string",
@@ -643,95 +647,76 @@ fn timestamp(description: &str) -> Value {
     json!({"type": "string", "format": "date-time", "description": description})
 }
 
-fn nullable_timestamp(description: &str) -> Value {
-    json!({"type": ["string", "null"], "format": "date-time", "description": description})
+/// The schemas of the response and request bodies, derived from the structs
+/// that write and read them (JSON Schema 2020-12, which OpenAPI 3.1 uses as is).
+fn derived_schemas() -> Map<String, Value> {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    settings.meta_schema = None;
+    settings.contract = Contract::Serialize;
+    settings
+        .transforms
+        .push(Box::new(RecursiveTransform(no_rust_width)));
+    let mut generator = settings.into_generator();
+    // Each adds its own schema and those it refers to.
+    generator.subschema_for::<ItemEnvelope<'static>>();
+    generator.subschema_for::<ReorderJson<'static>>();
+    generator.subschema_for::<StatusJson<'static>>();
+    generator.subschema_for::<QueueListJson<'static>>();
+    generator.subschema_for::<HealthJson>();
+    generator.subschema_for::<ErrorBody>();
+    let mut schemas = generator.take_definitions(true);
+
+    // The request bodies, from the structs they are read into.
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    settings.meta_schema = None;
+    settings.contract = Contract::Deserialize;
+    let mut generator = settings.into_generator();
+    generator.subschema_for::<NewBody>();
+    generator.subschema_for::<ContentBody>();
+    generator.subschema_for::<ReorderBody>();
+    schemas.extend(generator.take_definitions(true));
+
+    // A settings change names any of the settings, as they read.
+    if let Some(Value::Object(config)) = schemas.get("Config") {
+        let mut patch = config.clone();
+        patch.insert(
+            "description".into(),
+            json!("Any subset of the settings; the others keep their values. Unknown fields are refused with 422."),
+        );
+        patch.insert("additionalProperties".into(), json!(false));
+        patch.insert("required".into(), json!([]));
+        schemas.insert("ConfigPatch".into(), Value::Object(patch));
+    }
+    schemas
 }
 
-fn content_schema(description: &str) -> Value {
-    json!({
-        "type": "string",
-        "minLength": 1,
-        "maxLength": Content::MAX_CHARS,
-        "description": description,
-    })
-}
-
-fn settings_properties() -> Value {
-    json!({
-        "default_wait_seconds": {
-            "type": "integer",
-            "minimum": 0,
-            "maximum": MAX_WAIT_SECONDS,
-            "description": "How long a `get_user_request` call waits on an empty queue before it returns the empty or default response, in seconds.",
-        },
-        "default_empty_response": {
-            "type": "string",
-            "maxLength": MAX_EMPTY_RESPONSE_CHARS,
-            "description": "What a call that found nothing returns. Empty: the call returns `result_type` `empty`; else `default_response` with this text.",
-        },
-        "agent_stale_after_seconds": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_STALE_SECONDS,
-            "description": "How long after its last call an agent counts as gone, in seconds.",
-        },
-    })
+/// Leaves out the formats schemars gives Rust's number types (`uint32`,
+/// `uint64`): they are no OpenAPI formats, and `minimum` already says what
+/// they mean. `int64` is one, and stays.
+fn no_rust_width(schema: &mut Schema) {
+    if schema
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| f.starts_with("uint") || f == "int32" || f == "double")
+    {
+        schema.remove("format");
+    }
 }
 
 fn schemas() -> Value {
-    let content_rule = format!(
-        "The text is trimmed of surrounding whitespace first; then it must hold 1..={} characters (Unicode scalar values), else 422. Whitespace only is therefore refused, and surrounding whitespace does not count toward the limit.",
-        Content::MAX_CHARS
-    );
+    let mut schemas = derived_schemas();
+    if let Value::Object(written) = written_schemas() {
+        schemas.extend(written);
+    }
+    Value::Object(schemas)
+}
+
+/// The schemas no response struct writes: request bodies, the streamed listing
+/// and the event envelope.
+fn written_schemas() -> Value {
     json!({
-        "Item": {
-            "type": "object",
-            "description": "One instruction.",
-            "required": ["id", "queue", "content", "to_agent_id", "status", "created_at", "updated_at", "consumed_at", "consumed_by_agent_id", "position"],
-            "properties": {
-                "id": {"type": "string", "format": "uuid"},
-                "queue": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": QueueName::MAX_LEN,
-                    "pattern": NAME_PATTERN,
-                    "description": "The queue it is on.",
-                },
-                "content": content_schema("The text, trimmed."),
-                "to_agent_id": {
-                    "type": ["string", "null"],
-                    "minLength": 1,
-                    "maxLength": AgentId::MAX_LEN,
-                    "pattern": NAME_PATTERN,
-                    "description": "The one agent of the queue that may take it; `null`: any agent of the queue.",
-                },
-                "status": {
-                    "type": "string",
-                    "enum": ["pending", "consumed"],
-                    "description": "`pending`: queued, may be edited, reordered or deleted. `consumed`: delivered to an agent, read-only.",
-                },
-                "created_at": timestamp("When it was queued."),
-                "updated_at": timestamp("When it last changed (creation, edit, reorder, consumption)."),
-                "consumed_at": nullable_timestamp("When an agent took it; `null` exactly while pending."),
-                "consumed_by_agent_id": {
-                    "type": ["string", "null"],
-                    "minLength": 1,
-                    "maxLength": AgentId::MAX_LEN,
-                    "pattern": NAME_PATTERN,
-                    "description": "The agent that took it (letters, digits and `._:@-`); `null` exactly while pending.",
-                },
-                "position": {
-                    "type": "integer",
-                    "format": "int64",
-                    "description": "Queue order: pending items are delivered by ascending position. Comparable within one queue only; not contiguous.",
-                },
-            },
-        },
-        "ItemEnvelope": {
-            "type": "object",
-            "required": ["item"],
-            "properties": {"item": schema("Item")},
-        },
         "ItemList": {
             "type": "object",
             "required": ["items", "total"],
@@ -742,204 +727,6 @@ fn schemas() -> Value {
                     "minimum": 0,
                     "description": "How many items of the chosen status there are in all, whatever `limit` and `offset`.",
                 },
-            },
-        },
-        "ReorderResult": {
-            "type": "object",
-            "required": ["items"],
-            "properties": {
-                "items": {
-                    "type": "array",
-                    "items": schema("Item"),
-                    "description": "Every pending item, in the new queue order.",
-                },
-            },
-        },
-        "Agent": {
-            "type": "object",
-            "description": "An agent (an MCP client calling `get_user_request`) as seen now.",
-            "required": ["agent_id", "queue", "state", "connected", "waiting", "last_seen_at", "last_fetch_at", "last_result_type", "waiting_until"],
-            "properties": {
-                "agent_id": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": AgentId::MAX_LEN,
-                    "pattern": NAME_PATTERN,
-                    "description": "Its name: the `agent_id` it passed, else its MCP client name, else `default`.",
-                },
-                "queue": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": QueueName::MAX_LEN,
-                    "pattern": NAME_PATTERN,
-                    "description": "The queue it calls on. The same name on two queues is two agents.",
-                },
-                "state": {
-                    "type": "string",
-                    "enum": ["waiting", "working", "idle", "gone"],
-                    "description": "`waiting`: a call is in flight, the agent waits for an instruction. `working`: it recently took an instruction and has not called again yet. `idle`: it recently called, got nothing, and has not called again yet. `gone`: not seen within `agent_stale_after_seconds`.",
-                },
-                "connected": {
-                    "type": "boolean",
-                    "description": "A call is in flight, or its last call started within `agent_stale_after_seconds`.",
-                },
-                "waiting": {"type": "boolean", "description": "A call is in flight right now."},
-                "last_seen_at": timestamp("When its latest call started."),
-                "last_fetch_at": nullable_timestamp("When a call of it last returned; `null` before the first one did."),
-                "last_result_type": {
-                    "type": ["string", "null"],
-                    "enum": ["instruction", "empty", "default_response", null],
-                    "description": "What that call returned; `null` before the first one returned.",
-                },
-                "waiting_until": nullable_timestamp("While a call is in flight: when its wait ends. Else `null`."),
-            },
-        },
-        "Status": {
-            "type": "object",
-            "required": ["server", "agent", "agents", "queue", "queues", "settings"],
-            "properties": {
-                "server": {
-                    "type": "object",
-                    "description": "The process answering.",
-                    "required": ["status", "started_at", "version"],
-                    "properties": {
-                        "status": {"type": "string", "enum": ["up"]},
-                        "started_at": timestamp("When this process started serving."),
-                        "version": {"type": "string", "description": "The local-mcp version."},
-                    },
-                },
-                "agent": {
-                    "description": "The queue's most recently seen agent; `null` before any agent was seen on it.",
-                    "anyOf": [schema("Agent"), {"type": "null"}],
-                },
-                "agents": {
-                    "type": "array",
-                    "items": schema("Agent"),
-                    "description": "Every agent seen on the queue, most recently seen first.",
-                },
-                "queue": {
-                    "type": "object",
-                    "description": "The queue asked for (`default` unless `?queue=` names another).",
-                    "required": ["name", "pending_count", "consumed_count"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "pending_count": {"type": "integer", "minimum": 0},
-                        "consumed_count": {"type": "integer", "minimum": 0},
-                    },
-                },
-                "queues": {
-                    "type": "array",
-                    "items": schema("Queue"),
-                    "description": "Every queue, by name.",
-                },
-                "settings": schema("Config"),
-            },
-        },
-        "Config": {
-            "type": "object",
-            "description": "The runtime settings in force.",
-            "required": ["default_wait_seconds", "default_empty_response", "agent_stale_after_seconds"],
-            "properties": settings_properties(),
-        },
-        "ConfigPatch": {
-            "type": "object",
-            "description": "Any subset of the settings; the others keep their values. Unknown fields are refused with 422.",
-            "additionalProperties": false,
-            "required": [],
-            "properties": settings_properties(),
-        },
-        "Queue": {
-            "type": "object",
-            "description": "A queue: its counts and every agent seen on it.",
-            "required": ["name", "pending_count", "consumed_count", "agents"],
-            "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": QueueName::MAX_LEN, "pattern": NAME_PATTERN},
-                "pending_count": {"type": "integer", "minimum": 0},
-                "consumed_count": {"type": "integer", "minimum": 0},
-                "agents": {
-                    "type": "array",
-                    "items": schema("Agent"),
-                    "description": "Its agents, most recently seen first.",
-                },
-            },
-        },
-        "QueueList": {
-            "type": "object",
-            "required": ["queues"],
-            "properties": {"queues": {"type": "array", "items": schema("Queue")}},
-        },
-        "NewInstruction": {
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["content"],
-            "properties": {
-                "content": content_schema(&content_rule),
-                "queue": {
-                    "type": ["string", "null"],
-                    "minLength": 1,
-                    "maxLength": QueueName::MAX_LEN,
-                    "pattern": NAME_PATTERN,
-                    "description": "The queue to add it to, created if new. Absent or null: the `queue` of the query string, else `default`.",
-                },
-                "to_agent_id": {
-                    "type": ["string", "null"],
-                    "minLength": 1,
-                    "maxLength": AgentId::MAX_LEN,
-                    "pattern": NAME_PATTERN,
-                    "description": "Only this agent of the queue may take it; the others pass it over. It may be an agent not seen yet. Absent or null: any agent of the queue.",
-                },
-            },
-        },
-        "EditInstruction": {
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["content"],
-            "properties": {"content": content_schema(&content_rule)},
-        },
-        "Reorder": {
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["ids"],
-            "properties": {
-                "ids": {
-                    "type": "array",
-                    "items": {"type": "string", "format": "uuid"},
-                    "description": "Every pending id of the queue, each once, in the new order. An id that is not a UUID gets 422; a list that is not exactly the queue's pending set (an id missing, unknown, consumed, repeated or of another queue) gets 409.",
-                },
-                "queue": {
-                    "type": ["string", "null"],
-                    "minLength": 1,
-                    "maxLength": QueueName::MAX_LEN,
-                    "pattern": NAME_PATTERN,
-                    "description": "The queue to reorder. Absent or null: the `queue` of the query string, else `default`.",
-                },
-            },
-        },
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {
-                            "type": "string",
-                            "enum": ["bad_request", "validation", "not_found", "conflict", "unauthorized", "forbidden", "unsupported_media_type", "payload_too_large", "internal"],
-                            "description": "What kind of refusal; stable, for programs.",
-                        },
-                        "message": {"type": "string", "description": "What went wrong and what to do, for people."},
-                        "field": {"type": "string", "description": "With `validation`, when one field is at fault: its name (`content`, `default_wait_seconds`, ...), so a form can show the message next to it."},
-                    },
-                },
-            },
-        },
-        "Health": {
-            "type": "object",
-            "required": ["status", "server_time"],
-            "properties": {
-                "status": {"type": "string", "enum": ["ok"]},
-                "server_time": timestamp("The server's clock."),
             },
         },
         "EventEnvelope": {

@@ -6,24 +6,28 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use std::sync::{Arc, Mutex};
 
 use queue_core::{
-    AgentId, Instruction, InstructionId, Overview, Page, QueueError, QueueName, SettingsPatch,
-    StatusFilter, Timestamp,
+    AgentId, Content, Instruction, InstructionId, Overview, Page, QueueError, QueueName,
+    SettingsPatch, StatusFilter, Timestamp,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ApiState;
 use crate::error::{ApiError, object};
-use crate::json::{ItemJson, StatusParts, item_json, settings_json};
+use crate::json::{
+    HealthJson, ItemEnvelope, ItemJson, NAME_PATTERN, QueueListJson, ReorderJson, SettingsJson,
+    StatusParts,
+};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// `GET /healthz`: never needs a token.
 pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "status": "ok",
-        "server_time": state.service.now().to_rfc3339(),
-    }))
+    HttpResponse::Ok().json(HealthJson {
+        status: "ok",
+        server_time: state.service.now().to_rfc3339(),
+    })
 }
 
 /// The `queue` of a query string or a body: checked, `default` when absent.
@@ -67,8 +71,12 @@ pub(crate) async fn status(
         Some(body) => body,
         None => {
             let parts = StatusParts::of(&state.service, overview.clone());
-            let json = parts.to_json(state.events.server(), now, &queue);
-            let body = web::Bytes::from(json.to_string());
+            // Serializing the struct cannot fail: it holds strings, numbers and
+            // booleans only.
+            let json = parts.with_status(state.events.server(), now, &queue, |status| {
+                serde_json::to_vec(status).unwrap_or_default()
+            });
+            let body = web::Bytes::from(json);
             let until = parts.next_transition(now).map(|d| now.plus_micros(d));
             state.status.put(overview, queue, until, body.clone());
             body
@@ -84,7 +92,9 @@ pub(crate) async fn queues(state: web::Data<ApiState>) -> Result<HttpResponse> {
     let overview = state.service.overview().await?;
     let now = state.service.now();
     let parts = StatusParts::of(&state.service, overview);
-    Ok(HttpResponse::Ok().json(json!({"queues": parts.queues_json(now)})))
+    Ok(HttpResponse::Ok().json(QueueListJson {
+        queues: parts.queue_list(now),
+    }))
 }
 
 /// The last `/api/status` body, kept while it is still exactly what a fresh one
@@ -235,17 +245,39 @@ fn list_response(body: web::Bytes) -> HttpResponse {
         .body(body)
 }
 
-#[derive(Deserialize)]
+/// How the document describes an instruction's text in a request.
+fn content_rule() -> String {
+    format!(
+        "The text is trimmed of surrounding whitespace first; then it must hold 1..={} characters (Unicode scalar values), else 422. Whitespace only is therefore refused, and surrounding whitespace does not count toward the limit.",
+        Content::MAX_CHARS
+    )
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "EditInstruction")]
 pub(crate) struct ContentBody {
+    #[schemars(length(min = 1, max = Content::MAX_CHARS), description = content_rule())]
     content: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "NewInstruction")]
 pub(crate) struct NewBody {
+    #[schemars(length(min = 1, max = Content::MAX_CHARS), description = content_rule())]
     content: String,
+    #[schemars(
+        length(min = 1, max = QueueName::MAX_LEN),
+        regex(pattern = NAME_PATTERN),
+        description = "The queue to add it to, created if new. Absent or null: the `queue` of the query string, else `default`."
+    )]
     queue: Option<String>,
+    #[schemars(
+        length(min = 1, max = AgentId::MAX_LEN),
+        regex(pattern = NAME_PATTERN),
+        description = "Only this agent of the queue may take it; the others pass it over. It may be an agent not seen yet. Absent or null: any agent of the queue."
+    )]
     to_agent_id: Option<String>,
 }
 
@@ -275,7 +307,7 @@ pub(crate) async fn create(
         chars = item.content.as_str().chars().count(),
         "instruction added"
     );
-    Ok(HttpResponse::Created().json(json!({"item": item_json(&item)})))
+    Ok(HttpResponse::Created().json(ItemEnvelope::from(&item)))
 }
 
 /// Refuses an instruction that is not on the queue the request named, as if it
@@ -317,7 +349,7 @@ pub(crate) async fn get(
 ) -> Result<HttpResponse> {
     let item = state.service.get(parse_id(&id)?).await?;
     let item = on_queue(item, query.queue.as_deref())?;
-    Ok(HttpResponse::Ok().json(json!({"item": item_json(&item)})))
+    Ok(HttpResponse::Ok().json(ItemEnvelope::from(&item)))
 }
 
 /// `PATCH /api/instructions/{id}`: rewords a pending instruction.
@@ -332,7 +364,7 @@ pub(crate) async fn edit(
     check_queue(&state, id, query.queue.as_deref()).await?;
     let item = state.service.edit(id, &body.content).await?;
     tracing::info!(%id, "instruction edited");
-    Ok(HttpResponse::Ok().json(json!({"item": item_json(&item)})))
+    Ok(HttpResponse::Ok().json(ItemEnvelope::from(&item)))
 }
 
 /// `DELETE /api/instructions/{id}`.
@@ -358,13 +390,27 @@ pub(crate) async fn requeue(
     check_queue(&state, id, query.queue.as_deref()).await?;
     let item = state.service.requeue(id).await?;
     tracing::info!(from = %id, id = %item.id, "instruction requeued");
-    Ok(HttpResponse::Created().json(json!({"item": item_json(&item)})))
+    Ok(HttpResponse::Created().json(ItemEnvelope::from(&item)))
 }
 
-#[derive(Deserialize)]
+/// Says that each item of an array of strings is a UUID.
+fn uuid_items(schema: &mut schemars::Schema) {
+    if let Some(Value::Object(items)) = schema.get_mut("items") {
+        items.insert("format".into(), Value::from("uuid"));
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Reorder")]
 pub(crate) struct ReorderBody {
+    #[schemars(
+        transform = uuid_items,
+        description = "Every pending id of the queue, each once, in the new order. An id that is not a UUID gets 422; a list that is not exactly the queue's pending set (an id missing, unknown, consumed, repeated or of another queue) gets 409."
+    )]
     ids: Vec<String>,
+    /// The queue to reorder. Absent or null: the `queue` of the query string, else `default`.
+    #[schemars(length(min = 1, max = QueueName::MAX_LEN), regex(pattern = NAME_PATTERN))]
     queue: Option<String>,
 }
 
@@ -383,14 +429,15 @@ pub(crate) async fn reorder(
         .collect::<Result<Vec<_>>>()?;
     let items = state.service.reorder(&queue, ids).await?;
     tracing::info!(n = items.len(), %queue, "queue reordered");
-    let items: Vec<_> = items.iter().map(item_json).collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(ReorderJson {
+        items: items.iter().map(ItemJson::from).collect(),
+    }))
 }
 
 /// `GET /api/config`.
 pub(crate) async fn get_config(state: web::Data<ApiState>) -> Result<HttpResponse> {
     let settings = state.service.settings().await?;
-    Ok(HttpResponse::Ok().json(settings_json(&settings)))
+    Ok(HttpResponse::Ok().json(SettingsJson::from(&settings)))
 }
 
 #[derive(Deserialize)]
@@ -461,7 +508,7 @@ pub(crate) async fn patch_config(
         );
         settings
     };
-    Ok(HttpResponse::Ok().json(settings_json(&settings)))
+    Ok(HttpResponse::Ok().json(SettingsJson::from(&settings)))
 }
 
 /// `GET /api/events?queue=`: the live event stream, of every queue or of one.

@@ -4,20 +4,18 @@
 //! form can reach the queue), and a body over [`BODY_LIMIT`] gets 413. No CORS
 //! header is ever added, so browsers keep cross-origin pages out.
 
-use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::PayloadError;
 use actix_web::http::{Method, header};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use futures_util::Stream;
-use futures_util::future::LocalBoxFuture;
 
 use crate::error::ApiError;
 
@@ -158,45 +156,67 @@ fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
     Some((name, port))
 }
 
-/// The middleware of SPEC §5; wrap the whole `App` in it.
-#[derive(Clone, Debug)]
+/// The middleware of SPEC §5; wrap the whole `App` in what [`Protect::new`]
+/// returns.
+#[derive(Debug)]
 pub struct Protect {
-    policy: Arc<HostPolicy>,
+    policy: HostPolicy,
 }
 
 impl Protect {
-    /// Guards with `policy`.
-    pub fn new(policy: HostPolicy) -> Self {
-        Protect {
-            policy: Arc::new(policy),
+    /// The guard with `policy`, ready for `App::wrap`: an actix `from_fn`
+    /// middleware, so there is no hand-written `Transform` and `Service` pair.
+    #[expect(
+        clippy::new_ret_no_self,
+        reason = "`.wrap(Protect::new(policy))` is how the binary and the tests put the guard on; the middleware's own type cannot be named"
+    )]
+    pub fn new<S, B>(
+        policy: HostPolicy,
+    ) -> impl Transform<
+        S,
+        ServiceRequest,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+        B: MessageBody + 'static,
+    {
+        let this = Rc::new(Protect { policy });
+        from_fn(move |req: ServiceRequest, next: Next<B>| {
+            let this = Rc::clone(&this);
+            async move { this.guard(req, next).await }
+        })
+    }
+
+    async fn guard<B: MessageBody>(
+        &self,
+        mut req: ServiceRequest,
+        next: Next<B>,
+    ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+        if let Some(refused) = refusal(&self.policy, &req) {
+            tracing::warn!(
+                method = %req.method(),
+                path = %req.path(),
+                peer = ?req.peer_addr(),
+                reason = %refused,
+                "request refused"
+            );
+            return Ok(req
+                .into_response(refused.to_response())
+                .map_into_right_body());
         }
+        // A body without a length (chunked) is cut off at the limit as it streams.
+        let payload = req.take_payload();
+        req.set_payload(Payload::Stream {
+            payload: Box::pin(Limited {
+                inner: payload,
+                left: BODY_LIMIT,
+            }),
+        });
+        Ok(next.call(req).await?.map_into_left_body())
     }
-}
-
-impl<S, B> Transform<S, ServiceRequest> for Protect
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = Error;
-    type Transform = ProtectService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(ProtectService {
-            service: Rc::new(service),
-            policy: Arc::clone(&self.policy),
-        }))
-    }
-}
-
-/// The service [`Protect`] wraps around the inner one.
-#[derive(Debug)]
-pub struct ProtectService<S> {
-    service: Rc<S>,
-    policy: Arc<HostPolicy>,
 }
 
 /// Why `req` must be refused, if it must.
@@ -253,44 +273,6 @@ fn refusal(policy: &HostPolicy, req: &ServiceRequest) -> Option<ApiError> {
         return Some(ApiError::payload_too_large());
     }
     None
-}
-
-impl<S, B> Service<ServiceRequest> for ProtectService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    forward_ready!(service);
-
-    fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        if let Some(refused) = refusal(&self.policy, &req) {
-            tracing::warn!(
-                method = %req.method(),
-                path = %req.path(),
-                peer = ?req.peer_addr(),
-                reason = %refused,
-                "request refused"
-            );
-            let res = req
-                .into_response(refused.to_response())
-                .map_into_right_body();
-            return Box::pin(ready(Ok(res)));
-        }
-        // A body without a length (chunked) is cut off at the limit as it streams.
-        let payload = req.take_payload();
-        req.set_payload(Payload::Stream {
-            payload: Box::pin(Limited {
-                inner: payload,
-                left: BODY_LIMIT,
-            }),
-        });
-        let service = Rc::clone(&self.service);
-        Box::pin(async move { Ok(service.call(req).await?.map_into_left_body()) })
-    }
 }
 
 /// A request body that fails with `Overflow` once it passes the limit.

@@ -2,18 +2,18 @@
 //! `Authorization: Bearer <token>`; the comparison takes the same time wherever
 //! the first difference is.
 
-use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::Error;
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header;
-use futures_util::future::LocalBoxFuture;
+use actix_web::middleware::{Next, from_fn};
 
-/// Middleware that refuses requests without the configured bearer token with 401.
-/// With no token configured it lets everything through.
+/// The guard that refuses requests without the configured bearer token with 401
+/// ([`RequireToken::into_middleware`] makes the middleware). With no token
+/// configured it lets everything through.
 #[derive(Clone, Debug)]
 pub struct RequireToken {
     token: Option<Arc<str>>,
@@ -56,46 +56,33 @@ fn authorized(req: &ServiceRequest, token: &str) -> bool {
         .is_some_and(|given| same(given.as_bytes(), token.as_bytes()))
 }
 
-impl<S, B> Transform<S, ServiceRequest> for RequireToken
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = Error;
-    type Transform = RequireTokenService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequireTokenService {
-            service: Rc::new(service),
-            token: self.token.clone(),
-            audit: self.audit.clone(),
-        }))
+impl RequireToken {
+    /// The guard as an actix `from_fn` middleware, ready for `wrap`.
+    pub fn into_middleware<S, B>(
+        self,
+    ) -> impl Transform<
+        S,
+        ServiceRequest,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+        B: MessageBody + 'static,
+    {
+        let this = Rc::new(self);
+        from_fn(move |req: ServiceRequest, next: Next<B>| {
+            let this = Rc::clone(&this);
+            async move { this.guard(req, next).await }
+        })
     }
-}
 
-/// The service [`RequireToken`] wraps around the inner one.
-#[derive(Debug)]
-pub struct RequireTokenService<S> {
-    service: Rc<S>,
-    token: Option<Arc<str>>,
-    audit: Option<queue_core::Service>,
-}
-
-impl<S, B> Service<ServiceRequest> for RequireTokenService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    async fn guard<B: MessageBody>(
+        &self,
+        req: ServiceRequest,
+        next: Next<B>,
+    ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
         if let Some(token) = &self.token
             && !authorized(&req, token)
         {
@@ -116,10 +103,9 @@ where
                 "this server needs `Authorization: Bearer <API_TOKEN>`",
             ))
             .to_response();
-            return Box::pin(ready(Ok(req.into_response(response).map_into_right_body())));
+            return Ok(req.into_response(response).map_into_right_body());
         }
-        let service = Rc::clone(&self.service);
-        Box::pin(async move { Ok(service.call(req).await?.map_into_left_body()) })
+        Ok(next.call(req).await?.map_into_left_body())
     }
 }
 
@@ -141,7 +127,7 @@ mod tests {
     async fn requests_without_the_token_get_401_with_a_challenge() {
         let app = atest::init_service(
             App::new()
-                .wrap(RequireToken::new(Some("s3cret".into())))
+                .wrap(RequireToken::new(Some("s3cret".into())).into_middleware())
                 .route("/x", web::get().to(|| async { "ok" })),
         )
         .await;

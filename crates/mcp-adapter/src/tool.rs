@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
-use queue_core::{AgentId, Fetch, FetchOutcome, QueueName};
+use queue_core::{AgentId, Fetch, FetchOutcome, QueueName, ResultType};
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
-use serde_json::{Value, json};
+use rmcp::schemars::JsonSchema;
+use rmcp::schemars::generate::{Contract, SchemaSettings};
+use serde::Serialize;
+use serde_json::Value;
 
 /// The one tool this server offers.
 pub const TOOL_NAME: &str = "get_user_request";
@@ -51,75 +54,125 @@ pub fn tool() -> Tool {
     )
 }
 
-fn object(value: Value) -> JsonObject {
-    match value {
-        Value::Object(map) => map,
-        _ => JsonObject::new(),
-    }
+/// The characters an agent or queue name may hold, as a JSON Schema `pattern`.
+const NAME_PATTERN: &str = "^[A-Za-z0-9._:@-]+$";
+
+/// The tool's arguments, for the input schema. The call's arguments are read by
+/// [`parse_arguments`] instead of serde: its refusals tell the agent exactly
+/// which argument was wrong and that nothing was consumed.
+#[derive(JsonSchema)]
+#[schemars(crate = "rmcp::schemars", deny_unknown_fields)]
+#[expect(dead_code, reason = "only its schema is used; see above")]
+struct Input {
+    /// Who is asking. Defaults to the client's name, else `default`.
+    #[schemars(
+        with = "String",
+        default,
+        length(min = 1, max = AgentId::MAX_LEN),
+        regex(pattern = NAME_PATTERN),
+        transform = no_default
+    )]
+    agent_id: Option<String>,
+    /// The queue to take from. Defaults to the queue of your project (the server's --queue or URL, else your workspace's folder name), else `default`.
+    #[schemars(
+        with = "String",
+        default,
+        length(min = 1, max = QueueName::MAX_LEN),
+        regex(pattern = NAME_PATTERN),
+        transform = no_default
+    )]
+    queue: Option<String>,
 }
 
-/// The input schema: one optional, validated `agent_id`; nothing else accepted.
+/// The structured result of a finished call (SPEC §3), as it is sent.
+#[derive(Serialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+struct Output<'a> {
+    status: Status,
+    /// The queue this call took from (or waited on).
+    queue: &'a str,
+    result_type: ResultTypeJson,
+    /// The delivered instruction, or null when none came.
+    instruction: Option<Delivered<'a>>,
+    /// With `empty` or `default_response`: what to do next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    response: Option<&'a str>,
+    #[schemars(transform = no_format)]
+    remaining_pending: u64,
+    #[schemars(range(min = 0), transform = no_format)]
+    waited_seconds: f64,
+}
+
+// The `status` of every finished call. (A `//` comment: a doc comment would
+// become the property's description.)
+#[derive(Serialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars", inline)]
+enum Status {
+    #[serde(rename = "ok")]
+    Ok,
+}
+
+// What a call returned, as `result_type` names it.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(crate = "rmcp::schemars", inline)]
+enum ResultTypeJson {
+    Instruction,
+    Empty,
+    DefaultResponse,
+}
+
+// The instruction a call delivered.
+#[derive(Serialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars", inline)]
+struct Delivered<'a> {
+    #[schemars(with = "String", extend("format" = "uuid"))]
+    id: String,
+    content: &'a str,
+    // A delivered instruction always carries the time it was consumed.
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    consumed_at: Option<String>,
+}
+
+/// Leaves out the `"default": null` that schemars writes for an optional
+/// argument: absent means the server picks, which the description says.
+fn no_default(schema: &mut rmcp::schemars::Schema) {
+    schema.remove("default");
+}
+
+/// Leaves the Rust width (`uint64`, `double`) out of a number's schema: the
+/// agent needs only the JSON type and its bounds.
+fn no_format(schema: &mut rmcp::schemars::Schema) {
+    schema.remove("format");
+}
+
+/// The schema of `T` as a tool publishes it: JSON Schema 2020-12 (the MCP
+/// dialect), without the `$schema`, `title` and `description` that schemars
+/// adds at the root (the Rust type's name and doc, noise to an agent).
+fn schema_of<T: JsonSchema>(contract: Contract) -> JsonObject {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.meta_schema = None;
+    settings.contract = contract;
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    let mut object = match schema.to_value() {
+        Value::Object(map) => map,
+        _ => JsonObject::new(),
+    };
+    object.remove("title");
+    object.remove("description");
+    object
+}
+
+/// The input schema: optional, validated `agent_id` and `queue`; nothing else
+/// accepted.
 pub fn input_schema() -> JsonObject {
-    object(json!({
-        "type": "object",
-        "properties": {
-            "agent_id": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": AgentId::MAX_LEN,
-                "pattern": "^[A-Za-z0-9._:@-]+$",
-                "description": "Who is asking. Defaults to the client's name, else `default`."
-            },
-            "queue": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": QueueName::MAX_LEN,
-                "pattern": "^[A-Za-z0-9._:@-]+$",
-                "description": "The queue to take from. Defaults to the queue of your project (the server's --queue or URL, else your workspace's folder name), else `default`."
-            }
-        },
-        "additionalProperties": false
-    }))
+    schema_of::<Input>(Contract::Deserialize)
 }
 
 /// The published `outputSchema` of the structured result.
 pub fn output_schema() -> JsonObject {
-    object(json!({
-        "type": "object",
-        "properties": {
-            "status": { "type": "string", "enum": ["ok"] },
-            "queue": {
-                "type": "string",
-                "description": "The queue this call took from (or waited on)."
-            },
-            "result_type": {
-                "type": "string",
-                "enum": ["instruction", "empty", "default_response"]
-            },
-            "instruction": {
-                "description": "The delivered instruction, or null when none came.",
-                "oneOf": [
-                    { "type": "null" },
-                    {
-                        "type": "object",
-                        "properties": {
-                            "id": { "type": "string", "format": "uuid" },
-                            "content": { "type": "string" },
-                            "consumed_at": { "type": "string", "format": "date-time" }
-                        },
-                        "required": ["id", "content", "consumed_at"]
-                    }
-                ]
-            },
-            "response": {
-                "type": "string",
-                "description": "With `empty` or `default_response`: what to do next."
-            },
-            "remaining_pending": { "type": "integer", "minimum": 0 },
-            "waited_seconds": { "type": "number", "minimum": 0 }
-        },
-        "required": ["status", "queue", "result_type", "instruction", "remaining_pending", "waited_seconds"]
-    }))
+    schema_of::<Output<'static>>(Contract::Serialize)
 }
 
 /// What a call's arguments name; `None` where they leave it to the server.
@@ -190,36 +243,47 @@ pub fn default_agent(client_name: Option<&str>) -> AgentId {
 /// The structured result of a finished call (SPEC §3).
 pub fn result_json(fetch: &Fetch) -> Value {
     let waited = (fetch.waited.as_secs_f64() * 1000.0).round() / 1000.0;
-    let mut out = json!({
-        "status": "ok",
-        "queue": fetch.queue.as_str(),
-        "result_type": fetch.outcome.result_type().as_str(),
-        "instruction": Value::Null,
-        "remaining_pending": fetch.remaining_pending,
-        "waited_seconds": waited,
-    });
-    match &fetch.outcome {
-        FetchOutcome::Instruction(item) => {
-            out["instruction"] = json!({
-                "id": item.id.to_string(),
-                "content": item.content.as_str(),
-                "consumed_at": item.consumed_at.map(|t| t.to_rfc3339()),
-            });
-        }
-        FetchOutcome::Empty => out["response"] = json!(""),
-        FetchOutcome::DefaultResponse(text) => out["response"] = json!(text),
-    }
-    out
+    let (instruction, response) = match &fetch.outcome {
+        FetchOutcome::Instruction(item) => (
+            Some(Delivered {
+                id: item.id.to_string(),
+                content: item.content.as_str(),
+                consumed_at: item.consumed_at.map(|t| t.to_rfc3339()),
+            }),
+            None,
+        ),
+        FetchOutcome::Empty => (None, Some("")),
+        FetchOutcome::DefaultResponse(text) => (None, Some(text.as_str())),
+    };
+    let output = Output {
+        status: Status::Ok,
+        queue: fetch.queue.as_str(),
+        result_type: match fetch.outcome.result_type() {
+            ResultType::Instruction => ResultTypeJson::Instruction,
+            ResultType::Empty => ResultTypeJson::Empty,
+            ResultType::DefaultResponse => ResultTypeJson::DefaultResponse,
+        },
+        instruction,
+        response,
+        remaining_pending: fetch.remaining_pending,
+        waited_seconds: waited,
+    };
+    // Strings and numbers only; the waited time is a finite number of seconds.
+    serde_json::to_value(output).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use queue_core::{Content, EndReason, Instruction, InstructionId, NewInstruction, Timestamp};
+    use serde_json::json;
     use std::time::Duration;
 
     fn args(value: Value) -> JsonObject {
-        object(value)
+        match value {
+            Value::Object(map) => map,
+            _ => JsonObject::new(),
+        }
     }
 
     #[test]
@@ -316,6 +380,66 @@ mod tests {
         assert_eq!(value["result_type"], "default_response");
         assert_eq!(value["instruction"], Value::Null);
         assert_eq!(value["response"], "call again");
+    }
+
+    /// The derived schemas say what the hand-written ones of earlier versions
+    /// said, keyword for keyword, but for `instruction`: `"type": ["object",
+    /// "null"]` where `oneOf` a null and an object stood, which means the same.
+    #[test]
+    fn derived_schemas_match_the_published_contract() {
+        let input = json!({
+            "type": "object",
+            "properties": {
+                "agent_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": AgentId::MAX_LEN,
+                    "pattern": "^[A-Za-z0-9._:@-]+$",
+                    "description": "Who is asking. Defaults to the client's name, else `default`."
+                },
+                "queue": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": QueueName::MAX_LEN,
+                    "pattern": "^[A-Za-z0-9._:@-]+$",
+                    "description": "The queue to take from. Defaults to the queue of your project (the server's --queue or URL, else your workspace's folder name), else `default`."
+                }
+            },
+            "additionalProperties": false
+        });
+        assert_eq!(Value::Object(input_schema()), input);
+        let output = json!({
+            "type": "object",
+            "properties": {
+                "status": { "type": "string", "enum": ["ok"] },
+                "queue": {
+                    "type": "string",
+                    "description": "The queue this call took from (or waited on)."
+                },
+                "result_type": {
+                    "type": "string",
+                    "enum": ["instruction", "empty", "default_response"]
+                },
+                "instruction": {
+                    "description": "The delivered instruction, or null when none came.",
+                    "type": ["object", "null"],
+                    "properties": {
+                        "id": { "type": "string", "format": "uuid" },
+                        "content": { "type": "string" },
+                        "consumed_at": { "type": "string", "format": "date-time" }
+                    },
+                    "required": ["id", "content", "consumed_at"]
+                },
+                "response": {
+                    "type": "string",
+                    "description": "With `empty` or `default_response`: what to do next."
+                },
+                "remaining_pending": { "type": "integer", "minimum": 0 },
+                "waited_seconds": { "type": "number", "minimum": 0 }
+            },
+            "required": ["status", "queue", "result_type", "instruction", "remaining_pending", "waited_seconds"]
+        });
+        assert_eq!(Value::Object(output_schema()), output);
     }
 
     #[test]
