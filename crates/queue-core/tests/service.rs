@@ -14,8 +14,8 @@ use queue_core::{
     Agent, AgentId, AgentState, Caller, Change, Claim, Clock, Content, Counts,
     DEFAULT_EMPTY_RESPONSE, EndReason, Event, Fetch, FetchOutcome, IdSource, Inline, Instruction,
     InstructionId, MemoryStore, NewInstruction, Offload, Page, QueueError, QueueName, ResultType,
-    Service, ServiceOptions, Settings, SettingsPatch, Status, StatusFilter, Store, StoredSettings,
-    Timestamp,
+    Service, ServiceOptions, Settings, SettingsPatch, Status, StatusFilter, Store, StoreError,
+    StoredSettings, Timestamp,
 };
 use store_contract::{FaultyStore, Method};
 use tokio::task::JoinHandle;
@@ -1618,4 +1618,46 @@ async fn an_abandoned_call_is_audited_as_such() {
         recorder.0.lock().unwrap().clone(),
         ["tool.call agent-1 default_response abandoned - waited=false"]
     );
+}
+
+/// A `MemoryStore` whose counts fail once an instruction has been claimed.
+fn counts_fail_after_claim() -> Arc<FaultyStore> {
+    let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+    store.after(Method::Claim, |store, out| {
+        if let Some(Ok(Claim::Claimed(_))) = out.downcast_ref::<Result<Claim, QueueError>>() {
+            store.fail(Method::Counts, StoreError::Busy.into());
+        }
+    });
+    store
+}
+
+#[tokio::test]
+async fn a_failed_count_after_a_claim_still_delivers() {
+    let store = counts_fail_after_claim();
+    let service = Service::builder(store.clone()).build().unwrap();
+    let queued = service.add("ship it").await.unwrap();
+    let default = QueueName::default_queue();
+    assert_eq!(service.counts(&default).await.unwrap().pending, 1);
+
+    let fetch = service
+        .next_instruction(AgentId::default_agent())
+        .await
+        .unwrap();
+
+    let FetchOutcome::Instruction(item) = &fetch.outcome else {
+        panic!("expected the instruction, got {:?}", fetch.outcome)
+    };
+    assert_eq!(item.id, queued.id);
+    assert_eq!(item.content.as_str(), "ship it");
+    assert_eq!(fetch.reason, EndReason::Delivered);
+    assert_eq!(fetch.remaining_pending, 0);
+    assert_eq!(fetch.count_error, Some(StoreError::Busy.into()));
+    // Delivered once and left consumed: not put back behind the caller's back.
+    let consumed = store
+        .inner()
+        .list(&default, StatusFilter::Consumed, Page::default())
+        .unwrap();
+    assert_eq!(consumed.total, 1);
+    assert_eq!(consumed.items[0].id, queued.id);
+    assert_eq!(store.inner().counts(&default).unwrap().pending, 0);
 }
