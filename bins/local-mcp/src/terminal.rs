@@ -600,11 +600,8 @@ mod tests {
             .unwrap()
             .port();
         let http = HttpConfig {
-            host: "127.0.0.1".into(),
             port,
-            stateless: true,
-            api_token: None,
-            allowed_hosts: Vec::new(),
+            ..HttpConfig::default()
         };
         let (url, probe) = probe(&http).await;
         assert_eq!(url, format!("http://127.0.0.1:{port}/healthz"));
@@ -630,11 +627,8 @@ mod tests {
                 String::from_utf8_lossy(&request[..n]).into_owned()
             });
             let http = HttpConfig {
-                host: "127.0.0.1".into(),
                 port,
-                stateless: true,
-                api_token: None,
-                allowed_hosts: Vec::new(),
+                ..HttpConfig::default()
             };
             let (_, probe) = probe(&http).await;
             let request = server.join().unwrap();

@@ -63,20 +63,7 @@ fn generation_locked(c: &mut Conn, caller: &Caller) -> Result<Option<i64>> {
 /// The queue's index gives its pending ones in order; those addressed to another
 /// agent are passed over.
 fn claim_head(c: &mut Conn, caller: &Caller) -> Result<Option<InstructionRow>> {
-    let head = instructions::table
-        .filter(instructions::queue.eq(caller.queue.as_str()))
-        .filter(instructions::status.eq(Status::Pending.as_str()))
-        .filter(
-            instructions::to_agent
-                .is_null()
-                .or(instructions::to_agent.eq(caller.agent.as_str())),
-        )
-        .order((
-            instructions::position,
-            instructions::created_at,
-            instructions::id,
-        ));
-    first_row(head.select(InstructionRow::as_select()), c)
+    first_row(claimable!(caller).select(InstructionRow::as_select()), c)
 }
 
 fn find_agent(c: &mut Conn, caller: &Caller) -> Result<Option<Agent>> {

@@ -501,3 +501,24 @@ macro_rules! queue_sql {
         }
     };
 }
+
+/// The rows a claim by `caller` may take, first in line first: the queue's pending
+/// instructions for everyone or addressed to the caller, in queue order. Each
+/// dialect's `claim_head` adds its own locking to this one query.
+macro_rules! claimable {
+    ($caller:expr) => {
+        instructions::table
+            .filter(instructions::queue.eq($caller.queue.as_str()))
+            .filter(instructions::status.eq(Status::Pending.as_str()))
+            .filter(
+                instructions::to_agent
+                    .is_null()
+                    .or(instructions::to_agent.eq($caller.agent.as_str())),
+            )
+            .order((
+                instructions::position,
+                instructions::created_at,
+                instructions::id,
+            ))
+    };
+}

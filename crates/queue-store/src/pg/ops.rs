@@ -78,19 +78,7 @@ fn generation_locked(c: &mut Conn, caller: &Caller) -> Result<Option<i64>> {
 /// first rather than report an empty queue that is not.
 fn claim_head(c: &mut Conn, caller: &Caller) -> Result<Option<InstructionRow>> {
     let head = || {
-        instructions::table
-            .filter(instructions::queue.eq(caller.queue.as_str()))
-            .filter(instructions::status.eq(Status::Pending.as_str()))
-            .filter(
-                instructions::to_agent
-                    .is_null()
-                    .or(instructions::to_agent.eq(caller.agent.as_str())),
-            )
-            .order((
-                instructions::position,
-                instructions::created_at,
-                instructions::id,
-            ))
+        claimable!(caller)
             .limit(1)
             .select(InstructionRow::as_select())
             .for_update()
