@@ -281,11 +281,8 @@ pub(crate) enum ConfigCommand {
     /// Print the settings in force (all, or the one named), and where each comes from
     Get(ConfigGetArgs),
     /// Save a setting in the database; every local-mcp process on it uses the new value
-    #[command(after_help = "\
-Keys and allowed values:
-  default_wait_seconds       0..=86400
-  default_empty_response     any text up to 4096 characters, may be empty
-  agent_stale_after_seconds  1..=86400")]
+    // Its after-help lists the keys and their values from `queue_core::Setting`: see
+    // `command`.
     Set(ConfigSetArgs),
 }
 
@@ -420,13 +417,57 @@ impl GlobalArgs {
     }
 }
 
+/// The command line, with what clap's derive cannot say from constants: the keys
+/// `config set` takes and their values, from the one list in queue-core.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut keys = String::from("Keys and allowed values:");
+    for setting in queue_core::Setting::ALL {
+        keys.push_str(&format!("\n  {:<26} {}", setting.name(), setting.allowed()));
+    }
+    Cli::command().mut_subcommand("config", |config| {
+        config.mut_subcommand("set", |set| set.after_help(keys))
+    })
+}
+
+/// Parses the process's arguments, exiting with clap's message on an error.
+pub(crate) fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn config_set_lists_every_setting_with_its_values() {
+        let mut cmd = command();
+        let help = cmd
+            .find_subcommand_mut("config")
+            .and_then(|c| c.find_subcommand_mut("set"))
+            .map(|set| set.render_long_help().to_string())
+            .unwrap_or_default();
+        assert!(help.contains("Keys and allowed values:"), "{help}");
+        assert!(
+            help.contains("default_wait_seconds       a whole number of seconds from 0 to 86400"),
+            "{help}"
+        );
+        assert!(
+            help.contains(
+                "default_empty_response     any text of at most 4096 characters, or empty"
+            ),
+            "{help}"
+        );
+        assert!(
+            help.contains("agent_stale_after_seconds  a whole number of seconds from 1 to 86400"),
+            "{help}"
+        );
     }
 }

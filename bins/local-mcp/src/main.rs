@@ -14,13 +14,12 @@ mod terminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 
 use crate::cli::{AuditCommand, Cli, Command, ConfigCommand};
 use crate::config::Config;
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    let mut cli = cli::parse();
     cli.global.forget_empty_paths();
     match run(cli) {
         Ok(code) => code,
