@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod idle;
 #[macro_use]
 mod queue_sql;
 mod ops;
@@ -77,7 +78,7 @@ pub struct SqliteStore {
     path: PathBuf,
     options: StoreOptions,
     writer: Writer,
-    readers: Mutex<Vec<SqliteConnection>>,
+    readers: idle::Idle<SqliteConnection>,
     /// A connection used only to read `PRAGMA data_version`, which changes when any
     /// other connection — in this process or another — commits.
     watcher: Arc<Mutex<SqliteConnection>>,
@@ -150,9 +151,9 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             path,
+            readers: idle::Idle::new(Vec::new(), options.max_idle_readers),
             options,
             writer,
-            readers: Mutex::new(Vec::new()),
             watcher: Arc::new(Mutex::new(watcher)),
             overview: Mutex::new(None),
         })
@@ -194,18 +195,11 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T, OpError>,
     ) -> Result<T, QueueError> {
-        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => connect(&self.path, &self.options)?,
-        };
+        let mut conn = self.readers.take(|| connect(&self.path, &self.options))?;
         // A read transaction gives multi-statement reads (a page and its total) one
         // consistent snapshot.
         let out = conn.transaction(f);
-        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.options.max_idle_readers {
-            idle.push(conn);
-        }
+        self.readers.give_back(conn);
         out.map_err(QueueError::from)
     }
 

@@ -11,7 +11,6 @@
 mod listen;
 mod ops;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -60,7 +59,7 @@ impl Default for PgOptions {
 pub struct PgStore {
     url: String,
     options: PgOptions,
-    idle: Mutex<Vec<PgConnection>>,
+    idle: crate::idle::Idle<PgConnection>,
     listener: listen::Listener,
 }
 
@@ -82,8 +81,8 @@ impl PgStore {
         migrate(&mut conn, url)?;
         Ok(PgStore {
             url: url.to_owned(),
+            idle: crate::idle::Idle::new(vec![conn], options.max_idle),
             options,
-            idle: Mutex::new(vec![conn]),
             listener: listen::Listener::default(),
         })
     }
@@ -102,19 +101,12 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut PgConnection) -> Result<T, OpError>,
     ) -> Result<T, QueueError> {
-        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => connect(&self.url, &self.options)?,
-        };
+        let mut conn = self.idle.take(|| connect(&self.url, &self.options))?;
         let out = f(&mut conn);
         // A database failure may have broken the connection: a fresh one is cheap
         // next to finding out.
         if !matches!(out, Err(OpError::Db(_))) {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < self.options.max_idle {
-                idle.push(conn);
-            }
+            self.idle.give_back(conn);
         }
         out.map_err(|e| match e {
             OpError::Queue(q) => q,
