@@ -27,7 +27,7 @@ use queue_core::QueueName;
 use schemars::generate::{Contract, SchemaSettings};
 use schemars::transform::RecursiveTransform;
 use schemars::{JsonSchema, Schema};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::info::{InfoBuilder, LicenseBuilder};
@@ -40,10 +40,11 @@ use utoipa::openapi::{
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::error::ErrorBody;
+use crate::events::Envelope as EventEnvelope;
 use crate::json::{
     HealthJson, ItemEnvelope, NAME_PATTERN, QueueListJson, ReorderJson, SettingsJson, StatusJson,
 };
-use crate::routes::{ContentBody, NewBody, ReorderBody};
+use crate::routes::{ContentBody, ListJson, NewBody, ReorderBody};
 use crate::security::BODY_LIMIT;
 use crate::{docs, routes};
 
@@ -436,6 +437,7 @@ bodies!(
     QueueList = QueueListJson<'static>,
     Envelope = ItemEnvelope<'static>,
     Config = SettingsJson<'static>,
+    ItemList = ListJson<'static>,
     ReorderResult = ReorderJson<'static>,
     NewInstruction = NewBody,
     EditInstruction = ContentBody,
@@ -462,7 +464,7 @@ macro_rules! written {
     )*};
 }
 
-written!(ConfigPatch, ItemList);
+written!(ConfigPatch);
 
 const QUEUE_OF_ROUTE: &str = "The queue: 1..=128 characters of letters, digits and `._:@-`. Absent: `default`. A name that breaks those rules, or names a queue that does not exist (no instruction was ever queued on it and no agent called on it), is refused with 422.";
 
@@ -594,10 +596,6 @@ impl<'r> ToResponse<'r> for EventStream {
 
 const SSE_EXAMPLE: &str = "id: 1767225600000001\nevent: instruction.created\ndata: {\"type\":\"instruction.created\",\"timestamp\":\"2026-01-01T00:00:00.000001Z\",\"data\":{\"id\":\"0190f0e4-4b1a-7c3e-9f00-000000000001\",\"queue\":\"default\",\"content\":\"Run the tests\",\"to_agent_id\":null,\"status\":\"pending\",\"created_at\":\"2026-01-01T00:00:00.000001Z\",\"updated_at\":\"2026-01-01T00:00:00.000001Z\",\"consumed_at\":null,\"consumed_by_agent_id\":null,\"position\":1}}\n\n";
 
-fn timestamp(description: &str) -> Value {
-    json!({"type": "string", "format": "date-time", "description": description})
-}
-
 /// The schemas of the response and request bodies, derived from the structs
 /// that write and read them (JSON Schema 2020-12, which OpenAPI 3.1 uses as is).
 fn derived_schemas() -> Map<String, Value> {
@@ -616,6 +614,8 @@ fn derived_schemas() -> Map<String, Value> {
     generator.subschema_for::<QueueListJson<'static>>();
     generator.subschema_for::<HealthJson>();
     generator.subschema_for::<ErrorBody>();
+    generator.subschema_for::<ListJson<'static>>();
+    generator.subschema_for::<EventEnvelope<'static, ()>>();
     let mut schemas = generator.take_definitions(true);
 
     // The request bodies, from the structs they are read into.
@@ -634,10 +634,10 @@ fn derived_schemas() -> Map<String, Value> {
         let mut patch = config.clone();
         patch.insert(
             "description".into(),
-            json!("Any subset of the settings; the others keep their values. Unknown fields are refused with 422."),
+            Value::from("Any subset of the settings; the others keep their values. Unknown fields are refused with 422."),
         );
-        patch.insert("additionalProperties".into(), json!(false));
-        patch.insert("required".into(), json!([]));
+        patch.insert("additionalProperties".into(), Value::Bool(false));
+        patch.insert("required".into(), Value::Array(Vec::new()));
         schemas.insert("ConfigPatch".into(), Value::Object(patch));
     }
     schemas
@@ -656,74 +656,10 @@ fn no_rust_width(schema: &mut Schema) {
     }
 }
 
-/// Every schema of `components/schemas`, derived and written, built once.
+/// Every schema of `components/schemas`, built once.
 fn schemas() -> &'static Map<String, Value> {
     static SCHEMAS: OnceLock<Map<String, Value>> = OnceLock::new();
-    SCHEMAS.get_or_init(|| {
-        let mut schemas = derived_schemas();
-        if let Value::Object(written) = written_schemas() {
-            schemas.extend(written);
-        }
-        schemas
-    })
-}
-
-fn schema(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
-/// The schemas no response struct writes: request bodies, the streamed listing
-/// and the event envelope.
-fn written_schemas() -> Value {
-    json!({
-        "ItemList": {
-            "type": "object",
-            "required": ["items", "total"],
-            "properties": {
-                "items": {"type": "array", "items": schema("Item")},
-                "total": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "How many items of the chosen status there are in all, whatever `limit` and `offset`.",
-                },
-            },
-        },
-        "EventEnvelope": {
-            "type": "object",
-            "description": "The `data:` line of a message on `GET /api/events`.",
-            "required": ["type", "timestamp", "data"],
-            "properties": {
-                "type": {
-                    "type": "string",
-                    "enum": ["instruction.created", "instruction.updated", "instruction.deleted", "instruction.consumed", "instruction.reordered", "config.updated", "agent.updated", "status.changed"],
-                    "description": "The same as the message's `event:` line.",
-                },
-                "timestamp": timestamp("When the change happened."),
-                "data": {
-                    "description": "`Item` for `instruction.*` but `instruction.reordered` (`{\"queue\", \"ids\"}`), `Config` for `config.updated`, `Agent` for `agent.updated`, `Status` for `status.changed`.",
-                    "anyOf": [
-                        schema("Item"),
-                        {
-                            "type": "object",
-                            "required": ["queue", "ids"],
-                            "properties": {
-                                "queue": {"type": "string"},
-                                "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
-                            },
-                        },
-                        schema("Config"),
-                        schema("Agent"),
-                        schema("Status"),
-                    ],
-                },
-                "refetch": {
-                    "type": "boolean",
-                    "const": true,
-                    "description": "Only on a `status.changed` sent because messages were missed beyond the replay buffer: reload everything.",
-                },
-            },
-        },
-    })
+    SCHEMAS.get_or_init(derived_schemas)
 }
 
 /// The query of `GET /api/instructions`, read into [`routes::ListQuery`].

@@ -279,6 +279,17 @@ pub(crate) async fn list(
     Ok(list_response(body))
 }
 
+// The body of `GET /api/instructions`, for its schema: `list` writes it piece
+// by piece, so that a listing is never held whole.
+#[derive(JsonSchema)]
+#[schemars(rename = "ItemList")]
+#[expect(dead_code, reason = "only its schema is used")]
+pub(crate) struct ListJson<'a> {
+    items: Vec<ItemJson<'a>>,
+    /// How many items of the chosen status there are in all, whatever `limit` and `offset`.
+    total: u64,
+}
+
 /// The last listing body served, with the store's change token read before its
 /// items. The token moves on every commit by any process, so while it has not
 /// moved the body is still exactly what a fresh read would give. One entry: the
@@ -563,7 +574,7 @@ pub(crate) async fn requeue(
 }
 
 /// Says that each item of an array of strings is a UUID.
-fn uuid_items(schema: &mut schemars::Schema) {
+pub(crate) fn uuid_items(schema: &mut schemars::Schema) {
     if let Some(Value::Object(items)) = schema.get_mut("items") {
         items.insert("format".into(), Value::from("uuid"));
     }
