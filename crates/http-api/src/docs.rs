@@ -150,10 +150,7 @@ pub(crate) async fn redirect(req: HttpRequest) -> HttpResponse {
                 ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
                 ("Content-Security-Policy" = String, description = "`default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'`"),
             )),
-        (status = 304, description = "Not modified: `If-None-Match` holds the current ETag. No body.", headers(
-                ("ETag" = String, description = "A strong validator of the body; send it back in `If-None-Match`."),
-                ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
-            )),
+        (status = 304, response = inline(doc::NotModified)),
         (status = 403, response = doc::Forbidden),
     ),
 )]
@@ -181,10 +178,7 @@ pub(crate) async fn index(req: HttpRequest) -> HttpResponse {
                 ("ETag" = String, description = "A strong validator of the body; send it back in `If-None-Match`."),
                 ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
             )),
-        (status = 304, description = "Not modified: `If-None-Match` holds the current ETag. No body.", headers(
-                ("ETag" = String, description = "A strong validator of the body; send it back in `If-None-Match`."),
-                ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
-            )),
+        (status = 304, response = inline(doc::NotModified)),
         (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
     ),

@@ -2,19 +2,20 @@
 //! SPEC §4), built once.
 //!
 //! Where each part comes from:
-//! - the operations (`paths`): utoipa's `#[utoipa::path]` on each handler in
-//!   [`crate::routes`], [`crate::docs`] and here, collected by [`ApiDoc`]; their
-//!   bodies name the typed structs that write or read them, their parameters
-//!   come from [`IntoParams`] types, their error answers from the [`ToResponse`]
-//!   types of [`ERRORS`];
+//! - the operations (`paths`): `#[utoipa::path]` on each handler in
+//!   [`crate::routes`], [`crate::docs`] and here (`serve`), collected by
+//!   [`ApiDoc`]. Their bodies name the structs that write or read them, through
+//!   the [`ToSchema`] impls below, which carry schemars' names; their parameters
+//!   come from [`IntoParams`] types ([`routes::ListQuery`] and the ones here);
+//!   their error answers are `$ref`s to the [`ToResponse`] types of [`ERRORS`],
+//!   and the 304s and the event stream's 200 are [`ToResponse`] types too;
 //! - `components/schemas`: derived with schemars from the same structs
-//!   ([`crate::json`], [`crate::error`], the request structs of
-//!   [`crate::routes`]); the two shapes no struct writes whole (the streamed
-//!   listing, the event envelope) are written out below. utoipa refers to them
-//!   through [`ToSchema`] impls that carry schemars' names;
-//! - `components/responses`, the security scheme, `info`, tags and servers:
-//!   utoipa's typed builders here, and the 413 that the guard gives every
-//!   operation, added by [`Guards`].
+//!   ([`crate::json`], [`crate::error`], the envelope of [`crate::events`], the
+//!   request and listing structs of [`crate::routes`]); `ConfigPatch` is
+//!   `Config` opened to any subset, here;
+//! - `components/responses` (the shared errors), the bearer scheme, `info`
+//!   and the 413 every operation can get: utoipa's builders here ([`Guards`]);
+//!   tags and servers: [`ApiDoc`]'s attribute.
 //!
 //! `tests/openapi.rs` drives the real server through every operation and checks
 //! each answer against this document, so the two cannot drift apart.
@@ -140,11 +141,7 @@ pub fn openapi_document() -> &'static Value {
                 ("ETag" = String, description = "A strong validator of the body; send it back in `If-None-Match`."),
                 ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
             )),
-        (status = 304, description = "Not modified: `If-None-Match` holds the current ETag. No body.",
-            headers(
-                ("ETag" = String, description = "A strong validator of the body; send it back in `If-None-Match`."),
-                ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
-            )),
+        (status = 304, response = inline(NotModified)),
         (status = 403, response = Forbidden),
     ),
 )]
@@ -161,10 +158,9 @@ pub(crate) async fn serve(req: HttpRequest) -> HttpResponse {
     )
 }
 
-/// utoipa writes the operations and the shared parts; the schemas are
-/// schemars', put in whole because utoipa's schema model holds fewer of JSON
-/// Schema's keywords than they use (`const`, `$defs`-free `anyOf` of refs
-/// with `null`, ...), and `info.summary`, which utoipa's `Info` lacks.
+/// utoipa writes the operations and the shared parts; the schemas go in as
+/// schemars writes them, because utoipa's schema model has no `const` and its
+/// reading of a JSON Schema keeps only the keywords it models.
 fn build() -> Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
     if let Some(components) = document
@@ -172,12 +168,6 @@ fn build() -> Value {
         .and_then(Value::as_object_mut)
     {
         components.insert("schemas".into(), Value::Object(schemas().clone()));
-    }
-    if let Some(info) = document.get_mut("info").and_then(Value::as_object_mut) {
-        info.insert(
-            "summary".into(),
-            Value::from("Queue instructions for an AI agent; watch it work."),
-        );
     }
     document
 }
@@ -258,6 +248,12 @@ another process on the same database, is announced on `GET /api/events`."
         .title("local-mcp HTTP API")
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(description))
+        // OpenAPI 3.1's `summary`, which utoipa's `Info` lacks: its extensions
+        // are written into the object as they are.
+        .extensions(Some(Extensions::from_iter([(
+            "summary",
+            "Queue instructions for an AI agent; watch it work.",
+        )])))
         .license(Some(
             LicenseBuilder::new()
                 .name("MIT OR Apache-2.0")
@@ -444,27 +440,21 @@ bodies!(
     Reorder = ReorderBody,
 );
 
-/// The shapes no struct writes whole, in the operations' attributes.
-macro_rules! written {
-    ($($name:ident),* $(,)?) => {$(
-        #[doc = concat!("The `", stringify!($name), "` schema, written out or adapted in this module.")]
-        pub(crate) struct $name;
+/// A settings change (`PATCH /api/config`): its schema is `Config`'s, opened
+/// to any subset in [`derived_schemas`].
+pub(crate) struct ConfigPatch;
 
-        impl PartialSchema for $name {
-            fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-                component(stringify!($name))
-            }
-        }
-
-        impl ToSchema for $name {
-            fn name() -> Cow<'static, str> {
-                Cow::Borrowed(stringify!($name))
-            }
-        }
-    )*};
+impl PartialSchema for ConfigPatch {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        component("ConfigPatch")
+    }
 }
 
-written!(ConfigPatch);
+impl ToSchema for ConfigPatch {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ConfigPatch")
+    }
+}
 
 const QUEUE_OF_ROUTE: &str = "The queue: 1..=128 characters of letters, digits and `._:@-`. Absent: `default`. A name that breaks those rules, or names a queue that does not exist (no instruction was ever queued on it and no agent called on it), is refused with 422.";
 
@@ -551,6 +541,29 @@ parameters! {
         "If-None-Match",
         "An `ETag` received before; when it still matches, the answer is 304 without a body.",
     )];
+}
+
+const ETAG: &str = "A strong validator of the body; send it back in `If-None-Match`.";
+const CACHE_CONTROL: &str = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version.";
+
+/// The 304 of a route answered with an `ETag`: no body, the caching headers.
+pub(crate) struct NotModified;
+
+impl<'r> ToResponse<'r> for NotModified {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let header = |description: &str| {
+            HeaderBuilder::new()
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        let response = ResponseBuilder::new()
+            .description("Not modified: `If-None-Match` holds the current ETag. No body.")
+            .header("ETag", header(ETAG))
+            .header("Cache-Control", header(CACHE_CONTROL))
+            .build();
+        ("NotModified", RefOr::T(response))
+    }
 }
 
 /// The description of `GET /api/events`, with the stream's own numbers.
