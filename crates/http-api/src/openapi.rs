@@ -42,9 +42,7 @@ use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::error::ErrorBody;
 use crate::events::Envelope as EventEnvelope;
-use crate::json::{
-    HealthJson, ItemEnvelope, NAME_PATTERN, QueueListJson, ReorderJson, SettingsJson, StatusJson,
-};
+use crate::json::{HealthJson, NAME_PATTERN, QueueListJson, ReorderJson, SettingsJson, StatusJson};
 use crate::routes::{ContentBody, ListJson, NewBody, ReorderBody};
 use crate::security::BODY_LIMIT;
 use crate::{docs, routes};
@@ -431,7 +429,7 @@ bodies!(
     Health = HealthJson,
     Status = StatusJson<'static>,
     QueueList = QueueListJson<'static>,
-    Envelope = ItemEnvelope<'static>,
+    ItemEnvelope = crate::json::ItemEnvelope<'static>,
     Config = SettingsJson<'static>,
     ItemList = ListJson<'static>,
     ReorderResult = ReorderJson<'static>,
@@ -621,7 +619,7 @@ fn derived_schemas() -> Map<String, Value> {
         .push(Box::new(RecursiveTransform(no_rust_width)));
     let mut generator = settings.into_generator();
     // Each adds its own schema and those it refers to.
-    generator.subschema_for::<ItemEnvelope<'static>>();
+    generator.subschema_for::<ItemEnvelope>();
     generator.subschema_for::<ReorderJson<'static>>();
     generator.subschema_for::<StatusJson<'static>>();
     generator.subschema_for::<QueueListJson<'static>>();

@@ -374,7 +374,7 @@ pub(crate) struct NewBody {
     request_body(content = doc::NewInstruction, description = "The instruction's text, its queue and its addressee."),
     security(("bearerAuth" = []), ()),
     responses(
-        (status = 201, description = "Queued.", body = doc::Envelope),
+        (status = 201, description = "Queued.", body = doc::ItemEnvelope),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
@@ -452,7 +452,7 @@ fn parse_id(text: &str) -> Result<InstructionId> {
     params(doc::InstructionById),
     security(("bearerAuth" = []), ()),
     responses(
-        (status = 200, description = "The instruction.", body = doc::Envelope),
+        (status = 200, description = "The instruction.", body = doc::ItemEnvelope),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
@@ -482,7 +482,7 @@ pub(crate) async fn get(
     request_body(content = doc::EditInstruction, description = "The new text."),
     security(("bearerAuth" = []), ()),
     responses(
-        (status = 200, description = "The instruction as changed.", body = doc::Envelope),
+        (status = 200, description = "The instruction as changed.", body = doc::ItemEnvelope),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
@@ -551,7 +551,7 @@ pub(crate) async fn delete(
     request_body(content = Option<Object>, content_type = "application/json", description = "Ignored; send `{}` or nothing, with `Content-Type: application/json`."),
     security(("bearerAuth" = []), ()),
     responses(
-        (status = 201, description = "The new pending copy.", body = doc::Envelope),
+        (status = 201, description = "The new pending copy.", body = doc::ItemEnvelope),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
