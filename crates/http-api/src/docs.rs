@@ -9,6 +9,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
+use crate::openapi as doc;
 
 /// The policy of the docs page: its own scripts and styles only (Swagger UI sets
 /// inline styles and uses `data:` images), requests to this server only, and no
@@ -109,6 +110,19 @@ pub(crate) fn protect(
 
 /// `GET /docs`: on to `/docs/`, the viewer's own directory, so that the page's
 /// relative URLs, if it has any, resolve below it.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    operation_id = "getDocs",
+    tag = "docs",
+    summary = "Interactive API docs",
+    description = "Redirects to `/docs/`, the viewer's own directory, so the page's relative URLs resolve under it. Never needs a token.",
+    responses(
+        (status = 308, description = "Go to `/docs/` (with the same query string).",
+            headers(("Location" = String, description = "`/docs/`"))),
+        (status = 403, response = doc::Forbidden),
+    ),
+)]
 pub(crate) async fn redirect(req: HttpRequest) -> HttpResponse {
     let location = match req.query_string() {
         "" => String::from("/docs/"),
@@ -120,15 +134,65 @@ pub(crate) async fn redirect(req: HttpRequest) -> HttpResponse {
         .finish()
 }
 
-/// `GET /docs/` (the page) and `GET /docs/{file}` (its scripts and styles).
-/// The path is percent-decoded first, so `vendor%2Fswagger-ui%2Fswagger-ui.css` (as a
-/// client filling in the `{file}` parameter sends it) is found too.
+/// `GET /docs/`: the page.
+#[utoipa::path(
+    get,
+    path = "/docs/",
+    operation_id = "getDocsIndex",
+    tag = "docs",
+    summary = "The API docs page",
+    description = "An interactive viewer (Swagger UI, vendored) over `/openapi.json`. Everything it loads comes from this server: no CDN, no other network request. Served with a `Content-Security-Policy` that keeps it so. \"Try it out\" sends real requests to this server. Never needs a token.",
+    params(doc::IfNoneMatch),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html",
+            headers(
+                ("ETag" = String, description = "A strong validator of the body; send it back in `If-None-Match`."),
+                ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
+                ("Content-Security-Policy" = String, description = "`default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'`"),
+            )),
+        (status = 304, response = inline(doc::NotModified)),
+        (status = 403, response = doc::Forbidden),
+    ),
+)]
+pub(crate) async fn index(req: HttpRequest) -> HttpResponse {
+    send(&req, "")
+}
+
+/// `GET /docs/{file}`: the page's scripts and styles. The path is
+/// percent-decoded first, so `vendor%2Fswagger-ui%2Fswagger-ui.css` (as a client
+/// filling in the `{file}` parameter sends it) is found too.
+#[utoipa::path(
+    get,
+    path = "/docs/{file}",
+    operation_id = "getDocsFile",
+    tag = "docs",
+    summary = "A file of the API docs page",
+    description = "The viewer's scripts, styles and licence, embedded in the binary. Vendored files (under `vendor/`) are cached for good; the others are revalidated with their ETag. An unknown file gets the JSON 404. Never needs a token.",
+    params(
+        ("file" = String, Path, description = "The file's path below `/docs/`; it may contain `/` (`vendor/swagger-ui/swagger-ui.css`)."),
+        doc::IfNoneMatch,
+    ),
+    responses(
+        (status = 200, description = "The file, with the `Content-Type` of its extension (`text/javascript; charset=utf-8`, `text/css; charset=utf-8`, `text/html; charset=utf-8`, `text/plain; charset=utf-8`, ...).",
+            body = String, content_type = "*/*", headers(
+                ("ETag" = String, description = "A strong validator of the body; send it back in `If-None-Match`."),
+                ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
+            )),
+        (status = 304, response = inline(doc::NotModified)),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+    ),
+)]
 pub(crate) async fn file(req: HttpRequest, file: web::Path<String>) -> HttpResponse {
-    let file = file.into_inner();
-    let name = if file.is_empty() { "index.html" } else { &file };
+    send(&req, &file.into_inner())
+}
+
+/// The docs' file `file` (`""`: the page).
+fn send(req: &HttpRequest, file: &str) -> HttpResponse {
+    let name = if file.is_empty() { "index.html" } else { file };
     match web_assets::get(&format!("docs/{name}")) {
         Some(asset) => respond(
-            &req,
+            req,
             Body {
                 bytes: asset.bytes,
                 content_type: asset.content_type,

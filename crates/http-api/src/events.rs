@@ -22,12 +22,13 @@ use std::time::Duration;
 
 use actix_web::web::Bytes;
 use queue_core::{AgentState, Caller, Change, Event, QueueName, Service, Settings, Timestamp};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::json::{AgentJson, ItemJson, ServerInfo, SettingsJson, StatusParts};
+use crate::json::{AgentJson, ItemJson, ServerInfo, SettingsJson, StatusJson, StatusParts};
 
 /// The least time between two `status.changed` messages.
 pub const STATUS_SPACING: Duration = Duration::from_millis(250);
@@ -138,21 +139,65 @@ impl Ring {
 }
 
 /// The JSON on a message's `data` line.
-#[derive(Serialize)]
-struct Envelope<'a, T> {
+#[derive(Serialize, JsonSchema)]
+#[schemars(
+    rename = "EventEnvelope",
+    description = "The `data:` line of a message on `GET /api/events`.",
+    bound = ""
+)]
+pub(crate) struct Envelope<'a, T> {
     #[serde(rename = "type")]
+    #[schemars(
+        extend("enum" = [
+            "instruction.created",
+            "instruction.updated",
+            "instruction.deleted",
+            "instruction.consumed",
+            "instruction.reordered",
+            "config.updated",
+            "agent.updated",
+            "status.changed",
+        ]),
+        description = "The same as the message's `event:` line."
+    )]
     kind: &'a str,
+    #[schemars(extend("format" = "date-time"), description = "When the change happened.")]
     timestamp: String,
+    #[schemars(
+        with = "EventData<'a>",
+        description = "`Item` for `instruction.*` but `instruction.reordered` (`{\"queue\", \"ids\"}`), `Config` for `config.updated`, `Agent` for `agent.updated`, `Status` for `status.changed`."
+    )]
     data: &'a T,
     /// Only on the message that tells a client it missed some.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(
+        extend("const" = true),
+        description = "Only on a `status.changed` sent because messages were missed beyond the replay buffer: reload everything."
+    )]
     refetch: bool,
 }
 
-/// The data of `instruction.reordered`.
-#[derive(Serialize)]
+/// What an envelope's `data` may be, for its schema: [`frame`] takes each as
+/// it comes, so no value of this type is ever made.
+#[derive(JsonSchema)]
+#[schemars(inline)]
+#[serde(untagged)]
+#[expect(dead_code, reason = "only its schema is used")]
+enum EventData<'a> {
+    Item(ItemJson<'a>),
+    Reordered(ReorderedJson<'a>),
+    Config(SettingsJson<'a>),
+    Agent(AgentJson<'a>),
+    Status(StatusJson<'a>),
+}
+
+// The data of `instruction.reordered` (a doc comment would become its
+// description in the document).
+#[derive(Serialize, JsonSchema)]
+#[schemars(inline)]
 struct ReorderedJson<'a> {
     queue: &'a str,
+    #[schemars(transform = crate::routes::uuid_items)]
     ids: Vec<String>,
 }
 

@@ -128,6 +128,7 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
             // The API's description and its viewer: no data, so no token.
             .service(resource("/openapi.json", "GET").route(web::get().to(openapi::serve)))
             .service(resource("/docs", "GET").route(web::get().to(docs::redirect)))
+            .service(resource("/docs/", "GET").route(web::get().to(docs::index)))
             .service(resource("/docs/{file:.*}", "GET").route(web::get().to(docs::file)))
             .service(
                 web::scope("/api")

@@ -1,26 +1,100 @@
 //! The OpenAPI 3.1 document of every route this crate serves (`GET /openapi.json`,
 //! SPEC §4), built once.
 //!
-//! The schemas of the bodies are derived with schemars from the structs that
-//! write and read them ([`crate::json`], [`crate::error`], the request structs of
-//! [`crate::routes`]); the operations, and the two shapes no struct writes whole
-//! (the streamed listing, the event envelope), are written out here.
+//! Where each part comes from:
+//! - the operations (`paths`): `#[utoipa::path]` on each handler in
+//!   [`crate::routes`], [`crate::docs`] and here (`serve`), collected by
+//!   [`ApiDoc`]. Their bodies name the structs that write or read them, through
+//!   the [`ToSchema`] impls below, which carry schemars' names; their parameters
+//!   come from [`IntoParams`] types ([`routes::ListQuery`] and the ones here);
+//!   their error answers are `$ref`s to the [`ToResponse`] types of [`ERRORS`],
+//!   and the 304s and the event stream's 200 are [`ToResponse`] types too;
+//! - `components/schemas`: derived with schemars from the same structs
+//!   ([`crate::json`], [`crate::error`], the envelope of [`crate::events`], the
+//!   request and listing structs of [`crate::routes`]); `ConfigPatch` is
+//!   `Config` opened to any subset, here;
+//! - `components/responses` (the shared errors), the bearer scheme, `info`
+//!   and the 413 every operation can get: utoipa's builders here ([`Guards`]);
+//!   tags and servers: [`ApiDoc`]'s attribute.
+//!
 //! `tests/openapi.rs` drives the real server through every operation and checks
 //! each answer against this document, so the two cannot drift apart.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use actix_web::{HttpRequest, HttpResponse};
 use queue_core::QueueName;
-use schemars::Schema;
 use schemars::generate::{Contract, SchemaSettings};
 use schemars::transform::RecursiveTransform;
-use serde_json::{Map, Value, json};
+use schemars::{JsonSchema, Schema};
+use serde_json::{Map, Value};
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::info::{InfoBuilder, LicenseBuilder};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, OpenApi as Document, Ref, RefOr, Required, Response, ResponseBuilder,
+};
+use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::error::ErrorBody;
-use crate::json::{HealthJson, ItemEnvelope, NAME_PATTERN, QueueListJson, ReorderJson, StatusJson};
-use crate::routes::{ContentBody, NewBody, ReorderBody};
+use crate::events::Envelope as EventEnvelope;
+use crate::json::{HealthJson, NAME_PATTERN, QueueListJson, ReorderJson, SettingsJson, StatusJson};
+use crate::routes::{ContentBody, ListJson, NewBody, ReorderBody};
 use crate::security::BODY_LIMIT;
+use crate::{docs, routes};
+
+/// The document: the operations of the handlers, the shared parts added by
+/// [`Guards`].
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        routes::healthz,
+        routes::status,
+        routes::queues,
+        routes::list,
+        routes::create,
+        routes::reorder,
+        routes::get,
+        routes::edit,
+        routes::delete,
+        routes::requeue,
+        routes::get_config,
+        routes::patch_config,
+        routes::events,
+        serve,
+        docs::redirect,
+        docs::index,
+        docs::file,
+    ),
+    components(responses(
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Validation,
+        Unavailable,
+    )),
+    servers((url = "/", description = "this server")),
+    tags(
+        (name = "health", description = "Liveness, without a token."),
+        (name = "status", description = "The server, the agents and the queue at a glance."),
+        (name = "queues", description = "The named queues: one per project or agent group."),
+        (name = "instructions", description = "The queues of instructions for the agents."),
+        (name = "config", description = "The runtime settings, stored in the database."),
+        (name = "events", description = "Live changes over Server-Sent Events."),
+        (name = "docs", description = "This document and its viewer; no token, no data."),
+    ),
+    modifiers(&Guards),
+)]
+struct ApiDoc;
 
 /// The document and its serialized form, built on first use.
 struct Cached {
@@ -51,6 +125,24 @@ pub fn openapi_document() -> &'static Value {
 }
 
 /// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "getOpenApi",
+    tag = "docs",
+    summary = "This document",
+    description = "The OpenAPI 3.1 document of every route of this API. Never needs a token.",
+    params(IfNoneMatch),
+    responses(
+        (status = 200, description = "The document.", body = inline(Object),
+            headers(
+                ("ETag" = String, description = "A strong validator of the body; send it back in `If-None-Match`."),
+                ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
+            )),
+        (status = 304, response = inline(NotModified)),
+        (status = 403, response = Forbidden),
+    ),
+)]
 pub(crate) async fn serve(req: HttpRequest) -> HttpResponse {
     let cached = cached();
     crate::docs::respond(
@@ -64,19 +156,109 @@ pub(crate) async fn serve(req: HttpRequest) -> HttpResponse {
     )
 }
 
-const SCHEMAS: &str = "#/components/schemas/";
-
-fn schema(name: &str) -> Value {
-    json!({"$ref": format!("{SCHEMAS}{name}")})
+/// utoipa writes the operations and the shared parts; the schemas go in as
+/// schemars writes them, because utoipa's schema model has no `const` and its
+/// reading of a JSON Schema keeps only the keywords it models.
+fn build() -> Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    if let Some(components) = document
+        .get_mut("components")
+        .and_then(Value::as_object_mut)
+    {
+        components.insert("schemas".into(), Value::Object(schemas().clone()));
+    }
+    document
 }
 
-fn json_body(schema: Value) -> Value {
-    json!({"application/json": {"schema": schema}})
+/// What no one handler says: `info`, the bearer scheme, and the 413 of every
+/// operation (the guard refuses a request whose `Content-Length` is over the
+/// limit before any route is looked at, whether or not the route reads a body).
+struct Guards;
+
+impl Modify for Guards {
+    fn modify(&self, openapi: &mut Document) {
+        openapi.info = info();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "Only when the server has `API_TOKEN` set: every `/api/*` request (and `/mcp`) then needs `Authorization: Bearer <API_TOKEN>`, else 401. Without `API_TOKEN` no token is needed. The token is only ever read from this header, never from the URL, and compared in constant time.",
+                    ))
+                    .build(),
+            ),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation.responses.responses.insert(
+                    "413".into(),
+                    RefOr::Ref(Ref::from_response_name(PayloadTooLarge::response().0)),
+                );
+            }
+        }
+    }
 }
 
-/// A success response with a JSON body of schema `name`.
-fn ok(description: &str, name: &str) -> Value {
-    json!({"description": description, "content": json_body(schema(name))})
+fn info() -> utoipa::openapi::Info {
+    let description = format!(
+        "The HTTP API of local-mcp: a person queues instructions here (usually through \
+the web UI) and an AI agent receives them one at a time, oldest first, through the MCP \
+tool `get_user_request` (MCP itself is served at `/mcp`, streamable HTTP, and is not \
+described here).\n\n\
+JSON in and out. Times are RFC 3339 in UTC with microseconds \
+(`2026-01-02T03:04:05.123456Z`); ids are UUIDs.\n\n\
+**Errors.** Every refusal has the body `{{\"error\":{{\"code\",\"message\"}}}}` (schema \
+`Error`). The codes: `bad_request` (400, and 405 for a method a path does not take), \
+`unauthorized` (401), `forbidden` (403), `not_found` (404, also for any path nothing is \
+served at), `conflict` (409), `payload_too_large` (413), `unsupported_media_type` (415), \
+`validation` (422), `internal` (503). Bad input never gets a 5xx; an internal error logs \
+its details and shows none.\n\n\
+**Guards, on every route.** The `Host` header must be a loopback name or in \
+`ALLOWED_HOSTS`, and an `Origin` header, when sent, must be this server's own origin, \
+else 403. `POST`, `PUT` and `PATCH` need `Content-Type: application/json`, even with an \
+empty body, else 415. A request body over {BODY_LIMIT} bytes (256 KiB) gets 413: at once \
+when its `Content-Length` says so, on any route, else as it streams in. These checks come \
+first, in this order. No CORS headers are sent. Then, with `API_TOKEN` set, `/api/*` \
+needs `Authorization: Bearer <token>` (401 otherwise, before anything else under `/api` \
+is looked at, unknown paths included); `/healthz`, `/openapi.json` and `/docs` never do.\n\n\
+**Queues.** Every instruction and every agent belongs to one named queue (one per \
+project, typically); an agent takes only its own queue's instructions. Routes that read or \
+change a queue take `?queue=` (or `queue` in the body); absent means `default`. Routes that \
+name an instruction by id find it on any queue.\n\n\
+**Changes** answered with 2xx are on disk. Every change, made here, by an agent or by \
+another process on the same database, is announced on `GET /api/events`."
+    );
+    InfoBuilder::new()
+        .title("local-mcp HTTP API")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(description))
+        // OpenAPI 3.1's `summary`, which utoipa's `Info` lacks: its extensions
+        // are written into the object as they are.
+        .extensions(Some(Extensions::from_iter([(
+            "summary",
+            "Queue instructions for an AI agent; watch it work.",
+        )])))
+        .license(Some(
+            LicenseBuilder::new()
+                .name("MIT OR Apache-2.0")
+                .identifier(Some("MIT OR Apache-2.0"))
+                .build(),
+        ))
+        .build()
 }
 
 /// The shared error responses, by status code: (status, component name, what it
@@ -139,445 +321,254 @@ const ERRORS: [(u16, &str, &str, &str); 10] = [
     ),
 ];
 
-/// `responses` of an operation: the given successes plus the shared error
-/// responses for `errors`, and 413 on every operation: the guard refuses a
-/// request whose `Content-Length` is over the limit before any route is looked
-/// at, whether or not the route reads a body (a `GET` or `DELETE` included).
-fn responses(success: &[(&str, Value)], errors: &[u16]) -> Value {
-    let mut out = Map::new();
-    for (status, response) in success {
-        out.insert((*status).to_owned(), response.clone());
+/// The shared error response of `status`: an `Error` whose `code` is fixed.
+fn error_response(status: u16) -> (&'static str, RefOr<Response>) {
+    let Some(&(_, name, description, code)) = ERRORS.iter().find(|(s, ..)| *s == status) else {
+        return ("", RefOr::T(Response::new("")));
+    };
+    // Only narrows the `Error` it is combined with: no `type` of its own.
+    let open = || ObjectBuilder::new().schema_type(SchemaType::AnyValue);
+    let error = open().property("code", open().extensions(Some(constant(code))));
+    let schema = AllOfBuilder::new()
+        .item(Ref::from_schema_name(ErrorBody::schema_name()))
+        .item(open().property("error", error));
+    let mut response = ResponseBuilder::new()
+        .description(format!("{description} (`{code}`)"))
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(schema)).build(),
+        );
+    let constant = |what: &str, value: &str| {
+        HeaderBuilder::new()
+            .description(Some(what))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .extensions(Some(constant(value))),
+            ))
+            .build()
+    };
+    if status == 401 {
+        response = response.header("WWW-Authenticate", constant("Always `Bearer`.", "Bearer"));
     }
-    for status in errors.iter().chain(&[413]) {
-        let Some((_, name, _, _)) = ERRORS.iter().find(|(s, ..)| s == status) else {
-            continue;
-        };
-        out.insert(
-            status.to_string(),
-            json!({"$ref": format!("#/components/responses/{name}")}),
+    if status == 503 {
+        response = response.header(
+            "Retry-After",
+            constant("Seconds to wait before trying again; always `1`.", "1"),
         );
     }
-    Value::Object(out)
+    (name, RefOr::T(response.build()))
 }
 
-/// Marks an operation as under `/api`: the bearer token when one is configured.
-fn api(mut operation: Value) -> Value {
-    operation["security"] = json!([{"bearerAuth": []}, {}]);
-    operation
+/// JSON Schema's `const`, which utoipa's schema model lacks: its extensions
+/// are written into the schema object as they are.
+fn constant(value: &str) -> Extensions {
+    Extensions::from_iter([("const", value)])
 }
 
-fn json_request(name: &str, description: &str) -> Value {
-    json!({"required": true, "description": description, "content": json_body(schema(name))})
-}
+/// One [`ToResponse`] per shared error response, so that an operation names
+/// it by type (`response = NotFound`) and gets a `$ref` to it.
+macro_rules! error_responses {
+    ($($name:ident = $status:literal),* $(,)?) => {$(
+        #[doc = concat!("The shared ", stringify!($status), " response.")]
+        pub(crate) struct $name;
 
-fn build() -> Value {
-    json!({
-        "openapi": "3.1.0",
-        "info": info(),
-        "servers": [{"url": "/", "description": "this server"}],
-        "tags": [
-            {"name": "health", "description": "Liveness, without a token."},
-            {"name": "status", "description": "The server, the agents and the queue at a glance."},
-            {"name": "queues", "description": "The named queues: one per project or agent group."},
-            {"name": "instructions", "description": "The queues of instructions for the agents."},
-            {"name": "config", "description": "The runtime settings, stored in the database."},
-            {"name": "events", "description": "Live changes over Server-Sent Events."},
-            {"name": "docs", "description": "This document and its viewer; no token, no data."},
-        ],
-        "paths": paths(),
-        "components": {
-            "schemas": schemas(),
-            "responses": error_responses(),
-            "parameters": {
-                "InstructionId": {
-                    "name": "id",
-                    "in": "path",
-                    "required": true,
-                    "description": "The instruction's id. Anything that is not a UUID is refused with 422.",
-                    "schema": {"type": "string", "format": "uuid"},
-                },
-                "Queue": {
-                    "name": "queue",
-                    "in": "query",
-                    "required": false,
-                    "description": "The queue: 1..=128 characters of letters, digits and `._:@-`. Absent: `default`. A name that breaks those rules, or names a queue that does not exist (no instruction was ever queued on it and no agent called on it), is refused with 422.",
-                    "schema": queue_name_schema(),
-                },
-                "QueueOfInstruction": {
-                    "name": "queue",
-                    "in": "query",
-                    "required": false,
-                    "description": "The queue the instruction is on. Optional: the id alone finds it on any queue; when given, an instruction on another queue is answered 404.",
-                    "schema": queue_name_schema(),
-                },
-                "QueueOfEvents": {
-                    "name": "queue",
-                    "in": "query",
-                    "required": false,
-                    "description": "Only this queue's `instruction.*` and `agent.updated` messages (settings and status messages still come). Absent: every queue's. An invalid name is refused with 422.",
-                    "schema": queue_name_schema(),
-                },
-                "IfNoneMatch": {
-                    "name": "If-None-Match",
-                    "in": "header",
-                    "required": false,
-                    "description": "An `ETag` received before; when it still matches, the answer is 304 without a body.",
-                    "schema": {"type": "string"},
-                },
-            },
-            "headers": {
-                "ETag": {
-                    "description": "A strong validator of the body; send it back in `If-None-Match`.",
-                    "schema": {"type": "string"},
-                },
-                "CacheControl": {
-                    "description": "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version.",
-                    "schema": {"type": "string"},
-                },
-            },
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "Only when the server has `API_TOKEN` set: every `/api/*` request (and `/mcp`) then needs `Authorization: Bearer <API_TOKEN>`, else 401. Without `API_TOKEN` no token is needed. The token is only ever read from this header, never from the URL, and compared in constant time.",
-                },
-            },
-        },
-    })
-}
-
-fn info() -> Value {
-    let description = format!(
-        "The HTTP API of local-mcp: a person queues instructions here (usually through \
-the web UI) and an AI agent receives them one at a time, oldest first, through the MCP \
-tool `get_user_request` (MCP itself is served at `/mcp`, streamable HTTP, and is not \
-described here).\n\n\
-JSON in and out. Times are RFC 3339 in UTC with microseconds \
-(`2026-01-02T03:04:05.123456Z`); ids are UUIDs.\n\n\
-**Errors.** Every refusal has the body `{{\"error\":{{\"code\",\"message\"}}}}` (schema \
-`Error`). The codes: `bad_request` (400, and 405 for a method a path does not take), \
-`unauthorized` (401), `forbidden` (403), `not_found` (404, also for any path nothing is \
-served at), `conflict` (409), `payload_too_large` (413), `unsupported_media_type` (415), \
-`validation` (422), `internal` (503). Bad input never gets a 5xx; an internal error logs \
-its details and shows none.\n\n\
-**Guards, on every route.** The `Host` header must be a loopback name or in \
-`ALLOWED_HOSTS`, and an `Origin` header, when sent, must be this server's own origin, \
-else 403. `POST`, `PUT` and `PATCH` need `Content-Type: application/json`, even with an \
-empty body, else 415. A request body over {BODY_LIMIT} bytes (256 KiB) gets 413: at once \
-when its `Content-Length` says so, on any route, else as it streams in. These checks come \
-first, in this order. No CORS headers are sent. Then, with `API_TOKEN` set, `/api/*` \
-needs `Authorization: Bearer <token>` (401 otherwise, before anything else under `/api` \
-is looked at, unknown paths included); `/healthz`, `/openapi.json` and `/docs` never do.\n\n\
-**Queues.** Every instruction and every agent belongs to one named queue (one per \
-project, typically); an agent takes only its own queue's instructions. Routes that read or \
-change a queue take `?queue=` (or `queue` in the body); absent means `default`. Routes that \
-name an instruction by id find it on any queue.\n\n\
-**Changes** answered with 2xx are on disk. Every change, made here, by an agent or by \
-another process on the same database, is announced on `GET /api/events`."
-    );
-    json!({
-        "title": "local-mcp HTTP API",
-        "version": env!("CARGO_PKG_VERSION"),
-        "summary": "Queue instructions for an AI agent; watch it work.",
-        "description": description,
-        "license": {"name": "MIT OR Apache-2.0", "identifier": "MIT OR Apache-2.0"},
-    })
-}
-
-fn error_responses() -> Value {
-    let mut out = Map::new();
-    for (status, name, description, code) in ERRORS {
-        let mut response = json!({
-            "description": format!("{description} (`{code}`)"),
-            "content": json_body(json!({
-                "allOf": [
-                    schema("Error"),
-                    {"properties": {"error": {"properties": {"code": {"const": code}}}}},
-                ],
-            })),
-        });
-        if status == 401 {
-            response["headers"] = json!({
-                "WWW-Authenticate": {
-                    "description": "Always `Bearer`.",
-                    "schema": {"type": "string", "const": "Bearer"},
-                },
-            });
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                error_response($status)
+            }
         }
-        if status == 503 {
-            response["headers"] = json!({
-                "Retry-After": {
-                    "description": "Seconds to wait before trying again; always `1`.",
-                    "schema": {"type": "string", "const": "1"},
-                },
-            });
+    )*};
+}
+
+error_responses!(
+    BadRequest = 400,
+    Unauthorized = 401,
+    Forbidden = 403,
+    NotFound = 404,
+    MethodNotAllowed = 405,
+    Conflict = 409,
+    PayloadTooLarge = 413,
+    UnsupportedMediaType = 415,
+    Validation = 422,
+    Unavailable = 503,
+);
+
+/// A body's schema as utoipa sees it: schemars' (see [`build`] for why the
+/// document takes schemars' own), under schemars' name.
+fn component(name: &str) -> RefOr<utoipa::openapi::schema::Schema> {
+    schemas()
+        .get(name)
+        .cloned()
+        .and_then(|schema| serde_json::from_value(schema).ok())
+        .unwrap_or_else(|| RefOr::T(ObjectBuilder::new().build().into()))
+}
+
+/// Lets a body type stand in a `#[utoipa::path]` attribute, under the name of
+/// its schema in `components/schemas`.
+macro_rules! bodies {
+    ($($alias:ident = $ty:ty),* $(,)?) => {$(
+        #[doc = concat!("`", stringify!($ty), "` in the operations' attributes.")]
+        pub(crate) type $alias = $ty;
+
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+                component(&<$ty as JsonSchema>::schema_name())
+            }
         }
-        out.insert(name.to_owned(), response);
+
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                <$ty as JsonSchema>::schema_name()
+            }
+        }
+    )*};
+}
+
+bodies!(
+    Health = HealthJson,
+    Status = StatusJson<'static>,
+    QueueList = QueueListJson<'static>,
+    ItemEnvelope = crate::json::ItemEnvelope<'static>,
+    Config = SettingsJson<'static>,
+    ItemList = ListJson<'static>,
+    ReorderResult = ReorderJson<'static>,
+    NewInstruction = NewBody,
+    EditInstruction = ContentBody,
+    Reorder = ReorderBody,
+);
+
+/// A settings change (`PATCH /api/config`): its schema is `Config`'s, opened
+/// to any subset in [`derived_schemas`].
+pub(crate) struct ConfigPatch;
+
+impl PartialSchema for ConfigPatch {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        component("ConfigPatch")
     }
-    Value::Object(out)
 }
 
-fn paths() -> Value {
-    let id = json!({"$ref": "#/components/parameters/InstructionId"});
-    let queue = json!({"$ref": "#/components/parameters/Queue"});
-    let queue_of_instruction = json!({"$ref": "#/components/parameters/QueueOfInstruction"});
-    let if_none_match = json!({"$ref": "#/components/parameters/IfNoneMatch"});
-    let cache_headers = json!({
-        "ETag": {"$ref": "#/components/headers/ETag"},
-        "Cache-Control": {"$ref": "#/components/headers/CacheControl"},
-    });
-    let not_modified = json!({
-        "description": "Not modified: `If-None-Match` holds the current ETag. No body.",
-        "headers": cache_headers,
-    });
-    json!({
-        "/healthz": {"get": {
-            "operationId": "getHealth",
-            "tags": ["health"],
-            "summary": "Liveness",
-            "description": "Answers as long as the process serves HTTP; reads nothing from the database. Never needs a token.",
-            "responses": responses(&[("200", ok("The server is up.", "Health"))], &[403]),
-        }},
-        "/api/status": {"get": api(json!({
-            "operationId": "getStatus",
-            "tags": ["status"],
-            "summary": "Server, agents, queue counts and settings",
-            "description": "Everything the web UI's header shows, seen from one queue (`default` unless `queue` names another): `agent` is that queue's most recently seen agent, `null` before any was seen; `agents` lists that queue's agents, most recently seen first; `queue` its counts. `queues` lists every queue with its counts and agents.",
-            "parameters": [queue.clone()],
-            "responses": responses(&[("200", ok("The status.", "Status"))], &[401, 403, 422, 503]),
-        }))},
-        "/api/queues": {"get": api(json!({
-            "operationId": "listQueues",
-            "tags": ["queues"],
-            "summary": "Every queue, its counts and its agents",
-            "description": "A queue exists once an instruction was queued on it or an agent called on it; `default` always exists. Sorted by name.",
-            "responses": responses(&[("200", ok("The queues.", "QueueList"))], &[401, 403, 503]),
-        }))},
-        "/api/instructions": {
-            "get": api(json!({
-                "operationId": "listInstructions",
-                "tags": ["instructions"],
-                "summary": "List instructions",
-                "description": "The instructions of one queue (`default` unless `queue` names another). Pending items come in queue order (by `position`), consumed items by consumption time, and `all` gives the consumed ones first, then the pending ones. `total` counts every item of the chosen status, whatever the page.",
-                "parameters": [
-                    queue.clone(),
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "required": false,
-                        "description": "Which items; anything else is refused with 422.",
-                        "schema": {"type": "string", "enum": ["pending", "consumed", "all"], "default": "all"},
-                    },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "required": false,
-                        "description": "At most this many items. Absent: every item from `offset` on.",
-                        "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX},
-                    },
-                    {
-                        "name": "offset",
-                        "in": "query",
-                        "required": false,
-                        "description": "Skip this many items first.",
-                        "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 0},
-                    },
-                ],
-                "responses": responses(
-                    &[("200", ok("One page of instructions and the total count.", "ItemList"))],
-                    &[401, 403, 422, 503],
-                ),
-            })),
-            "post": api(json!({
-                "operationId": "createInstruction",
-                "tags": ["instructions"],
-                "summary": "Queue an instruction",
-                "description": "Adds a pending instruction at the end of its queue (`queue` in the body or the query string; `default` when neither names one), which comes into being if it is new. With `to_agent_id`, only that agent of the queue may take it. A waiting `get_user_request` call it is for receives it at once.",
-                "parameters": [queue_in_body()],
-                "requestBody": json_request("NewInstruction", "The instruction's text, its queue and its addressee."),
-                "responses": responses(
-                    &[("201", ok("Queued.", "ItemEnvelope"))],
-                    &[400, 401, 403, 413, 415, 422, 503],
-                ),
-            })),
-        },
-        "/api/instructions/reorder": {"post": api(json!({
-            "operationId": "reorderInstructions",
-            "tags": ["instructions"],
-            "summary": "Reorder the pending instructions of a queue",
-            "description": "Puts the pending instructions of one queue (`queue` in the body or the query string, `default` when neither names one) in the order given. The ids must be exactly that queue's pending set, each once: anything else (a consumed, unknown or repeated id, a missing one, one of another queue) is refused with 409, and the client should reload the list and try again. A queue that does not exist gets 422.",
-            "parameters": [queue_in_body()],
-            "requestBody": json_request("Reorder", "Every pending id of the queue, in the new order."),
-            "responses": responses(
-                &[("200", ok("The pending instructions in their new order.", "ReorderResult"))],
-                &[400, 401, 403, 409, 413, 415, 422, 503],
-            ),
-        }))},
-        "/api/instructions/{id}": {
-            "parameters": [id.clone(), queue_of_instruction.clone()],
-            "get": api(json!({
-                "operationId": "getInstruction",
-                "tags": ["instructions"],
-                "summary": "One instruction",
-                "responses": responses(
-                    &[("200", ok("The instruction.", "ItemEnvelope"))],
-                    &[401, 403, 404, 422, 503],
-                ),
-            })),
-            "patch": api(json!({
-                "operationId": "editInstruction",
-                "tags": ["instructions"],
-                "summary": "Reword a pending instruction",
-                "description": "Only a pending instruction can change: one an agent already took gets 409.",
-                "requestBody": json_request("EditInstruction", "The new text."),
-                "responses": responses(
-                    &[("200", ok("The instruction as changed.", "ItemEnvelope"))],
-                    &[400, 401, 403, 404, 409, 413, 415, 422, 503],
-                ),
-            })),
-            "delete": api(json!({
-                "operationId": "deleteInstruction",
-                "tags": ["instructions"],
-                "summary": "Delete a pending instruction",
-                "description": "Only a pending instruction can be deleted: one an agent already took gets 409. Needs no `Content-Type`.",
-                "responses": responses(
-                    &[("204", json!({"description": "Deleted. No body."}))],
-                    &[401, 403, 404, 409, 422, 503],
-                ),
-            })),
-        },
-        "/api/instructions/{id}/requeue": {
-            "parameters": [id, queue_of_instruction],
-            "post": api(json!({
-                "operationId": "requeueInstruction",
-                "tags": ["instructions"],
-                "summary": "Send a consumed instruction again",
-                "description": "Queues a new pending copy of a consumed instruction at the end of its queue, for the same agent if it was addressed; the consumed one stays as it was. A pending instruction gets 409. No body is read, but like every `POST` the request needs `Content-Type: application/json` (send `{}`).",
-                "requestBody": {
-                    "required": false,
-                    "description": "Ignored; send `{}` or nothing, with `Content-Type: application/json`.",
-                    "content": json_body(json!({"type": "object"})),
-                },
-                "responses": responses(
-                    &[("201", ok("The new pending copy.", "ItemEnvelope"))],
-                    &[401, 403, 404, 409, 413, 415, 422, 503],
-                ),
-            })),
-        },
-        "/api/config": {
-            "get": api(json!({
-                "operationId": "getConfig",
-                "tags": ["config"],
-                "summary": "The settings in force",
-                "description": "Values saved through `PATCH` win; until a value is saved, the one given at start-up (environment, config file or built-in default) is in force.",
-                "responses": responses(&[("200", ok("The settings.", "Config"))], &[401, 403, 503]),
-            })),
-            "patch": api(json!({
-                "operationId": "updateConfig",
-                "tags": ["config"],
-                "summary": "Change any subset of the settings",
-                "description": "Saves the given settings in the database, where they win over the start-up values from then on; `{}` changes nothing. One value out of bounds refuses the whole request with 422 and saves nothing.",
-                "requestBody": json_request("ConfigPatch", "The settings to change."),
-                "responses": responses(
-                    &[("200", ok("The settings in force afterwards.", "Config"))],
-                    &[400, 401, 403, 413, 415, 422, 503],
-                ),
-            })),
-        },
-        "/api/events": {"get": api(events_operation())},
-        "/openapi.json": {"get": {
-            "operationId": "getOpenApi",
-            "tags": ["docs"],
-            "summary": "This document",
-            "description": "The OpenAPI 3.1 document of every route of this API. Never needs a token.",
-            "parameters": [if_none_match],
-            "responses": responses(
-                &[
-                    ("200", json!({
-                        "description": "The document.",
-                        "headers": cache_headers,
-                        "content": json_body(json!({"type": "object"})),
-                    })),
-                    ("304", not_modified.clone()),
-                ],
-                &[403],
-            ),
-        }},
-        "/docs": {"get": {
-            "operationId": "getDocs",
-            "tags": ["docs"],
-            "summary": "Interactive API docs",
-            "description": "Redirects to `/docs/`, the viewer's own directory, so the page's relative URLs resolve under it. Never needs a token.",
-            "responses": responses(
-                &[("308", json!({
-                    "description": "Go to `/docs/` (with the same query string).",
-                    "headers": {"Location": {
-                        "description": "`/docs/`",
-                        "schema": {"type": "string"},
-                    }},
-                }))],
-                &[403],
-            ),
-        }},
-        "/docs/": {"get": {
-            "operationId": "getDocsIndex",
-            "tags": ["docs"],
-            "summary": "The API docs page",
-            "description": "An interactive viewer (Swagger UI, vendored) over `/openapi.json`. Everything it loads comes from this server: no CDN, no other network request. Served with a `Content-Security-Policy` that keeps it so. \"Try it out\" sends real requests to this server. Never needs a token.",
-            "parameters": [if_none_match],
-            "responses": responses(
-                &[
-                    ("200", json!({
-                        "description": "The page.",
-                        "headers": {
-                            "ETag": {"$ref": "#/components/headers/ETag"},
-                            "Cache-Control": {"$ref": "#/components/headers/CacheControl"},
-                            "Content-Security-Policy": {
-                                "description": "`default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'`",
-                                "schema": {"type": "string"},
-                            },
-                        },
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    })),
-                    ("304", not_modified.clone()),
-                ],
-                &[403],
-            ),
-        }},
-        "/docs/{file}": {"get": {
-            "operationId": "getDocsFile",
-            "tags": ["docs"],
-            "summary": "A file of the API docs page",
-            "description": "The viewer's scripts, styles and licence, embedded in the binary. Vendored files (under `vendor/`) are cached for good; the others are revalidated with their ETag. An unknown file gets the JSON 404. Never needs a token.",
-            "parameters": [
-                {
-                    "name": "file",
-                    "in": "path",
-                    "required": true,
-                    "description": "The file's path below `/docs/`; it may contain `/` (`vendor/swagger-ui/swagger-ui.css`).",
-                    "schema": {"type": "string"},
-                },
-                if_none_match,
-            ],
-            "responses": responses(
-                &[
-                    ("200", json!({
-                        "description": "The file, with the `Content-Type` of its extension (`text/javascript; charset=utf-8`, `text/css; charset=utf-8`, `text/html; charset=utf-8`, `text/plain; charset=utf-8`, ...).",
-                        "headers": cache_headers,
-                        "content": {"*/*": {"schema": {"type": "string"}}},
-                    })),
-                    ("304", not_modified.clone()),
-                ],
-                &[403, 404],
-            ),
-        }},
-    })
+impl ToSchema for ConfigPatch {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ConfigPatch")
+    }
 }
 
-fn events_operation() -> Value {
+const QUEUE_OF_ROUTE: &str = "The queue: 1..=128 characters of letters, digits and `._:@-`. Absent: `default`. A name that breaks those rules, or names a queue that does not exist (no instruction was ever queued on it and no agent called on it), is refused with 422.";
+
+/// A `queue` query parameter, described for its route.
+fn queue_parameter(description: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name("queue")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(QueueName::MAX_LEN))
+                .pattern(Some(NAME_PATTERN))
+                .default(Some(Value::from(QueueName::DEFAULT))),
+        ))
+        .build()
+}
+
+fn header_parameter(name: &str, description: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
+/// The parameters of a route given as a type, for `params(...)`.
+macro_rules! parameters {
+    ($($(#[$doc:meta])* $name:ident => $body:expr;)*) => {$(
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl IntoParams for $name {
+            fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+                $body
+            }
+        }
+    )*};
+}
+
+parameters! {
+    /// `?queue=` on a route that reads one queue.
+    QueueOfRoute => vec![queue_parameter(QUEUE_OF_ROUTE)];
+    /// `?queue=` of a route whose body may name the queue too.
+    QueueInBody => vec![queue_parameter(
+        "The queue, when the body does not name it; both at once must agree (else 422).",
+    )];
+    /// The `{id}` of a route that names an instruction, and its optional queue.
+    InstructionById => vec![
+        ParameterBuilder::new()
+            .name("id")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some(
+                "The instruction's id. Anything that is not a UUID is refused with 422.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(utoipa::openapi::SchemaFormat::Custom("uuid".into()))),
+            ))
+            .build(),
+        queue_parameter(
+            "The queue the instruction is on. Optional: the id alone finds it on any queue; when given, an instruction on another queue is answered 404.",
+        ),
+    ];
+    /// The live stream's `?queue=` and `Last-Event-ID`.
+    EventsParams => vec![
+        queue_parameter(
+            "Only this queue's `instruction.*` and `agent.updated` messages (settings and status messages still come). Absent: every queue's. An invalid name is refused with 422.",
+        ),
+        header_parameter(
+            "Last-Event-ID",
+            "The id of the last message received: replay what came after it.",
+        ),
+    ];
+    /// `If-None-Match` on a route answered with an `ETag`.
+    IfNoneMatch => vec![header_parameter(
+        "If-None-Match",
+        "An `ETag` received before; when it still matches, the answer is 304 without a body.",
+    )];
+}
+
+const ETAG: &str = "A strong validator of the body; send it back in `If-None-Match`.";
+const CACHE_CONTROL: &str = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version.";
+
+/// The 304 of a route answered with an `ETag`: no body, the caching headers.
+pub(crate) struct NotModified;
+
+impl<'r> ToResponse<'r> for NotModified {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let header = |description: &str| {
+            HeaderBuilder::new()
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        let response = ResponseBuilder::new()
+            .description("Not modified: `If-None-Match` holds the current ETag. No body.")
+            .header("ETag", header(ETAG))
+            .header("Cache-Control", header(CACHE_CONTROL))
+            .build();
+        ("NotModified", RefOr::T(response))
+    }
+}
+
+/// The description of `GET /api/events`, with the stream's own numbers.
+pub(crate) fn events_description() -> String {
     let defaults = crate::EventsOptions::default();
     let (ring, heartbeat) = (defaults.ring, defaults.heartbeat.as_secs());
-    let description = format!(
+    format!(
         "A `text/event-stream` of every change to the queue, the settings and the agents: made through this API, by an agent, or by another process on the same database.\n\n\
 **Messages.** Each has `id: <n>`, `event: <type>` and one `data:` line holding the JSON envelope `{{\"type\", \"timestamp\", \"data\"}}` (schema `EventEnvelope`; `timestamp` is when the change happened). Ids increase; the first id of a server run is its start time in microseconds, so ids from an earlier run are always older.\n\n\
 **Types** and their `data`:\n\
@@ -590,62 +581,31 @@ fn events_operation() -> Value {
 **Queues.** Every `instruction.*` and `agent.updated` message names its queue (`queue` in its data). With `?queue=` the stream leaves out other queues' messages.\n\n\
 **Keep-alive.** The stream opens with `retry: 2000` and a `: connected` comment; a `: heartbeat` comment follows every {heartbeat} s.\n\n\
 **Reconnecting.** Send the last id received in `Last-Event-ID` (EventSource does it by itself) and the messages missed are replayed first, from a bounded buffer of the newest {ring}. When the id is older than that buffer, from another server run, or not a number, one `status.changed` message whose envelope carries `\"refetch\": true` is sent instead: reload everything through the other routes, then go on with the stream. A client that falls too far behind gets the same message. Without `Last-Event-ID` the stream starts with the next change."
-    );
-    json!({
-        "operationId": "streamEvents",
-        "tags": ["events"],
-        "summary": "Live events (Server-Sent Events)",
-        "description": description,
-        "parameters": [
-            {"$ref": "#/components/parameters/QueueOfEvents"},
-            {
-                "name": "Last-Event-ID",
-                "in": "header",
-                "required": false,
-                "description": "The id of the last message received: replay what came after it.",
-                "schema": {"type": "string"},
-            },
-        ],
-        "responses": responses(
-            &[("200", json!({
-                "description": "The stream; it stays open until the client leaves or the server shuts down. Sent with `Cache-Control: no-cache`.",
-                "content": {"text/event-stream": {
-                    "schema": {
-                        "type": "string",
-                        "description": "SSE lines: `id`, `event` and `data` (an `EventEnvelope` as JSON), plus comment lines.",
-                    },
-                    "example": "id: 1767225600000001\nevent: instruction.created\ndata: {\"type\":\"instruction.created\",\"timestamp\":\"2026-01-01T00:00:00.000001Z\",\"data\":{\"id\":\"0190f0e4-4b1a-7c3e-9f00-000000000001\",\"queue\":\"default\",\"content\":\"Run the tests\",\"to_agent_id\":null,\"status\":\"pending\",\"created_at\":\"2026-01-01T00:00:00.000001Z\",\"updated_at\":\"2026-01-01T00:00:00.000001Z\",\"consumed_at\":null,\"consumed_by_agent_id\":null,\"position\":1}}\n\n",
-                }},
-            }))],
-            &[401, 403, 422],
-        ),
-    })
+    )
 }
 
-fn queue_name_schema() -> Value {
-    json!({
-        "type": "string",
-        "minLength": 1,
-        "maxLength": QueueName::MAX_LEN,
-        "pattern": NAME_PATTERN,
-        "default": QueueName::DEFAULT,
-    })
+/// The `200` of `GET /api/events`: a stream, not a JSON body, so its schema and
+/// example are written here.
+pub(crate) struct EventStream;
+
+impl<'r> ToResponse<'r> for EventStream {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let schema = ObjectBuilder::new().schema_type(Type::String).description(Some(
+            "SSE lines: `id`, `event` and `data` (an `EventEnvelope` as JSON), plus comment lines.",
+        ));
+        let content = ContentBuilder::new()
+            .schema(Some(schema))
+            .example(Some(Value::from(SSE_EXAMPLE)))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("The stream; it stays open until the client leaves or the server shuts down. Sent with `Cache-Control: no-cache`.")
+            .content("text/event-stream", content)
+            .build();
+        ("EventStream", RefOr::T(response))
+    }
 }
 
-/// The `?queue=` of a route whose body may name the queue too.
-fn queue_in_body() -> Value {
-    json!({
-        "name": "queue",
-        "in": "query",
-        "required": false,
-        "description": "The queue, when the body does not name it; both at once must agree (else 422).",
-        "schema": queue_name_schema(),
-    })
-}
-
-fn timestamp(description: &str) -> Value {
-    json!({"type": "string", "format": "date-time", "description": description})
-}
+const SSE_EXAMPLE: &str = "id: 1767225600000001\nevent: instruction.created\ndata: {\"type\":\"instruction.created\",\"timestamp\":\"2026-01-01T00:00:00.000001Z\",\"data\":{\"id\":\"0190f0e4-4b1a-7c3e-9f00-000000000001\",\"queue\":\"default\",\"content\":\"Run the tests\",\"to_agent_id\":null,\"status\":\"pending\",\"created_at\":\"2026-01-01T00:00:00.000001Z\",\"updated_at\":\"2026-01-01T00:00:00.000001Z\",\"consumed_at\":null,\"consumed_by_agent_id\":null,\"position\":1}}\n\n";
 
 /// The schemas of the response and request bodies, derived from the structs
 /// that write and read them (JSON Schema 2020-12, which OpenAPI 3.1 uses as is).
@@ -659,12 +619,14 @@ fn derived_schemas() -> Map<String, Value> {
         .push(Box::new(RecursiveTransform(no_rust_width)));
     let mut generator = settings.into_generator();
     // Each adds its own schema and those it refers to.
-    generator.subschema_for::<ItemEnvelope<'static>>();
+    generator.subschema_for::<ItemEnvelope>();
     generator.subschema_for::<ReorderJson<'static>>();
     generator.subschema_for::<StatusJson<'static>>();
     generator.subschema_for::<QueueListJson<'static>>();
     generator.subschema_for::<HealthJson>();
     generator.subschema_for::<ErrorBody>();
+    generator.subschema_for::<ListJson<'static>>();
+    generator.subschema_for::<EventEnvelope<'static, ()>>();
     let mut schemas = generator.take_definitions(true);
 
     // The request bodies, from the structs they are read into.
@@ -683,10 +645,10 @@ fn derived_schemas() -> Map<String, Value> {
         let mut patch = config.clone();
         patch.insert(
             "description".into(),
-            json!("Any subset of the settings; the others keep their values. Unknown fields are refused with 422."),
+            Value::from("Any subset of the settings; the others keep their values. Unknown fields are refused with 422."),
         );
-        patch.insert("additionalProperties".into(), json!(false));
-        patch.insert("required".into(), json!([]));
+        patch.insert("additionalProperties".into(), Value::Bool(false));
+        patch.insert("required".into(), Value::Array(Vec::new()));
         schemas.insert("ConfigPatch".into(), Value::Object(patch));
     }
     schemas
@@ -705,64 +667,48 @@ fn no_rust_width(schema: &mut Schema) {
     }
 }
 
-fn schemas() -> Value {
-    let mut schemas = derived_schemas();
-    if let Value::Object(written) = written_schemas() {
-        schemas.extend(written);
-    }
-    Value::Object(schemas)
+/// Every schema of `components/schemas`, built once.
+fn schemas() -> &'static Map<String, Value> {
+    static SCHEMAS: OnceLock<Map<String, Value>> = OnceLock::new();
+    SCHEMAS.get_or_init(derived_schemas)
 }
 
-/// The schemas no response struct writes: request bodies, the streamed listing
-/// and the event envelope.
-fn written_schemas() -> Value {
-    json!({
-        "ItemList": {
-            "type": "object",
-            "required": ["items", "total"],
-            "properties": {
-                "items": {"type": "array", "items": schema("Item")},
-                "total": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "How many items of the chosen status there are in all, whatever `limit` and `offset`.",
-                },
-            },
-        },
-        "EventEnvelope": {
-            "type": "object",
-            "description": "The `data:` line of a message on `GET /api/events`.",
-            "required": ["type", "timestamp", "data"],
-            "properties": {
-                "type": {
-                    "type": "string",
-                    "enum": ["instruction.created", "instruction.updated", "instruction.deleted", "instruction.consumed", "instruction.reordered", "config.updated", "agent.updated", "status.changed"],
-                    "description": "The same as the message's `event:` line.",
-                },
-                "timestamp": timestamp("When the change happened."),
-                "data": {
-                    "description": "`Item` for `instruction.*` but `instruction.reordered` (`{\"queue\", \"ids\"}`), `Config` for `config.updated`, `Agent` for `agent.updated`, `Status` for `status.changed`.",
-                    "anyOf": [
-                        schema("Item"),
-                        {
-                            "type": "object",
-                            "required": ["queue", "ids"],
-                            "properties": {
-                                "queue": {"type": "string"},
-                                "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
-                            },
-                        },
-                        schema("Config"),
-                        schema("Agent"),
-                        schema("Status"),
-                    ],
-                },
-                "refetch": {
-                    "type": "boolean",
-                    "const": true,
-                    "description": "Only on a `status.changed` sent because messages were missed beyond the replay buffer: reload everything.",
-                },
-            },
-        },
-    })
+/// The query of `GET /api/instructions`, read into [`routes::ListQuery`].
+pub(crate) fn list_parameters() -> Vec<Parameter> {
+    let query = |name: &str, description: &str, schema: ObjectBuilder| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(schema))
+            .build()
+    };
+    let count = || {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(u64::MAX))
+    };
+    vec![
+        queue_parameter(QUEUE_OF_ROUTE),
+        query(
+            "status",
+            "Which items; anything else is refused with 422.",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["pending", "consumed", "all"]))
+                .default(Some(Value::from("all"))),
+        ),
+        query(
+            "limit",
+            "At most this many items. Absent: every item from `offset` on.",
+            count(),
+        ),
+        query(
+            "offset",
+            "Skip this many items first.",
+            count().default(Some(Value::from(0))),
+        ),
+    ]
 }

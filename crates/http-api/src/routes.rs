@@ -19,10 +19,23 @@ use crate::json::{
     HealthJson, ItemEnvelope, ItemJson, NAME_PATTERN, QueueListJson, ReorderJson, SettingsJson,
     StatusParts,
 };
+use crate::openapi as doc;
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// `GET /healthz`: never needs a token.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "getHealth",
+    tag = "health",
+    summary = "Liveness",
+    description = "Answers as long as the process serves HTTP; reads nothing from the database. Never needs a token.",
+    responses(
+        (status = 200, description = "The server is up.", body = doc::Health),
+        (status = 403, response = doc::Forbidden),
+    ),
+)]
 pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
     HttpResponse::Ok().json(HealthJson {
         status: "ok",
@@ -57,6 +70,23 @@ pub(crate) struct QueueQuery {
 }
 
 /// `GET /api/status?queue=`.
+#[utoipa::path(
+    get,
+    path = "/api/status",
+    operation_id = "getStatus",
+    tag = "status",
+    summary = "Server, agents, queue counts and settings",
+    description = "Everything the web UI's header shows, seen from one queue (`default` unless `queue` names another): `agent` is that queue's most recently seen agent, `null` before any was seen; `agents` lists that queue's agents, most recently seen first; `queue` its counts. `queues` lists every queue with its counts and agents.",
+    params(doc::QueueOfRoute),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 200, description = "The status.", body = doc::Status),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 422, response = doc::Validation),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn status(
     state: web::Data<ApiState>,
     query: web::Query<QueueQuery>,
@@ -88,6 +118,21 @@ pub(crate) async fn status(
 }
 
 /// `GET /api/queues`: every queue with its counts and agents.
+#[utoipa::path(
+    get,
+    path = "/api/queues",
+    operation_id = "listQueues",
+    tag = "queues",
+    summary = "Every queue, its counts and its agents",
+    description = "A queue exists once an instruction was queued on it or an agent called on it; `default` always exists. Sorted by name.",
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 200, description = "The queues.", body = doc::QueueList),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn queues(state: web::Data<ApiState>) -> Result<HttpResponse> {
     let overview = state.service.overview().await?;
     let now = state.service.now();
@@ -148,6 +193,14 @@ pub(crate) struct ListQuery {
     offset: Option<String>,
 }
 
+impl utoipa::IntoParams for ListQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        doc::list_parameters()
+    }
+}
+
 fn count(name: &str, value: Option<&str>) -> Result<Option<u64>> {
     value
         .map(|v| {
@@ -161,6 +214,23 @@ fn count(name: &str, value: Option<&str>) -> Result<Option<u64>> {
 }
 
 /// `GET /api/instructions?queue=&status=&limit=&offset=`.
+#[utoipa::path(
+    get,
+    path = "/api/instructions",
+    operation_id = "listInstructions",
+    tag = "instructions",
+    summary = "List instructions",
+    description = "The instructions of one queue (`default` unless `queue` names another). Pending items come in queue order (by `position`), consumed items by consumption time, and `all` gives the consumed ones first, then the pending ones. `total` counts every item of the chosen status, whatever the page.",
+    params(ListQuery),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 200, description = "One page of instructions and the total count.", body = doc::ItemList),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 422, response = doc::Validation),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn list(
     state: web::Data<ApiState>,
     query: web::Query<ListQuery>,
@@ -207,6 +277,17 @@ pub(crate) async fn list(
         state.lists.put(token, key, body.clone());
     }
     Ok(list_response(body))
+}
+
+// The body of `GET /api/instructions`, for its schema: `list` writes it piece
+// by piece, so that a listing is never held whole.
+#[derive(JsonSchema)]
+#[schemars(rename = "ItemList")]
+#[expect(dead_code, reason = "only its schema is used")]
+pub(crate) struct ListJson<'a> {
+    items: Vec<ItemJson<'a>>,
+    /// How many items of the chosen status there are in all, whatever `limit` and `offset`.
+    total: u64,
 }
 
 /// The last listing body served, with the store's change token read before its
@@ -282,6 +363,26 @@ pub(crate) struct NewBody {
 }
 
 /// `POST /api/instructions`: queues an instruction at the end of its queue.
+#[utoipa::path(
+    post,
+    path = "/api/instructions",
+    operation_id = "createInstruction",
+    tag = "instructions",
+    summary = "Queue an instruction",
+    description = "Adds a pending instruction at the end of its queue (`queue` in the body or the query string; `default` when neither names one), which comes into being if it is new. With `to_agent_id`, only that agent of the queue may take it. A waiting `get_user_request` call it is for receives it at once.",
+    params(doc::QueueInBody),
+    request_body(content = doc::NewInstruction, description = "The instruction's text, its queue and its addressee."),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 201, description = "Queued.", body = doc::ItemEnvelope),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 422, response = doc::Validation),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn create(
     state: web::Data<ApiState>,
     query: web::Query<QueueQuery>,
@@ -342,6 +443,23 @@ fn parse_id(text: &str) -> Result<InstructionId> {
 }
 
 /// `GET /api/instructions/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/instructions/{id}",
+    operation_id = "getInstruction",
+    tag = "instructions",
+    summary = "One instruction",
+    params(doc::InstructionById),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 200, description = "The instruction.", body = doc::ItemEnvelope),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 422, response = doc::Validation),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn get(
     state: web::Data<ApiState>,
     id: web::Path<String>,
@@ -353,6 +471,28 @@ pub(crate) async fn get(
 }
 
 /// `PATCH /api/instructions/{id}`: rewords a pending instruction.
+#[utoipa::path(
+    patch,
+    path = "/api/instructions/{id}",
+    operation_id = "editInstruction",
+    tag = "instructions",
+    summary = "Reword a pending instruction",
+    description = "Only a pending instruction can change: one an agent already took gets 409.",
+    params(doc::InstructionById),
+    request_body(content = doc::EditInstruction, description = "The new text."),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 200, description = "The instruction as changed.", body = doc::ItemEnvelope),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 422, response = doc::Validation),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn edit(
     state: web::Data<ApiState>,
     id: web::Path<String>,
@@ -368,6 +508,25 @@ pub(crate) async fn edit(
 }
 
 /// `DELETE /api/instructions/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/instructions/{id}",
+    operation_id = "deleteInstruction",
+    tag = "instructions",
+    summary = "Delete a pending instruction",
+    description = "Only a pending instruction can be deleted: one an agent already took gets 409. Needs no `Content-Type`.",
+    params(doc::InstructionById),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 204, description = "Deleted. No body."),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 422, response = doc::Validation),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn delete(
     state: web::Data<ApiState>,
     id: web::Path<String>,
@@ -381,6 +540,27 @@ pub(crate) async fn delete(
 }
 
 /// `POST /api/instructions/{id}/requeue`: a pending copy of a consumed one.
+#[utoipa::path(
+    post,
+    path = "/api/instructions/{id}/requeue",
+    operation_id = "requeueInstruction",
+    tag = "instructions",
+    summary = "Send a consumed instruction again",
+    description = "Queues a new pending copy of a consumed instruction at the end of its queue, for the same agent if it was addressed; the consumed one stays as it was. A pending instruction gets 409. No body is read, but like every `POST` the request needs `Content-Type: application/json` (send `{}`).",
+    params(doc::InstructionById),
+    request_body(content = Option<Object>, content_type = "application/json", description = "Ignored; send `{}` or nothing, with `Content-Type: application/json`."),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 201, description = "The new pending copy.", body = doc::ItemEnvelope),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 422, response = doc::Validation),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn requeue(
     state: web::Data<ApiState>,
     id: web::Path<String>,
@@ -394,7 +574,7 @@ pub(crate) async fn requeue(
 }
 
 /// Says that each item of an array of strings is a UUID.
-fn uuid_items(schema: &mut schemars::Schema) {
+pub(crate) fn uuid_items(schema: &mut schemars::Schema) {
     if let Some(Value::Object(items)) = schema.get_mut("items") {
         items.insert("format".into(), Value::from("uuid"));
     }
@@ -415,6 +595,27 @@ pub(crate) struct ReorderBody {
 }
 
 /// `POST /api/instructions/reorder`: the pending instructions' new order.
+#[utoipa::path(
+    post,
+    path = "/api/instructions/reorder",
+    operation_id = "reorderInstructions",
+    tag = "instructions",
+    summary = "Reorder the pending instructions of a queue",
+    description = "Puts the pending instructions of one queue (`queue` in the body or the query string, `default` when neither names one) in the order given. The ids must be exactly that queue's pending set, each once: anything else (a consumed, unknown or repeated id, a missing one, one of another queue) is refused with 409, and the client should reload the list and try again. A queue that does not exist gets 422.",
+    params(doc::QueueInBody),
+    request_body(content = doc::Reorder, description = "Every pending id of the queue, in the new order."),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 200, description = "The pending instructions in their new order.", body = doc::ReorderResult),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, response = doc::Conflict),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 422, response = doc::Validation),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn reorder(
     state: web::Data<ApiState>,
     query: web::Query<QueueQuery>,
@@ -435,6 +636,21 @@ pub(crate) async fn reorder(
 }
 
 /// `GET /api/config`.
+#[utoipa::path(
+    get,
+    path = "/api/config",
+    operation_id = "getConfig",
+    tag = "config",
+    summary = "The settings in force",
+    description = "Values saved through `PATCH` win; until a value is saved, the one given at start-up (environment, config file or built-in default) is in force.",
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 200, description = "The settings.", body = doc::Config),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn get_config(state: web::Data<ApiState>) -> Result<HttpResponse> {
     let settings = state.service.settings().await?;
     Ok(HttpResponse::Ok().json(SettingsJson::from(&settings)))
@@ -456,6 +672,25 @@ const CONFIG_FIELDS: [(&str, bool); 3] = [
 ];
 
 /// `PATCH /api/config`: any subset of the settings.
+#[utoipa::path(
+    patch,
+    path = "/api/config",
+    operation_id = "updateConfig",
+    tag = "config",
+    summary = "Change any subset of the settings",
+    description = "Saves the given settings in the database, where they win over the start-up values from then on; `{}` changes nothing. One value out of bounds refuses the whole request with 422 and saves nothing.",
+    request_body(content = doc::ConfigPatch, description = "The settings to change."),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 200, description = "The settings in force afterwards.", body = doc::Config),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 422, response = doc::Validation),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub(crate) async fn patch_config(
     state: web::Data<ApiState>,
     body: web::Json<Value>,
@@ -512,6 +747,22 @@ pub(crate) async fn patch_config(
 }
 
 /// `GET /api/events?queue=`: the live event stream, of every queue or of one.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    operation_id = "streamEvents",
+    tag = "events",
+    summary = "Live events (Server-Sent Events)",
+    description = doc::events_description(),
+    params(doc::EventsParams),
+    security(("bearerAuth" = []), ()),
+    responses(
+        (status = 200, response = inline(doc::EventStream)),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 422, response = doc::Validation),
+    ),
+)]
 pub(crate) async fn events(
     state: web::Data<ApiState>,
     query: web::Query<QueueQuery>,
