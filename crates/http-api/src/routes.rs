@@ -664,13 +664,6 @@ pub(crate) struct ConfigBody {
     agent_stale_after_seconds: Option<i64>,
 }
 
-/// The settings `PATCH /api/config` takes, and whether each is a whole number.
-const CONFIG_FIELDS: [(&str, bool); 3] = [
-    ("default_wait_seconds", true),
-    ("default_empty_response", false),
-    ("agent_stale_after_seconds", true),
-];
-
 /// `PATCH /api/config`: any subset of the settings.
 #[utoipa::path(
     patch,
@@ -700,7 +693,8 @@ pub(crate) async fn patch_config(
     if let Some(fields) = body.as_object_mut() {
         // Named per field, so that the settings form shows each message next to
         // its input; serde's own type errors do not say which field they are about.
-        for (field, whole_number) in CONFIG_FIELDS {
+        for setting in queue_core::Setting::ALL {
+            let (field, whole_number) = (setting.name(), setting.is_seconds());
             // The document says `integer`, and JSON Schema counts `7.0` as one:
             // take it as 7. Past i64 it saturates, so the bounds check names it.
             if whole_number

@@ -232,6 +232,11 @@ impl Setting {
             })
     }
 
+    /// Whether it takes a whole number of seconds (else a text).
+    pub const fn is_seconds(self) -> bool {
+        !matches!(self, Setting::DefaultEmptyResponse)
+    }
+
     /// What values it takes, in words.
     pub fn allowed(self) -> String {
         match self {
@@ -355,6 +360,8 @@ mod tests {
             ..StoredSettings::default()
         };
         assert!(Setting::AgentStaleAfterSeconds.is_saved(&stored));
+        let seconds: Vec<_> = Setting::ALL.iter().map(|s| s.is_seconds()).collect();
+        assert_eq!(seconds, [true, false, true]);
         assert!(!Setting::DefaultWaitSeconds.is_saved(&stored));
     }
 }
