@@ -9,7 +9,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -26,12 +25,9 @@ use http_api::{
     ApiState, BODY_LIMIT, Events, EventsOptions, HostPolicy, Protect, ServerInfo, configure,
     openapi_document,
 };
-use queue_core::{
-    Agent, AgentId, CallTicket, Caller, Claim, Content, Counts, Event, Instruction, InstructionId,
-    Listing, MemoryStore, NewInstruction, Page, QueueCounts, QueueError, QueueName, ResultType,
-    Service, SettingsPatch, StatusFilter, Store, StoreError, StoredSettings, Timestamp,
-};
+use queue_core::{AgentId, MemoryStore, QueueError, QueueName, Service, StoreError};
 use serde_json::{Value, json};
+use test_support::FaultyStore;
 
 const HOST: &str = "127.0.0.1:8000";
 const TOKEN: &str = "conformance-token";
@@ -61,141 +57,6 @@ const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 
 fn doc() -> &'static Value {
     openapi_document()
-}
-
-// ---------------------------------------------------------------------------
-// A store that can be told to fail, for the 503 answers.
-// ---------------------------------------------------------------------------
-
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryStore,
-    failing: AtomicBool,
-}
-
-impl Flaky {
-    fn check(&self) -> Result<(), QueueError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(QueueError::Store(StoreError::Busy));
-        }
-        Ok(())
-    }
-}
-
-impl Store for Flaky {
-    fn add(&self, new: NewInstruction, now: Timestamp) -> Result<Instruction, QueueError> {
-        self.check()?;
-        self.inner.add(new, now)
-    }
-    fn get(&self, id: InstructionId) -> Result<Option<Instruction>, QueueError> {
-        self.check()?;
-        self.inner.get(id)
-    }
-    fn edit(
-        &self,
-        id: InstructionId,
-        c: Content,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
-        self.check()?;
-        self.inner.edit(id, c, now)
-    }
-    fn delete(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
-        self.check()?;
-        self.inner.delete(id, now)
-    }
-    fn requeue(
-        &self,
-        id: InstructionId,
-        new_id: InstructionId,
-        now: Timestamp,
-    ) -> Result<Instruction, QueueError> {
-        self.check()?;
-        self.inner.requeue(id, new_id, now)
-    }
-    fn reorder(
-        &self,
-        queue: &QueueName,
-        ids: &[InstructionId],
-        now: Timestamp,
-    ) -> Result<Vec<Instruction>, QueueError> {
-        self.check()?;
-        self.inner.reorder(queue, ids, now)
-    }
-    fn list(
-        &self,
-        queue: &QueueName,
-        filter: StatusFilter,
-        page: Page,
-    ) -> Result<Listing, QueueError> {
-        self.check()?;
-        self.inner.list(queue, filter, page)
-    }
-    fn counts(&self, queue: &QueueName) -> Result<Counts, QueueError> {
-        self.check()?;
-        self.inner.counts(queue)
-    }
-    fn queues(&self) -> Result<Vec<QueueCounts>, QueueError> {
-        self.check()?;
-        self.inner.queues()
-    }
-    fn begin_call(
-        &self,
-        caller: &Caller,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<CallTicket, QueueError> {
-        self.check()?;
-        self.inner.begin_call(caller, now, until)
-    }
-    fn claim(&self, caller: &Caller, generation: u64, now: Timestamp) -> Result<Claim, QueueError> {
-        self.check()?;
-        self.inner.claim(caller, generation, now)
-    }
-    fn end_call(
-        &self,
-        caller: &Caller,
-        generation: u64,
-        result: ResultType,
-        now: Timestamp,
-    ) -> Result<Agent, QueueError> {
-        self.check()?;
-        self.inner.end_call(caller, generation, result, now)
-    }
-    fn unclaim(&self, id: InstructionId, now: Timestamp) -> Result<Instruction, QueueError> {
-        self.check()?;
-        self.inner.unclaim(id, now)
-    }
-    fn agents(&self) -> Result<Vec<Agent>, QueueError> {
-        self.check()?;
-        self.inner.agents()
-    }
-    fn settings(&self) -> Result<StoredSettings, QueueError> {
-        self.check()?;
-        self.inner.settings()
-    }
-    fn update_settings(
-        &self,
-        patch: &SettingsPatch,
-        now: Timestamp,
-    ) -> Result<StoredSettings, QueueError> {
-        self.check()?;
-        self.inner.update_settings(patch, now)
-    }
-    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, QueueError> {
-        self.check()?;
-        self.inner.events_after(after, limit)
-    }
-    fn last_event_seq(&self) -> Result<u64, QueueError> {
-        self.check()?;
-        self.inner.last_event_seq()
-    }
-    fn change_token(&self) -> Result<u64, StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Busy);
-        }
-        self.inner.change_token()
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -258,14 +119,14 @@ fn body_stream<B: MessageBody + 'static>(body: B) -> LocalBoxStream<'static, Byt
 struct Server {
     send: Sender,
     service: Service,
-    store: Arc<Flaky>,
+    store: Arc<FaultyStore>,
     /// (operationId, status) pairs seen answered, for the coverage check.
     seen: RefCell<BTreeSet<(String, u16)>>,
 }
 
 impl Server {
     async fn start(token: Option<&str>) -> Server {
-        let store = Arc::new(Flaky::default());
+        let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
         let service = Service::builder(store.clone()).build().unwrap();
         let events = Events::new(
             service.clone(),
@@ -414,7 +275,11 @@ impl Server {
     }
 
     fn failing(&self, on: bool) {
-        self.store.failing.store(on, Ordering::SeqCst);
+        if on {
+            self.store.fail_all(QueueError::Store(StoreError::Busy));
+        } else {
+            self.store.heal_all();
+        }
     }
 }
 

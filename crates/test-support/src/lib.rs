@@ -14,6 +14,9 @@ pub use pg::{PG_URL_ENV, REQUIRE_PG_ENV, TempPg};
 pub use process::*;
 pub use server::TestServer;
 pub use sse::*;
+/// The one fault-injecting store wrapper, so a test that needs a failing store
+/// finds it beside the other fixtures.
+pub use store_contract::faults::{self, FaultyStore};
 
 /// Whether the long versions of the soak, fault and fuzz runs were asked for
 /// (`LOCAL_MCP_LONG_TESTS=1`, set by `bash .ci/run --long`); CI runs the quick ones.
