@@ -35,39 +35,19 @@ use actix_web::rt::System;
 use actix_web::test::TestRequest;
 use http_api::{BODY_LIMIT, openapi_document, settings_json};
 use proptest::prelude::*;
-use proptest::test_runner::{RngSeed, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use queue_core::{
     AgentId, Content, Instruction, InstructionId, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS,
     MAX_WAIT_SECONDS, Page, Settings, SettingsPatch, Status, StatusFilter,
 };
 use serde_json::{Value, json};
+use test_support::Fuzz;
 
 use support::{Reply, Server, Setup};
 
 // ---------------------------------------------------------------------------
 // Running a property: bounded cases, a seed that a failure names.
 // ---------------------------------------------------------------------------
-
-fn long_run() -> bool {
-    std::env::var("LOCAL_MCP_LONG_TESTS").is_ok_and(|v| v == "1")
-}
-
-/// The seed of this run: `LOCAL_MCP_FUZZ_SEED` when given, a fresh one on a long
-/// run, else a fixed one so that a CI failure is one anybody can replay.
-fn seed() -> u64 {
-    if let Some(seed) = std::env::var("LOCAL_MCP_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
-        return seed;
-    }
-    if long_run() {
-        return std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-    }
-    0x10ca_13c9
-}
 
 /// Checks `test` on `cases` values of `strategy` (20 times as many on a long run)
 /// and fails with the minimal failing value and the seed to replay it.
@@ -80,27 +60,12 @@ fn fuzz<S>(
     S: Strategy,
     S::Value: Debug,
 {
-    let seed = seed();
-    let cases = if long_run() { cases * 20 } else { cases };
-    let config = ProptestConfig {
-        cases,
-        // A few generated URLs are ones no client can send (`http` refuses
-        // them); those cases are skipped, never a failure.
-        max_global_rejects: cases / 4,
-        failure_persistence: None,
-        rng_seed: RngSeed::Fixed(seed),
-        // Shrinking replays cases; bound it so a failure reports in seconds.
-        max_shrink_iters: 512,
-        max_shrink_time: 60_000,
-        ..ProptestConfig::default()
-    };
-    let mut runner = TestRunner::new(config);
-    if let Err(e) = runner.run(&strategy, test) {
-        panic!(
-            "{name} failed with seed {seed}; replay with \
-             LOCAL_MCP_FUZZ_SEED={seed} cargo nextest run -p http-api {name}\n{e}"
-        );
-    }
+    // Shrinking replays cases; bound it so a failure reports in seconds.
+    let mut run = Fuzz::new(cases, 512);
+    // A few generated URLs are ones no client can send (`http` refuses them);
+    // those cases are skipped, never a failure.
+    run.config.max_global_rejects = run.config.cases / 4;
+    run.run("http-api", name, strategy, test);
 }
 
 /// Runs `f` to its end on `rt`, failing the case (not hanging the run) after 30 s.
@@ -1994,14 +1959,11 @@ fn fuzz_headers() {
                     "{:?}",
                     text
                 );
-                for block in text.split("\n\n").filter(|b| b.contains("data: ")) {
-                    let data = block
-                        .lines()
-                        .find_map(|l| l.strip_prefix("data: "))
-                        .unwrap_or("");
-                    let data: Value = serde_json::from_str(data)
-                        .map_err(|e| TestCaseError::fail(format!("{e}: {block}")))?;
-                    prop_assert!(data["type"].is_string(), "{}", block);
+                let frames = test_support::SseParser::default().feed(&first);
+                for block in frames.iter().filter(|f| !f.data.is_empty()) {
+                    let data: Value = serde_json::from_str(&block.data)
+                        .map_err(|e| TestCaseError::fail(format!("{e}: {block:?}")))?;
+                    prop_assert!(data["type"].is_string(), "{:?}", block);
                 }
                 return Ok(());
             }

@@ -39,6 +39,14 @@ impl TestServer {
         server
     }
 
+    /// Serves `db` with the binary's defaults as `change` adjusts them, the usual
+    /// start of a test that needs one setting other than the default.
+    pub async fn start_on(db: &Path, change: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Self::config(db);
+        change(&mut config);
+        Self::start_with(config).await
+    }
+
     /// Serves `config` on a free loopback port (its host and port are replaced).
     pub async fn start_with(mut config: Config) -> TestServer {
         config.http.host = "127.0.0.1".to_owned();
