@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use integration::{ChildGuard, Proc, Serve, TempDb, local_mcp, quick_or_long, refused_start};
+use integration::{
+    ChildGuard, Proc, Serve, TempDb, TestServer, local_mcp, quick_or_long, refused_start,
+};
 use queue_core::{Page, StatusFilter, Store};
 use queue_store::{SqliteStore, StoreOptions};
 use reqwest::StatusCode;
@@ -626,7 +628,8 @@ impl Locker {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_locked_by_another_process_answers_503_and_recovers_when_released() {
     let db = TempDb::new();
-    let serve = serve_on(db.path());
+    // The lock is another process's; the server needs no process of its own.
+    let serve = TestServer::start_on(db.path(), |c| c.defaults.default_wait_seconds = 0).await;
     let base = serve.url();
     let first = add(&base, "queued before the lock").await.id();
     let mut stdio = stdio_on(db.path()).await;
