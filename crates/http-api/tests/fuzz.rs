@@ -41,7 +41,7 @@ use queue_core::{
     MAX_WAIT_SECONDS, Page, Settings, SettingsPatch, Status, StatusFilter,
 };
 use serde_json::{Value, json};
-use test_support::Fuzz;
+use test_support::{Fuzz, json_tree};
 
 use support::{Reply, Server, Setup};
 
@@ -404,14 +404,7 @@ fn any_json() -> BoxedStrategy<Value> {
         nasty_or_long_string().prop_map(Value::String),
         placeholder().prop_map(Value::String),
     ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::vec((field_name(), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-    .boxed()
+    json_tree(leaf.boxed(), field_name(), 4, 48, 6)
 }
 
 /// An id by placeholder, in any spelling, or something that only looks like one.

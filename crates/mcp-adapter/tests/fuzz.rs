@@ -31,7 +31,7 @@ use queue_core::{
 use rmcp::ServiceExt;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use serde_json::{Value, json};
-use test_support::Fuzz;
+use test_support::{Fuzz, json_tree};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 use tokio::runtime::Runtime;
 
@@ -410,14 +410,7 @@ fn any_json() -> BoxedStrategy<Value> {
             .map(Value::Number)),
         nasty_string().prop_map(Value::String),
     ];
-    leaf.prop_recursive(3, 24, 5, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            proptest::collection::vec((nasty_string(), inner), 0..5)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-    .boxed()
+    json_tree(leaf.boxed(), nasty_string(), 3, 24, 5)
 }
 
 /// Agent ids: valid ones of every length, and near misses.

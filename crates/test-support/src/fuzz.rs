@@ -4,7 +4,8 @@
 use std::fmt::Debug;
 
 use proptest::prelude::ProptestConfig;
-use proptest::strategy::Strategy;
+use proptest::prop_oneof;
+use proptest::strategy::{BoxedStrategy, Strategy};
 use proptest::test_runner::{RngSeed, TestCaseError, TestRunner};
 
 /// The seed of this run: `LOCAL_MCP_FUZZ_SEED` when given, a fresh one on a long
@@ -22,6 +23,28 @@ pub fn fuzz_seed() -> u64 {
             .map_or(1, |d| d.as_nanos() as u64);
     }
     0x10ca_13c9
+}
+
+/// JSON values from `leaf`, in arrays and objects (keys from `key`) nested up to
+/// `depth` levels, of about `size` nodes in all and fewer than `branch` members
+/// each.
+pub fn json_tree(
+    leaf: BoxedStrategy<serde_json::Value>,
+    key: impl Strategy<Value = String> + Clone + 'static,
+    depth: u32,
+    size: u32,
+    branch: u32,
+) -> BoxedStrategy<serde_json::Value> {
+    use serde_json::Value;
+    leaf.prop_recursive(depth, size, branch, move |inner| {
+        let members = 0..branch as usize;
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), members.clone()).prop_map(Value::Array),
+            proptest::collection::vec((key.clone(), inner), members)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+    .boxed()
 }
 
 /// One fuzz run: its seed and the proptest config built on it, which a caller

@@ -13,7 +13,7 @@ mod sse;
 mod ui;
 
 pub use db::{TempDb, as_store};
-pub use fuzz::{Fuzz, fuzz_seed};
+pub use fuzz::{Fuzz, fuzz_seed, json_tree};
 pub use pg::{PG_URL_ENV, REQUIRE_PG_ENV, TempPg};
 pub use process::*;
 pub use server::TestServer;
