@@ -334,11 +334,7 @@ type MakeRequest<'a> = Box<dyn Fn() -> RequestBuilder + 'a>;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_token_guards_the_api_and_mcp_but_not_healthz() {
     const TOKEN: &str = "s3cret-token";
-    let db = TempDb::new();
-    let server = TestServer::start_on(db.path(), |c| {
-        c.http.api_token = Some(TOKEN.to_owned());
-    })
-    .await;
+    let server = TestServer::start_changed(|c| c.http.api_token = Some(TOKEN.to_owned())).await;
     let base = server.url();
     let http = reqwest::Client::new();
     let bearer = format!("Bearer {TOKEN}");

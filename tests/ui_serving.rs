@@ -274,11 +274,7 @@ async fn unknown_api_paths_are_still_a_json_404() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_the_page_loads_without_it_but_the_api_needs_it() {
     const TOKEN: &str = "ui-t0ken";
-    let db = TempDb::new();
-    let server = TestServer::start_on(db.path(), |c| {
-        c.http.api_token = Some(TOKEN.to_owned());
-    })
-    .await;
+    let server = TestServer::start_changed(|c| c.http.api_token = Some(TOKEN.to_owned())).await;
     let base = server.url();
     let http = reqwest::Client::new();
     let page = got(http.get(format!("{base}/"))).await;
