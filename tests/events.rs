@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use integration::{
-    Proc, RawSse, Serve, SseClient, SseFrame, TempDb, TestServer, local_mcp, mcp_messages, mcp_post,
+    Proc, RawSse, Serve, SseClient, SseFrame, TempDb, TestServer, local_mcp, mcp_post,
+    mcp_tool_result,
 };
 use serde_json::{Value, json};
 
@@ -50,13 +51,7 @@ async fn mcp_get_user_request(base: &str, agent: &str) -> Value {
         .text()
         .await
         .unwrap();
-    // The answer comes as an SSE body or plain JSON, depending on the transport's
-    // choice; take the JSON-RPC response either way.
-    let message = mcp_messages(&text)
-        .into_iter()
-        .find(|m| m.get("result").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC result in {text}"));
-    message["result"]["structuredContent"].clone()
+    mcp_tool_result(&text)
 }
 
 /// Every message frame: a numeric id, `event` equal to the envelope's `type`,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use integration::{
-    Serve, TempDb, TestServer, as_store, local_mcp, local_mcp_bin, mcp_messages, mcp_post,
+    Serve, TempDb, TestServer, as_store, local_mcp, local_mcp_bin, mcp_post, mcp_tool_result,
 };
 use mcp_adapter::{QueueServer, ServerOptions, tool::TOOL_NAME};
 use queue_core::{MemoryStore, Page, Service, SettingsPatch, StatusFilter};
@@ -574,11 +574,7 @@ async fn a_dropped_http_connection_loses_nothing() {
                 .text()
                 .await
                 .unwrap();
-            let message = mcp_messages(&text)
-                .into_iter()
-                .find(|m| m.get("result").is_some())
-                .expect("a result event");
-            message["result"]["structuredContent"].clone()
+            mcp_tool_result(&text)
         },
     )
     .await;

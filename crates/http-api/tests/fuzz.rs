@@ -322,6 +322,11 @@ async fn send(server: &Server, method: &Method, path: &str, req: TestRequest) ->
     reply
 }
 
+/// [`send`] of `GET uri`, an instance of the documented `path`.
+async fn get(server: &Server, path: &str, uri: &str) -> Reply {
+    send(server, &Method::GET, path, Server::req(Method::GET, uri)).await
+}
+
 // ---------------------------------------------------------------------------
 // Values that break things: strings, numbers, JSON.
 // ---------------------------------------------------------------------------
@@ -1307,13 +1312,7 @@ fn fuzz_query_strings() {
         let uri = format!("/api/instructions?{query}");
         prop_assume!(actix_web::http::Uri::try_from(uri.as_str()).is_ok());
         on(&rt, async {
-            let reply = send(
-                &f.server,
-                &Method::GET,
-                "/api/instructions",
-                Server::req(Method::GET, &uri),
-            )
-            .await;
+            let reply = get(&f.server, "/api/instructions", &uri).await;
             match expect_listing(&query, &before.items) {
                 Ok((ids, total)) => {
                     prop_assert_eq!(
@@ -1375,13 +1374,7 @@ fn fuzz_found_query_counts_have_their_documented_maximum() {
             ("offset=18446744073709551616", 422),
         ] {
             let uri = format!("/api/instructions?{query}");
-            let reply = send(
-                &f.server,
-                &Method::GET,
-                "/api/instructions",
-                Server::req(Method::GET, &uri),
-            )
-            .await;
+            let reply = get(&f.server, "/api/instructions", &uri).await;
             reply.expect_status(status);
         }
     });

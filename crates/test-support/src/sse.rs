@@ -143,6 +143,15 @@ pub fn mcp_messages(body: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The `structuredContent` of the tool result in an `/mcp` answer's body.
+pub fn mcp_tool_result(body: &str) -> serde_json::Value {
+    let message = mcp_messages(body)
+        .into_iter()
+        .find(|m| m.get("result").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC result in {body}"));
+    message["result"]["structuredContent"].clone()
+}
+
 type ByteStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Vec<u8>>> + Send>>;
 
