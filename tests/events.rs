@@ -6,7 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use integration::{Proc, RawSse, Serve, SseClient, SseFrame, TempDb, TestServer, local_mcp};
+use integration::{
+    Proc, RawSse, Serve, SseClient, SseFrame, TempDb, TestServer, local_mcp, mcp_post,
+    mcp_tool_result,
+};
 use serde_json::{Value, json};
 
 /// How long any single expected event may take. Events from the same process are
@@ -40,10 +43,7 @@ async fn get_json(base: &str, path: &str) -> Value {
 async fn mcp_get_user_request(base: &str, agent: &str) -> Value {
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
         "params":{"name":"get_user_request","arguments":{"agent_id":agent}}});
-    let text = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
+    let text = mcp_post(&reqwest::Client::new(), &format!("{base}/mcp"))
         .json(&body)
         .send()
         .await
@@ -51,17 +51,7 @@ async fn mcp_get_user_request(base: &str, agent: &str) -> Value {
         .text()
         .await
         .unwrap();
-    // The answer comes as an SSE body or plain JSON, depending on the transport's
-    // choice; take the JSON-RPC response either way.
-    let message = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .chain(std::iter::once(text.trim()))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .find(|m| m.get("result").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC result in {text}"));
-    message["result"]["structuredContent"].clone()
+    mcp_tool_result(&text)
 }
 
 /// Every message frame: a numeric id, `event` equal to the envelope's `type`,
@@ -358,9 +348,10 @@ async fn an_unknown_last_event_id_gets_a_refetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_processes_changes_appear_live() {
     let db = TempDb::new();
-    let mut config = TestServer::config(db.path());
-    config.defaults.default_wait_seconds = 30;
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_on(db.path(), |c| {
+        c.defaults.default_wait_seconds = 30;
+    })
+    .await;
     let base = server.url();
     let mut sse = SseClient::connect(&base, None).await;
     preamble(&mut sse).await;

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use integration::{ChildGuard, Proc, Serve, TempDb, local_mcp, quick_or_long, refused_start};
+use integration::{
+    ChildGuard, Proc, Serve, TempDb, TestServer, local_mcp, quick_or_long, refused_start,
+};
 use queue_core::{Page, StatusFilter, Store};
 use queue_store::{SqliteStore, StoreOptions};
 use reqwest::StatusCode;
@@ -626,7 +628,8 @@ impl Locker {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_locked_by_another_process_answers_503_and_recovers_when_released() {
     let db = TempDb::new();
-    let serve = serve_on(db.path());
+    // The lock is another process's; the server needs no process of its own.
+    let serve = TestServer::start_on(db.path(), |c| c.defaults.default_wait_seconds = 0).await;
     let base = serve.url();
     let first = add(&base, "queued before the lock").await.id();
     let mut stdio = stdio_on(db.path()).await;
@@ -745,13 +748,9 @@ async fn a_full_disk_answers_503_and_recovers_when_space_is_freed() {
         assert!(file.exists(), "{} is missing", file.display());
     }
     disk.fill();
-    for what in ["serve", "stdio", "add"] {
-        let mut cmd = local_mcp(&db);
-        cmd.arg(what).env("HTTP_PORT", "0");
-        if what == "add" {
-            cmd.arg("refused on a full disk");
-        }
-        let stderr = refused_start(cmd, what, Duration::from_secs(20)).await;
+    for (what, stderr) in
+        refused_starts(&db, &["serve", "stdio", "add"], "refused on a full disk").await
+    {
         assert!(
             stderr.contains("disk holding the database is full"),
             "{what}: {stderr}"
@@ -760,7 +759,30 @@ async fn a_full_disk_answers_503_and_recovers_when_space_is_freed() {
     }
     disk.unfill();
     drop(held);
-    let store = SqliteStore::open(&db, StoreOptions::default()).expect("open after freeing");
+    let stored = stored_contents(&db, "open after freeing");
+    assert_eq!(stored, acked);
+}
+
+/// Starts each of `commands` on `db` (an `add` adding `text`); each must refuse
+/// to start. Returns what each wrote on stderr.
+async fn refused_starts<'a>(db: &Path, commands: &[&'a str], text: &str) -> Vec<(&'a str, String)> {
+    let mut refusals = Vec::new();
+    for &what in commands {
+        let mut cmd = local_mcp(db);
+        cmd.arg(what).env("HTTP_PORT", "0");
+        if what == "add" {
+            cmd.arg(text);
+        }
+        let stderr = refused_start(cmd, what, Duration::from_secs(20)).await;
+        refusals.push((what, stderr));
+    }
+    refusals
+}
+
+/// The contents of every instruction in `db`'s default queue, once the file has
+/// passed SQLite's integrity check; `opened` names the open in a failure.
+fn stored_contents(db: &Path, opened: &str) -> Vec<String> {
+    let store = SqliteStore::open(db, StoreOptions::default()).expect(opened);
     store.integrity_check().expect("integrity_check");
     let stored: Vec<String> = store
         .list(
@@ -773,7 +795,7 @@ async fn a_full_disk_answers_503_and_recovers_when_space_is_freed() {
         .into_iter()
         .map(|i| i.content.as_str().to_owned())
         .collect();
-    assert_eq!(stored, acked);
+    stored
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -787,13 +809,8 @@ async fn a_read_only_disk_is_refused_at_start_with_the_reason_and_loses_nothing(
     assert!(out.status.success(), "{out:?}");
 
     disk.remount("ro");
-    for what in ["serve", "stdio", "add", "list"] {
-        let mut cmd = local_mcp(&db);
-        cmd.arg(what).env("HTTP_PORT", "0");
-        if what == "add" {
-            cmd.arg("refused on a read-only disk");
-        }
-        let stderr = refused_start(cmd, what, Duration::from_secs(20)).await;
+    let commands = ["serve", "stdio", "add", "list"];
+    for (what, stderr) in refused_starts(&db, &commands, "refused on a read-only disk").await {
         assert!(stderr.contains("read-only"), "{what}: {stderr}");
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     }
@@ -808,19 +825,7 @@ async fn a_read_only_disk_is_refused_at_start_with_the_reason_and_loses_nothing(
         .output()
         .expect("run local-mcp add");
     assert!(out.status.success(), "{out:?}");
-    let store = SqliteStore::open(&db, StoreOptions::default()).expect("open");
-    store.integrity_check().expect("integrity_check");
-    let stored: Vec<String> = store
-        .list(
-            &queue_core::QueueName::default(),
-            StatusFilter::All,
-            Page::default(),
-        )
-        .expect("list")
-        .items
-        .into_iter()
-        .map(|i| i.content.as_str().to_owned())
-        .collect();
+    let stored = stored_contents(&db, "open");
     assert_eq!(
         stored,
         [

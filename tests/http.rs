@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use integration::{Proc, SseClient, TempDb, TestServer, local_mcp};
+use integration::{Proc, SseClient, TempDb, TestServer, local_mcp, mcp_post};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -67,11 +67,8 @@ async fn answer(request: RequestBuilder) -> Answer {
 /// shape it: a route, a method, and a JSON body where the route takes one.
 fn surface(http: &reqwest::Client, base: &str, path: &str) -> RequestBuilder {
     match path {
-        "/mcp" => http
-            .post(format!("{base}/mcp"))
+        "/mcp" => mcp_post(http, &format!("{base}/mcp"))
             .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
             .body(TOOLS_LIST),
         _ => http.get(format!("{base}{path}")),
     }
@@ -222,10 +219,7 @@ const MIB: usize = 1 << 20;
 const BODY_LIMIT: usize = 256 * 1024;
 
 fn big_post(http: &reqwest::Client, url: &str) -> RequestBuilder {
-    http.post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
+    mcp_post(http, url).header("content-type", "application/json")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,10 +334,7 @@ type MakeRequest<'a> = Box<dyn Fn() -> RequestBuilder + 'a>;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_token_guards_the_api_and_mcp_but_not_healthz() {
     const TOKEN: &str = "s3cret-token";
-    let db = TempDb::new();
-    let mut config = TestServer::config(db.path());
-    config.http.api_token = Some(TOKEN.to_owned());
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_changed(|c| c.http.api_token = Some(TOKEN.to_owned())).await;
     let base = server.url();
     let http = reqwest::Client::new();
     let bearer = format!("Bearer {TOKEN}");
@@ -552,9 +543,10 @@ async fn stdio_ui_serves_http_and_mcp_from_one_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_ui_goes_on_with_stdio_when_the_port_is_taken() {
     let db = TempDb::new();
-    let mut config = TestServer::config(db.path());
-    config.defaults.default_wait_seconds = 30;
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_on(db.path(), |c| {
+        c.defaults.default_wait_seconds = 30;
+    })
+    .await;
     let base = server.url();
     let mut sse = SseClient::connect(&base, None).await;
 

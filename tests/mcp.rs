@@ -11,7 +11,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use integration::{Serve, TempDb, TestServer, as_store, local_mcp, local_mcp_bin};
+use integration::{
+    Serve, TempDb, TestServer, as_store, local_mcp, local_mcp_bin, mcp_post, mcp_tool_result,
+};
 use mcp_adapter::{QueueServer, ServerOptions, tool::TOOL_NAME};
 use queue_core::{MemoryStore, Page, Service, SettingsPatch, StatusFilter};
 use rmcp::model::{
@@ -302,10 +304,11 @@ async fn the_server_over_http_serves_both_eras_and_both_modes() {
     ] {
         let db = TempDb::new();
         let queue = service_on(&db);
-        let mut config = TestServer::config(db.path());
-        config.http.stateless = stateless;
-        config.defaults.default_wait_seconds = 1;
-        let server = TestServer::start_with(config).await;
+        let server = TestServer::start_on(db.path(), |c| {
+            c.http.stateless = stateless;
+            c.defaults.default_wait_seconds = 1;
+        })
+        .await;
         let client = http_client(&server.url(), era).await;
         check_contract(&client, &queue).await;
         client.cancel().await.unwrap();
@@ -318,12 +321,10 @@ async fn stateless_http_needs_no_initialize() {
     let db = TempDb::new();
     let queue = service_on(&db);
     queue.add("raw").await.unwrap();
-    let server = TestServer::start_with(TestServer::config(db.path())).await;
+    let server = TestServer::start_on(db.path(), |_| {}).await;
     let http = reqwest::Client::new();
     let post = |body: Value| {
-        http.post(format!("{}/mcp", server.url()))
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
+        mcp_post(&http, &format!("{}/mcp", server.url()))
             .json(&body)
             .send()
     };
@@ -361,9 +362,10 @@ async fn the_url_names_the_queue_and_bad_names_get_a_422() {
         )
         .await
         .unwrap();
-    let mut config = TestServer::config(db.path());
-    config.defaults.default_wait_seconds = 0;
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_on(db.path(), |c| {
+        c.defaults.default_wait_seconds = 0;
+    })
+    .await;
 
     let transport = StreamableHttpClientTransport::from_uri(format!("{}/mcp/q/shop", server.url()));
     let client = Probe::new("probe-http")
@@ -545,9 +547,10 @@ async fn abandoned_call_over_http_2026_era_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_http_connection_loses_nothing() {
     let db = TempDb::new();
-    let mut config = TestServer::config(db.path());
-    config.defaults.default_wait_seconds = 5;
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_on(db.path(), |c| {
+        c.defaults.default_wait_seconds = 5;
+    })
+    .await;
     let url = format!("{}/mcp", server.url());
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
         "params":{"name":"get_user_request","arguments":{"agent_id":"quitter"}}});
@@ -555,14 +558,7 @@ async fn a_dropped_http_connection_loses_nothing() {
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
-    let post = |client: &reqwest::Client| {
-        client
-            .post(&url)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&body)
-            .send()
-    };
+    let post = |client: &reqwest::Client| mcp_post(client, &url).json(&body).send();
     abandoned_call_loses_nothing(
         &db,
         async || {
@@ -578,12 +574,7 @@ async fn a_dropped_http_connection_loses_nothing() {
                 .text()
                 .await
                 .unwrap();
-            let data = text
-                .lines()
-                .find_map(|l| l.strip_prefix("data: ").filter(|d| d.contains("result")))
-                .expect("a result event");
-            let message: Value = serde_json::from_str(data).unwrap();
-            message["result"]["structuredContent"].clone()
+            mcp_tool_result(&text)
         },
     )
     .await;
@@ -593,9 +584,10 @@ async fn a_dropped_http_connection_loses_nothing() {
 async fn a_newer_call_of_the_same_agent_supersedes_the_older_over_http() {
     let db = TempDb::new();
     let queue = service_on(&db);
-    let mut config = TestServer::config(db.path());
-    config.defaults.default_wait_seconds = 30;
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_on(db.path(), |c| {
+        c.defaults.default_wait_seconds = 30;
+    })
+    .await;
     let old = http_client(&server.url(), Era::Legacy).await;
     let new = http_client(&server.url(), Era::Legacy).await;
     let other = http_client(&server.url(), Era::Legacy).await;

@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use integration::{RawSse, Serve, TempDb, local_mcp, open_fds, quick_or_long, rss_kib};
+use integration::{
+    RawSse, Serve, TempDb, local_mcp, mcp_messages, mcp_post, open_fds, quick_or_long, rss_kib,
+};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -89,11 +91,7 @@ impl Agent {
         self.calls += 1;
         let body = json!({"jsonrpc":"2.0","id":self.calls,"method":"tools/call",
             "params":{"name":"get_user_request","arguments":{"agent_id":"soak"}}});
-        let text = self
-            .http
-            .post(format!("{}/mcp", self.base))
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
+        let text = mcp_post(&self.http, &format!("{}/mcp", self.base))
             .json(&body)
             .send()
             .await
@@ -102,12 +100,8 @@ impl Agent {
             .await
             .expect("the /mcp answer");
         // The answer is an SSE body or plain JSON, at the transport's choice.
-        let message = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(str::trim)
-            .chain(std::iter::once(text.trim()))
-            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        let message = mcp_messages(&text)
+            .into_iter()
             .find(|m| m.get("result").is_some() || m.get("error").is_some())
             .unwrap_or_else(|| panic!("no JSON-RPC response in {text}"));
         let result = &message["result"];

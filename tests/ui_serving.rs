@@ -8,34 +8,18 @@
 //! `ui=embedded` and `serving the web UI from` lines, ASSETS_DIR, the config
 //! file, `stdio --ui`, refused start-ups); the rest serve in-process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use integration::{Proc, Serve, TempDb, TestServer, local_mcp};
+use integration::{Proc, Serve, TempDb, TestServer, UI_CSP, UiFolder, local_mcp, ui_assets};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use web_assets::Asset;
 
 /// Bounds every wait; the server answers in milliseconds, this only bounds a
 /// failure.
 const SOON: Duration = Duration::from_secs(5);
 /// How long a process may take to start listening (a cold debug binary).
 const START: Duration = Duration::from_secs(20);
-
-const UI_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; font-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-/// The embedded files of the UI: everything but the API docs.
-fn ui_assets() -> Vec<&'static Asset> {
-    let assets: Vec<_> = web_assets::all()
-        .iter()
-        .filter(|a| !a.path.starts_with("docs/"))
-        .collect();
-    assert!(
-        assets.iter().any(|a| a.path == "index.html"),
-        "no index.html embedded"
-    );
-    assets
-}
 
 /// What a test keeps of a response.
 #[derive(Debug)]
@@ -250,14 +234,15 @@ async fn nothing_leaks(base: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_that_try_to_leave_the_ui_reach_no_file() {
-    let folder = Folder::new();
+    let folder = ui_folder();
     let db = TempDb::new();
-    let server = TestServer::start_with(TestServer::config(db.path())).await;
+    let server = TestServer::start_on(db.path(), |_| {}).await;
     nothing_leaks(&server.url()).await;
 
-    let mut config = TestServer::config(db.path());
-    config.assets_dir = Some(folder.root());
-    let from_disk = TestServer::start_with(config).await;
+    let from_disk = TestServer::start_on(db.path(), |c| {
+        c.assets_dir = Some(folder.root());
+    })
+    .await;
     let base = from_disk.url();
     let (status, body) = raw_get(&base, "/index.html").await;
     assert_eq!((status, body.as_str()), (200, "<p>first</p>"));
@@ -289,10 +274,7 @@ async fn unknown_api_paths_are_still_a_json_404() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_the_page_loads_without_it_but_the_api_needs_it() {
     const TOKEN: &str = "ui-t0ken";
-    let db = TempDb::new();
-    let mut config = TestServer::config(db.path());
-    config.http.api_token = Some(TOKEN.to_owned());
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_changed(|c| c.http.api_token = Some(TOKEN.to_owned())).await;
     let base = server.url();
     let http = reqwest::Client::new();
     let page = got(http.get(format!("{base}/"))).await;
@@ -310,29 +292,15 @@ async fn with_a_token_the_page_loads_without_it_but_the_api_needs_it() {
 
 /// A temporary UI folder (`assets/` with `index.html` and `css/app.css`) with a
 /// secret next to it, outside the folder.
-struct Folder {
-    tmp: tempfile::TempDir,
-}
-
-impl Folder {
-    fn new() -> Folder {
-        let tmp = tempfile::tempdir().expect("a temporary folder");
-        let root = tmp.path().join("assets");
-        std::fs::create_dir_all(root.join("css")).unwrap();
-        std::fs::write(root.join("index.html"), "<p>first</p>").unwrap();
-        std::fs::write(root.join("css/app.css"), "p{color:red}").unwrap();
-        std::fs::write(root.join(".secret"), "SECRET hidden").unwrap();
-        std::fs::write(tmp.path().join("secret.txt"), "SECRET outside").unwrap();
-        Folder { tmp }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.tmp.path().join("assets")
-    }
-
-    fn write(&self, file: &str, text: &str) {
-        std::fs::write(self.root().join(file), text).unwrap();
-    }
+fn ui_folder() -> UiFolder {
+    UiFolder::new(
+        &[
+            ("index.html", b"<p>first</p>"),
+            ("css/app.css", b"p{color:red}"),
+            (".secret", b"SECRET hidden"),
+        ],
+        &[("secret.txt", b"SECRET outside")],
+    )
 }
 
 /// GETs `path` and returns the body, which must come with a 200 and the UI's
@@ -351,7 +319,7 @@ async fn page_text(base: &str, path: &str) -> Got {
 
 /// Serves `folder` with `serve --assets-dir`, edits files, and sees each edit on
 /// the next request.
-async fn edits_show_without_a_restart(base: &str, folder: &Folder) {
+async fn edits_show_without_a_restart(base: &str, folder: &UiFolder) {
     let page = page_text(base, "/").await;
     assert_eq!(page.text(), "<p>first</p>");
     assert_eq!(
@@ -388,7 +356,7 @@ async fn edits_show_without_a_restart(base: &str, folder: &Folder) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_assets_dir_serves_from_disk_and_edits_show_without_a_restart() {
-    let folder = Folder::new();
+    let folder = ui_folder();
     let db = TempDb::new();
     let mut cmd = local_mcp(db.path());
     cmd.env("HTTP_PORT", "0")
@@ -407,7 +375,7 @@ async fn serve_assets_dir_serves_from_disk_and_edits_show_without_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assets_dir_works_from_the_environment_the_config_file_and_stdio_ui() {
     // ASSETS_DIR, through the fixture that starts `serve`.
-    let folder = Folder::new();
+    let folder = ui_folder();
     let db = TempDb::new();
     let mut cmd = local_mcp(db.path());
     cmd.env("ASSETS_DIR", folder.root());
@@ -416,7 +384,7 @@ async fn assets_dir_works_from_the_environment_the_config_file_and_stdio_ui() {
     drop(server);
 
     // `assets_dir` in the config file, with `stdio --ui`.
-    let folder = Folder::new();
+    let folder = ui_folder();
     let config = db.dir().join("local-mcp.toml");
     let line = format!("assets_dir = {:?}\n", folder.root().display().to_string());
     std::fs::write(&config, line).unwrap();

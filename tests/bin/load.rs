@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use integration::{ChildGuard, Proc, RawSse, TempDb, TempPg, peak_rss_kib, rss_kib};
+use integration::{ChildGuard, Proc, RawSse, SseParser, TempDb, TempPg, peak_rss_kib, rss_kib};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -311,7 +311,8 @@ impl Requests {
 fn tool_result(reply: &Reply) -> anyhow::Result<Value> {
     ensure!(reply.status == 200, "/mcp answered {}", reply.status);
     let text = String::from_utf8_lossy(&reply.body);
-    for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+    let frames = SseParser::parse_all(&reply.body);
+    for data in frames.iter().map(|f| &f.data).filter(|d| !d.is_empty()) {
         let message: Value = serde_json::from_str(data).context("an /mcp message")?;
         if let Some(result) = message.get("result") {
             ensure!(result["isError"] == json!(false), "tool error: {result}");

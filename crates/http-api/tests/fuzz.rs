@@ -35,39 +35,19 @@ use actix_web::rt::System;
 use actix_web::test::TestRequest;
 use http_api::{BODY_LIMIT, openapi_document, settings_json};
 use proptest::prelude::*;
-use proptest::test_runner::{RngSeed, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use queue_core::{
     AgentId, Content, Instruction, InstructionId, MAX_EMPTY_RESPONSE_CHARS, MAX_STALE_SECONDS,
     MAX_WAIT_SECONDS, Page, Settings, SettingsPatch, Status, StatusFilter,
 };
 use serde_json::{Value, json};
+use test_support::{Fuzz, json_tree};
 
 use support::{Reply, Server, Setup};
 
 // ---------------------------------------------------------------------------
 // Running a property: bounded cases, a seed that a failure names.
 // ---------------------------------------------------------------------------
-
-fn long_run() -> bool {
-    std::env::var("LOCAL_MCP_LONG_TESTS").is_ok_and(|v| v == "1")
-}
-
-/// The seed of this run: `LOCAL_MCP_FUZZ_SEED` when given, a fresh one on a long
-/// run, else a fixed one so that a CI failure is one anybody can replay.
-fn seed() -> u64 {
-    if let Some(seed) = std::env::var("LOCAL_MCP_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
-        return seed;
-    }
-    if long_run() {
-        return std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-    }
-    0x10ca_13c9
-}
 
 /// Checks `test` on `cases` values of `strategy` (20 times as many on a long run)
 /// and fails with the minimal failing value and the seed to replay it.
@@ -80,27 +60,12 @@ fn fuzz<S>(
     S: Strategy,
     S::Value: Debug,
 {
-    let seed = seed();
-    let cases = if long_run() { cases * 20 } else { cases };
-    let config = ProptestConfig {
-        cases,
-        // A few generated URLs are ones no client can send (`http` refuses
-        // them); those cases are skipped, never a failure.
-        max_global_rejects: cases / 4,
-        failure_persistence: None,
-        rng_seed: RngSeed::Fixed(seed),
-        // Shrinking replays cases; bound it so a failure reports in seconds.
-        max_shrink_iters: 512,
-        max_shrink_time: 60_000,
-        ..ProptestConfig::default()
-    };
-    let mut runner = TestRunner::new(config);
-    if let Err(e) = runner.run(&strategy, test) {
-        panic!(
-            "{name} failed with seed {seed}; replay with \
-             LOCAL_MCP_FUZZ_SEED={seed} cargo nextest run -p http-api {name}\n{e}"
-        );
-    }
+    // Shrinking replays cases; bound it so a failure reports in seconds.
+    let mut run = Fuzz::new(cases, 512);
+    // A few generated URLs are ones no client can send (`http` refuses them);
+    // those cases are skipped, never a failure.
+    run.config.max_global_rejects = run.config.cases / 4;
+    run.run("http-api", name, strategy, test);
 }
 
 /// Runs `f` to its end on `rt`, failing the case (not hanging the run) after 30 s.
@@ -357,6 +322,11 @@ async fn send(server: &Server, method: &Method, path: &str, req: TestRequest) ->
     reply
 }
 
+/// [`send`] of `GET uri`, an instance of the documented `path`.
+async fn get(server: &Server, path: &str, uri: &str) -> Reply {
+    send(server, &Method::GET, path, Server::req(Method::GET, uri)).await
+}
+
 // ---------------------------------------------------------------------------
 // Values that break things: strings, numbers, JSON.
 // ---------------------------------------------------------------------------
@@ -439,14 +409,7 @@ fn any_json() -> BoxedStrategy<Value> {
         nasty_or_long_string().prop_map(Value::String),
         placeholder().prop_map(Value::String),
     ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::vec((field_name(), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-    .boxed()
+    json_tree(leaf.boxed(), field_name(), 4, 48, 6)
 }
 
 /// An id by placeholder, in any spelling, or something that only looks like one.
@@ -1349,13 +1312,7 @@ fn fuzz_query_strings() {
         let uri = format!("/api/instructions?{query}");
         prop_assume!(actix_web::http::Uri::try_from(uri.as_str()).is_ok());
         on(&rt, async {
-            let reply = send(
-                &f.server,
-                &Method::GET,
-                "/api/instructions",
-                Server::req(Method::GET, &uri),
-            )
-            .await;
+            let reply = get(&f.server, "/api/instructions", &uri).await;
             match expect_listing(&query, &before.items) {
                 Ok((ids, total)) => {
                     prop_assert_eq!(
@@ -1417,13 +1374,7 @@ fn fuzz_found_query_counts_have_their_documented_maximum() {
             ("offset=18446744073709551616", 422),
         ] {
             let uri = format!("/api/instructions?{query}");
-            let reply = send(
-                &f.server,
-                &Method::GET,
-                "/api/instructions",
-                Server::req(Method::GET, &uri),
-            )
-            .await;
+            let reply = get(&f.server, "/api/instructions", &uri).await;
             reply.expect_status(status);
         }
     });
@@ -1994,14 +1945,11 @@ fn fuzz_headers() {
                     "{:?}",
                     text
                 );
-                for block in text.split("\n\n").filter(|b| b.contains("data: ")) {
-                    let data = block
-                        .lines()
-                        .find_map(|l| l.strip_prefix("data: "))
-                        .unwrap_or("");
-                    let data: Value = serde_json::from_str(data)
-                        .map_err(|e| TestCaseError::fail(format!("{e}: {block}")))?;
-                    prop_assert!(data["type"].is_string(), "{}", block);
+                let frames = test_support::SseParser::default().feed(&first);
+                for block in frames.iter().filter(|f| !f.data.is_empty()) {
+                    let data: Value = serde_json::from_str(&block.data)
+                        .map_err(|e| TestCaseError::fail(format!("{e}: {block:?}")))?;
+                    prop_assert!(data["type"].is_string(), "{:?}", block);
                 }
                 return Ok(());
             }

@@ -24,40 +24,20 @@ use std::time::Duration;
 use mcp_adapter::tool::TOOL_NAME;
 use mcp_adapter::{Deliveries, QueueServer, TrackedTransport};
 use proptest::prelude::*;
-use proptest::test_runner::{RngSeed, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use queue_core::{
     AgentId, MemoryStore, Page, QueueName, Service, SettingsPatch, Status, StatusFilter,
 };
 use rmcp::ServiceExt;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use serde_json::{Value, json};
+use test_support::{Fuzz, json_tree};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 use tokio::runtime::Runtime;
 
 // ---------------------------------------------------------------------------
 // Running a property: bounded cases, a seed that a failure names.
 // ---------------------------------------------------------------------------
-
-fn long_run() -> bool {
-    std::env::var("LOCAL_MCP_LONG_TESTS").is_ok_and(|v| v == "1")
-}
-
-/// The seed of this run: `LOCAL_MCP_FUZZ_SEED` when given, a fresh one on a long
-/// run, else a fixed one so that a CI failure is one anybody can replay.
-fn seed() -> u64 {
-    if let Some(seed) = std::env::var("LOCAL_MCP_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
-        return seed;
-    }
-    if long_run() {
-        return std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-    }
-    0x10ca_13c9
-}
 
 /// The names of the threads that panicked, kept by the panic hook: a panic in
 /// any task (rmcp runs each request in its own) fails the case even when
@@ -103,17 +83,7 @@ fn fuzz<S>(
     S::Value: Debug,
 {
     watch_panics();
-    let seed = seed();
-    let config = ProptestConfig {
-        cases: if long_run() { cases * 20 } else { cases },
-        failure_persistence: None,
-        rng_seed: RngSeed::Fixed(seed),
-        max_shrink_iters: 256,
-        max_shrink_time: 60_000,
-        ..ProptestConfig::default()
-    };
-    let mut runner = TestRunner::new(config);
-    let result = runner.run(&strategy, |value| {
+    Fuzz::new(cases, 256).run("mcp-adapter", name, strategy, |value| {
         let before = panics(name);
         test(value)?;
         prop_assert_eq!(
@@ -123,12 +93,6 @@ fn fuzz<S>(
         );
         Ok(())
     });
-    if let Err(e) = result {
-        panic!(
-            "{name} failed with seed {seed}; replay with \
-             LOCAL_MCP_FUZZ_SEED={seed} cargo nextest run -p mcp-adapter {name}\n{e}"
-        );
-    }
 }
 
 /// A runtime whose threads are named after `test`.
@@ -446,14 +410,7 @@ fn any_json() -> BoxedStrategy<Value> {
             .map(Value::Number)),
         nasty_string().prop_map(Value::String),
     ];
-    leaf.prop_recursive(3, 24, 5, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            proptest::collection::vec((nasty_string(), inner), 0..5)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-    .boxed()
+    json_tree(leaf.boxed(), nasty_string(), 3, 24, 5)
 }
 
 /// Agent ids: valid ones of every length, and near misses.

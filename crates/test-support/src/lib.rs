@@ -1,19 +1,27 @@
 //! What local-mcp's tests share: temporary databases, the server in the test's
 //! own process ([`TestServer`]), `local-mcp` child processes for the tests that
-//! need one ([`Serve`], [`Proc`]), and one reader of live events ([`SseClient`],
-//! [`RawSse`], [`SseParser`]).
+//! need one ([`Serve`], [`Proc`]), one reader of live events ([`SseClient`],
+//! [`RawSse`], [`SseParser`]), the fault-injecting store ([`FaultyStore`]) and the
+//! fuzz runner ([`Fuzz`]).
 
 mod db;
+mod fuzz;
 mod pg;
 mod process;
 mod server;
 mod sse;
+mod ui;
 
 pub use db::{TempDb, as_store};
+pub use fuzz::{Fuzz, fuzz_seed, json_tree};
 pub use pg::{PG_URL_ENV, REQUIRE_PG_ENV, TempPg};
 pub use process::*;
 pub use server::TestServer;
 pub use sse::*;
+/// The one fault-injecting store wrapper, so a test that needs a failing store
+/// finds it beside the other fixtures.
+pub use store_contract::faults::{self, FaultyStore};
+pub use ui::{UI_CSP, UiFolder, ui_assets};
 
 /// Whether the long versions of the soak, fault and fuzz runs were asked for
 /// (`LOCAL_MCP_LONG_TESTS=1`, set by `bash .ci/run --long`); CI runs the quick ones.

@@ -292,27 +292,14 @@ impl Proc {
     /// panics on an error response, on a stdout line that is not JSON, or after
     /// `within`.
     pub async fn response(&mut self, id: u64, within: std::time::Duration) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let line = match tokio::time::timeout_at(deadline, self.stdout.next_line()).await {
-                Err(_) => panic!(
-                    "no response to request {id} within {within:?}:\n{}",
-                    self.log()
-                ),
-                Ok(Ok(Some(line))) => line,
-                Ok(other) => panic!("stdout closed ({other:?}):\n{}", self.log()),
-            };
-            let message: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-            if message["id"] != serde_json::json!(id) {
-                continue;
-            }
-            assert!(
-                message.get("error").is_none(),
-                "request {id} failed: {message}"
-            );
-            return message["result"].clone();
-        }
+        let Some(message) = self.response_or_exit(id, within).await else {
+            panic!("stdout closed before the response to {id}:\n{}", self.log())
+        };
+        assert!(
+            message.get("error").is_none(),
+            "request {id} failed: {message}"
+        );
+        message["result"].clone()
     }
 
     /// A request and its result.

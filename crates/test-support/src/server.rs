@@ -32,11 +32,24 @@ impl TestServer {
 
     /// Serves a fresh temporary database with the binary's defaults.
     pub async fn start() -> TestServer {
+        Self::start_changed(|_| {}).await
+    }
+
+    /// Serves a fresh temporary database with the binary's defaults as `change`
+    /// adjusts them.
+    pub async fn start_changed(change: impl FnOnce(&mut Config)) -> TestServer {
         let db = TempDb::new();
-        let config = Self::config(db.path());
-        let mut server = Self::start_with(config).await;
+        let mut server = Self::start_on(db.path(), change).await;
         server._db = Some(db);
         server
+    }
+
+    /// Serves `db` with the binary's defaults as `change` adjusts them, the usual
+    /// start of a test that needs one setting other than the default.
+    pub async fn start_on(db: &Path, change: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Self::config(db);
+        change(&mut config);
+        Self::start_with(config).await
     }
 
     /// Serves `config` on a free loopback port (its host and port are replaced).

@@ -16,6 +16,9 @@ pub struct SseFrame {
     pub retry: Option<String>,
     /// Comment lines (`: text`), without the colon and the one space after it.
     pub comments: Vec<String>,
+    /// Names of fields outside the SSE grammar, which a client ignores and a
+    /// test may refuse.
+    pub unknown: Vec<String>,
 }
 
 impl SseFrame {
@@ -102,9 +105,51 @@ impl SseParser {
                 }
                 frame.data.push_str(value);
             }
-            _ => {}
+            other => frame.unknown.push(other.to_owned()),
         }
     }
+
+    /// Whether no part of a frame is waiting for more bytes.
+    pub fn is_between_frames(&self) -> bool {
+        !self.started && self.line.is_empty()
+    }
+
+    /// The frames of a whole body read at once (an MCP answer sent as
+    /// `text/event-stream`); a last block without its blank line counts too.
+    pub fn parse_all(body: &[u8]) -> Vec<SseFrame> {
+        let mut parser = SseParser::default();
+        let mut frames = parser.feed(body);
+        frames.extend(parser.feed(b"\n\n"));
+        frames
+    }
+}
+
+/// A POST to an `/mcp` URL with the headers the streamable HTTP transport asks
+/// of a client; its answer's messages are [`mcp_messages`].
+pub fn mcp_post(http: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+    http.post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+}
+
+/// The JSON-RPC messages of an `/mcp` answer, which the transport sends as an
+/// SSE body or as plain JSON at its choice; data that is not JSON is skipped.
+pub fn mcp_messages(body: &str) -> Vec<serde_json::Value> {
+    SseParser::parse_all(body.as_bytes())
+        .into_iter()
+        .map(|frame| frame.data)
+        .chain(std::iter::once(body.trim().to_owned()))
+        .filter_map(|data| serde_json::from_str(&data).ok())
+        .collect()
+}
+
+/// The `structuredContent` of the tool result in an `/mcp` answer's body.
+pub fn mcp_tool_result(body: &str) -> serde_json::Value {
+    let message = mcp_messages(body)
+        .into_iter()
+        .find(|m| m.get("result").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC result in {body}"));
+    message["result"]["structuredContent"].clone()
 }
 
 type ByteStream =

@@ -1,8 +1,9 @@
 //! The fixture every test starts from: the real routes and guards in process, over
 //! an in-memory queue, with the event hub and the watcher running, plus helpers to
-//! send requests, check the invariants every response must keep, and read SSE.
+//! send requests, check the invariants every response must keep, and read SSE
+//! (with test_support's one parser).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -20,6 +21,7 @@ use futures_util::future::LocalBoxFuture;
 use http_api::{ApiState, Events, EventsOptions, HostPolicy, Protect, ServerInfo, UiFiles};
 use queue_core::{AgentId, Audit, AuditEntry, Fetch, MemoryStore, Service};
 use serde_json::{Value, json};
+use test_support::{SseFrame, SseParser};
 
 /// The `Host` every ordinary test request carries: a loopback name on the port the
 /// fixture's [`HostPolicy`] believes it serves.
@@ -301,7 +303,8 @@ impl Server {
             content_type,
             headers: res.headers().clone(),
             body: res.into_body(),
-            buf: Vec::new(),
+            parser: SseParser::default(),
+            ready: VecDeque::new(),
             seen: Vec::new(),
             cursor: 0,
         }
@@ -554,39 +557,30 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
-    fn parse(block: &str) -> Frame {
-        let mut frame = Frame::default();
-        let mut data: Vec<&str> = Vec::new();
-        for line in block.lines() {
-            if let Some(comment) = line.strip_prefix(':') {
-                frame.comments.push(comment.trim().to_owned());
-                continue;
-            }
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            // SSE strips exactly one space after the colon.
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            match field {
-                "id" => {
-                    frame.id = Some(
-                        value
-                            .parse()
-                            .unwrap_or_else(|_| panic!("a non-numeric id in {block:?}")),
-                    );
-                }
-                "event" => frame.event = Some(value.to_owned()),
-                "data" => data.push(value),
-                "retry" => frame.retry = value.parse().ok(),
-                other => panic!("unknown SSE field {other:?} in {block:?}"),
-            }
+    /// The typed view of a frame test_support's parser read: a numeric id and
+    /// JSON data, as every message of ours has.
+    fn from_wire(wire: SseFrame) -> Frame {
+        let block = format!("{wire:?}");
+        assert!(
+            wire.unknown.is_empty(),
+            "unknown SSE field {:?} in {block}",
+            wire.unknown
+        );
+        let id = wire.id.as_deref().map(|id| {
+            id.parse()
+                .unwrap_or_else(|_| panic!("a non-numeric id in {block}"))
+        });
+        let data = (!wire.data.is_empty()).then(|| {
+            serde_json::from_str(&wire.data)
+                .unwrap_or_else(|e| panic!("data is not JSON ({e}): {:?}", wire.data))
+        });
+        Frame {
+            id,
+            event: wire.event,
+            data,
+            retry: wire.retry.and_then(|r| r.parse().ok()),
+            comments: wire.comments,
         }
-        if !data.is_empty() {
-            let text = data.join("\n");
-            frame.data = Some(
-                serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("data is not JSON ({e}): {text:?}")),
-            );
-        }
-        frame
     }
 
     pub(crate) fn is(&self, event: &str) -> bool {
@@ -607,7 +601,9 @@ pub(crate) struct EventStream {
     pub(crate) content_type: String,
     pub(crate) headers: HeaderMap,
     body: BoxBody,
-    buf: Vec<u8>,
+    parser: SseParser,
+    /// Frames parsed but not yet read.
+    ready: VecDeque<Frame>,
     /// Every frame read so far.
     pub(crate) seen: Vec<Frame>,
     /// Where [`EventStream::next_matching`] looks next.
@@ -618,17 +614,16 @@ impl EventStream {
     /// Reads one more frame off the wire; `None` when the stream ended.
     async fn read_frame(&mut self) -> Option<Frame> {
         loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-                let block = String::from_utf8(block).expect("SSE is UTF-8");
-                let frame = Frame::parse(block.trim_end_matches('\n'));
+            if let Some(frame) = self.ready.pop_front() {
                 self.seen.push(frame.clone());
                 return Some(frame);
             }
             let body = &mut self.body;
             let chunk = poll_fn(|cx| Pin::new(&mut *body).poll_next(cx)).await;
             match chunk {
-                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Ok(bytes)) => self
+                    .ready
+                    .extend(self.parser.feed(&bytes).into_iter().map(Frame::from_wire)),
                 Some(Err(e)) => panic!("the event stream failed: {e}"),
                 None => return None,
             }
@@ -642,22 +637,13 @@ impl EventStream {
         what: &str,
         pred: impl Fn(&Frame) -> bool,
     ) -> Frame {
-        let found = tokio::time::timeout(PATIENCE, async {
-            loop {
-                if let Some(i) = self.seen[self.cursor..].iter().position(&pred) {
-                    let i = self.cursor + i;
-                    self.cursor = i + 1;
-                    return Some(self.seen[i].clone());
-                }
-                self.read_frame().await?;
-            }
-        })
-        .await;
-        match found {
-            Ok(Some(frame)) => frame,
-            Ok(None) => panic!("the stream ended before {what}; seen {:#?}", self.seen),
-            Err(_) => panic!("no {what} within {PATIENCE:?}; seen {:#?}", self.seen),
-        }
+        let i = self
+            .read_until(what, |seen, cursor| {
+                seen[cursor..].iter().position(&pred).map(|i| cursor + i)
+            })
+            .await;
+        self.cursor = i + 1;
+        self.seen[i].clone()
     }
 
     /// The next frame of type `event` after the cursor.
@@ -668,17 +654,30 @@ impl EventStream {
     /// Reads until `pred` holds for any frame seen so far, not moving the cursor:
     /// for messages whose place among the others is not fixed (`status.changed`).
     pub(crate) async fn find(&mut self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
+        let i = self
+            .read_until(what, |seen, _| seen.iter().position(&pred))
+            .await;
+        self.seen[i].clone()
+    }
+
+    /// Reads until `pick` finds a frame among those seen (given the cursor) and
+    /// returns its index; fails naming `what` when the stream ends or stalls.
+    async fn read_until(
+        &mut self,
+        what: &str,
+        pick: impl Fn(&[Frame], usize) -> Option<usize>,
+    ) -> usize {
         let found = tokio::time::timeout(PATIENCE, async {
             loop {
-                if let Some(f) = self.seen.iter().find(|f| pred(f)) {
-                    return Some(f.clone());
+                if let Some(i) = pick(&self.seen, self.cursor) {
+                    return Some(i);
                 }
                 self.read_frame().await?;
             }
         })
         .await;
         match found {
-            Ok(Some(frame)) => frame,
+            Ok(Some(i)) => i,
             Ok(None) => panic!("the stream ended before {what}; seen {:#?}", self.seen),
             Err(_) => panic!("no {what} within {PATIENCE:?}; seen {:#?}", self.seen),
         }

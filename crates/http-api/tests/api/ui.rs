@@ -5,26 +5,10 @@
 
 use actix_web::http::{Method, header};
 use http_api::UiFiles;
-use web_assets::Asset;
+
+use test_support::{UI_CSP, UiFolder, ui_assets};
 
 use crate::support::{OWN_ORIGIN, Reply, Server, Setup};
-
-/// The policy SPEC and the design ask of the UI's page.
-const UI_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; font-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-/// The embedded files of the UI (everything but the API docs under `docs/`).
-fn ui_assets() -> Vec<&'static Asset> {
-    let assets: Vec<_> = web_assets::all()
-        .iter()
-        .filter(|a| !a.path.starts_with("docs/"))
-        .collect();
-    assert!(
-        assets.iter().any(|a| a.path == "index.html"),
-        "no index.html embedded: {:?}",
-        assets.iter().map(|a| a.path).collect::<Vec<_>>()
-    );
-    assets
-}
 
 /// The headers every UI file carries; the policy on pages only.
 #[track_caller]
@@ -296,43 +280,28 @@ async fn a_foreign_host_or_origin_gets_403_on_the_page() {
 
 /// A folder of UI files on disk, with a secret next to it that must never be
 /// served.
-struct Folder {
-    tmp: tempfile::TempDir,
+fn ui_folder() -> UiFolder {
+    UiFolder::new(
+        &[
+            ("index.html", b"<!doctype html><title>disk</title>"),
+            ("css/base.css", b"body{margin:0}"),
+            ("fonts.woff2", &[0_u8, 1, 2, 255]),
+            (".hidden", b"hidden"),
+            ("docs/index.html", b"not the docs"),
+        ],
+        &[("Cargo.toml", b"secret")],
+    )
 }
 
-impl Folder {
-    fn new() -> Folder {
-        let tmp = tempfile::tempdir().expect("a temporary folder");
-        let root = tmp.path().join("assets");
-        std::fs::create_dir_all(root.join("css")).unwrap();
-        std::fs::create_dir_all(root.join("docs")).unwrap();
-        std::fs::write(
-            root.join("index.html"),
-            "<!doctype html><title>disk</title>",
-        )
-        .unwrap();
-        std::fs::write(root.join("css/base.css"), "body{margin:0}").unwrap();
-        std::fs::write(root.join("fonts.woff2"), [0_u8, 1, 2, 255]).unwrap();
-        std::fs::write(root.join(".hidden"), "hidden").unwrap();
-        std::fs::write(root.join("docs/index.html"), "not the docs").unwrap();
-        std::fs::write(tmp.path().join("Cargo.toml"), "secret").unwrap();
-        Folder { tmp }
-    }
-
-    fn root(&self) -> std::path::PathBuf {
-        self.tmp.path().join("assets")
-    }
-
-    async fn server(&self) -> Server {
-        let ui = UiFiles::directory(&self.root()).expect("the folder serves");
-        Setup::new().ui(ui).start().await
-    }
+async fn serve(folder: &UiFolder) -> Server {
+    let ui = UiFiles::directory(&folder.root()).expect("the folder serves");
+    Setup::new().ui(ui).start().await
 }
 
 #[actix_web::test]
 async fn a_folder_on_disk_serves_its_files_with_the_same_headers() {
-    let folder = Folder::new();
-    let srv = folder.server().await;
+    let folder = ui_folder();
+    let srv = serve(&folder).await;
     for (uri, file, content_type) in [
         ("/", "index.html", "text/html; charset=utf-8"),
         ("/index.html", "index.html", "text/html; charset=utf-8"),
@@ -361,8 +330,8 @@ async fn a_folder_on_disk_serves_its_files_with_the_same_headers() {
 
 #[actix_web::test]
 async fn a_folder_on_disk_revalidates_and_shows_edits_at_once() {
-    let folder = Folder::new();
-    let srv = folder.server().await;
+    let folder = ui_folder();
+    let srv = serve(&folder).await;
     let first = srv.get("/css/base.css").await;
     let etag = first.header("etag").expect("an ETag").to_owned();
     let fresh = srv
@@ -402,14 +371,11 @@ async fn a_folder_on_disk_revalidates_and_shows_edits_at_once() {
 
 #[actix_web::test]
 async fn a_folder_on_disk_serves_nothing_outside_it_or_hidden() {
-    let folder = Folder::new();
+    let folder = ui_folder();
     #[cfg(unix)]
-    std::os::unix::fs::symlink(
-        folder.tmp.path().join("Cargo.toml"),
-        folder.root().join("link.txt"),
-    )
-    .unwrap();
-    let srv = folder.server().await;
+    std::os::unix::fs::symlink(folder.outside("Cargo.toml"), folder.root().join("link.txt"))
+        .unwrap();
+    let srv = serve(&folder).await;
     for uri in NOWHERE
         .iter()
         .chain(&["/.hidden", "/link.txt", "/missing.js"])
