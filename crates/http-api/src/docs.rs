@@ -27,6 +27,17 @@ pub(crate) struct Body<'a> {
     pub(crate) immutable: bool,
 }
 
+impl From<&web_assets::Asset> for Body<'static> {
+    fn from(asset: &web_assets::Asset) -> Self {
+        Body {
+            bytes: asset.bytes,
+            content_type: asset.content_type,
+            etag: asset.etag,
+            immutable: asset.immutable,
+        }
+    }
+}
+
 /// A strong ETag for `bytes` (FNV-1a, 64 bits, quoted).
 pub(crate) fn etag_of(bytes: &[u8]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -191,15 +202,7 @@ pub(crate) async fn file(req: HttpRequest, file: web::Path<String>) -> HttpRespo
 fn send(req: &HttpRequest, file: &str) -> HttpResponse {
     let name = if file.is_empty() { "index.html" } else { file };
     match web_assets::get(&format!("docs/{name}")) {
-        Some(asset) => respond(
-            req,
-            Body {
-                bytes: asset.bytes,
-                content_type: asset.content_type,
-                etag: asset.etag,
-                immutable: asset.immutable,
-            },
-        ),
+        Some(asset) => respond(req, Body::from(asset)),
         None => {
             ApiError::NotFound(format!("the API docs have no file {:?}", req.path())).to_response()
         }

@@ -163,16 +163,7 @@ fn ui_path(decoded: &str) -> Option<&str> {
 
 fn embedded(req: &HttpRequest, name: &str) -> Option<HttpResponse> {
     let asset = web_assets::get(name)?;
-    Some(docs::respond_with(
-        req,
-        Body {
-            bytes: asset.bytes,
-            content_type: asset.content_type,
-            etag: asset.etag,
-            immutable: asset.immutable,
-        },
-        UI_CSP,
-    ))
+    Some(docs::respond_with(req, Body::from(asset), UI_CSP))
 }
 
 /// The file `name` under `dir`, with actix-files' `ETag`, `Last-Modified`, 304 and

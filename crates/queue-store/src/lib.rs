@@ -211,6 +211,19 @@ impl SqliteStore {
     }
 }
 
+/// The versions of the migrations this build carries, to tell a database written
+/// by a newer build (it has versions this one does not know).
+pub(crate) fn migration_versions<DB: diesel::backend::Backend>(
+    migrations: &impl diesel::migration::MigrationSource<DB>,
+) -> Result<Vec<String>, StoreError> {
+    Ok(migrations
+        .migrations()
+        .map_err(|e| StoreError::Other(e.to_string()))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect())
+}
+
 fn store_error(e: QueueError) -> StoreError {
     match e {
         QueueError::Store(s) => s,
@@ -276,12 +289,7 @@ fn check_schema(conn: &mut SqliteConnection, path: &Path) -> Result<(), StoreErr
         diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
             .load(conn)
             .map_err(db_error)?;
-    let known: Vec<String> =
-        diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
-            .map_err(|e| StoreError::Other(e.to_string()))?
-            .iter()
-            .map(|m| m.name().version().to_string())
-            .collect();
+    let known = migration_versions::<diesel::sqlite::Sqlite>(&MIGRATIONS)?;
     let newest_known = known.iter().max().cloned().unwrap_or_default();
     if let Some(unknown) = applied
         .iter()

@@ -37,15 +37,7 @@ fn find_locked(c: &mut Conn, id: InstructionId) -> Result<Option<Instruction>> {
 }
 
 fn pending_locked(c: &mut Conn, queue: &QueueName) -> Result<Vec<Instruction>> {
-    instructions::table
-        .filter(instructions::queue.eq(queue.as_str()))
-        .filter(instructions::status.eq(Status::Pending.as_str()))
-        .order((
-            instructions::position,
-            instructions::created_at,
-            instructions::id,
-        ))
-        .select(InstructionRow::as_select())
+    pending_rows!(queue)
         .load(c)?
         .into_iter()
         .map(InstructionRow::into_domain)

@@ -522,3 +522,19 @@ macro_rules! claimable {
             ))
     };
 }
+
+/// A queue's pending rows in queue order, as reorder and the head position need
+/// them; each dialect's `pending_locked` adds its own locking.
+macro_rules! pending_rows {
+    ($queue:expr) => {
+        instructions::table
+            .filter(instructions::queue.eq($queue.as_str()))
+            .filter(instructions::status.eq(Status::Pending.as_str()))
+            .order((
+                instructions::position,
+                instructions::created_at,
+                instructions::id,
+            ))
+            .select(InstructionRow::as_select())
+    };
+}

@@ -219,12 +219,7 @@ fn migrate_locked(conn: &mut PgConnection, url: &str) -> Result<(), StoreError> 
         _ => Err(e),
     })
     .map_err(pg_error)?;
-    let known: Vec<String> =
-        diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
-            .map_err(|e| StoreError::Other(e.to_string()))?
-            .iter()
-            .map(|m| m.name().version().to_string())
-            .collect();
+    let known = crate::migration_versions::<diesel::pg::Pg>(&MIGRATIONS)?;
     if let Some(unknown) = applied
         .iter()
         .map(|r| r.version.clone())
