@@ -131,7 +131,6 @@ pub(crate) fn protect(
     responses(
         (status = 308, description = "Go to `/docs/` (with the same query string).",
             headers(("Location" = String, description = "`/docs/`"))),
-        (status = 403, response = doc::Forbidden),
     ),
 )]
 pub(crate) async fn redirect(req: HttpRequest) -> HttpResponse {
@@ -162,7 +161,6 @@ pub(crate) async fn redirect(req: HttpRequest) -> HttpResponse {
                 ("Content-Security-Policy" = String, description = "`default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'`"),
             )),
         (status = 304, response = inline(doc::NotModified)),
-        (status = 403, response = doc::Forbidden),
     ),
 )]
 pub(crate) async fn index(req: HttpRequest) -> HttpResponse {
@@ -190,7 +188,6 @@ pub(crate) async fn index(req: HttpRequest) -> HttpResponse {
                 ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
             )),
         (status = 304, response = inline(doc::NotModified)),
-        (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
     ),
 )]

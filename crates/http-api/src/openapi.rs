@@ -7,14 +7,17 @@
 //!   [`ApiDoc`]. Their bodies name the structs that write or read them, through
 //!   the [`ToSchema`] impls below, which carry schemars' names; their parameters
 //!   come from [`IntoParams`] types ([`routes::ListQuery`] and the ones here);
-//!   their error answers are `$ref`s to the [`ToResponse`] types of [`ERRORS`],
-//!   and the 304s and the event stream's 200 are [`ToResponse`] types too;
+//!   the error answers only their handler gives (404, 409) are `$ref`s to the
+//!   [`ToResponse`] types of [`ERRORS`], and the 304s and the event stream's
+//!   200 are [`ToResponse`] types too;
 //! - `components/schemas`: derived with schemars from the same structs
 //!   ([`crate::json`], [`crate::error`], the envelope of [`crate::events`], the
 //!   request and listing structs of [`crate::routes`]); `ConfigPatch` is
 //!   `Config` opened to any subset, here;
-//! - `components/responses` (the shared errors), the bearer scheme, `info`
-//!   and the 413 every operation can get: utoipa's builders here ([`Guards`]);
+//! - `components/responses` (the shared errors), the bearer scheme, `info`,
+//!   and the errors that follow from the guards and from what an operation
+//!   declares (its scheme, body, parameters; see [`guarded`]): utoipa's
+//!   builders here ([`Guards`]);
 //!   tags and servers: [`ApiDoc`]'s attribute.
 //!
 //! `tests/openapi.rs` drives the real server through every operation and checks
@@ -34,7 +37,7 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::info::{InfoBuilder, LicenseBuilder};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, SchemaType, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, OpenApi as Document, Ref, RefOr, Required, Response, ResponseBuilder,
 };
@@ -140,7 +143,6 @@ pub fn openapi_document() -> &'static Value {
                 ("Cache-Control" = String, description = "`no-cache` (revalidate with the ETag), or `public, max-age=31536000, immutable` for vendored files whose URL changes with their version."),
             )),
         (status = 304, response = inline(NotModified)),
-        (status = 403, response = Forbidden),
     ),
 )]
 pub(crate) async fn serve(req: HttpRequest) -> HttpResponse {
@@ -170,9 +172,9 @@ fn build() -> Value {
     document
 }
 
-/// What no one handler says: `info`, the bearer scheme, and the 413 of every
-/// operation (the guard refuses a request whose `Content-Length` is over the
-/// limit before any route is looked at, whether or not the route reads a body).
+/// What no one handler says: `info`, the bearer scheme, and on each operation
+/// the shared errors of [`guarded`], so that every route with the same guards,
+/// body and parameters lists the same ones.
 struct Guards;
 
 impl Modify for Guards {
@@ -204,13 +206,66 @@ impl Modify for Guards {
             .into_iter()
             .flatten()
             {
-                operation.responses.responses.insert(
-                    "413".into(),
-                    RefOr::Ref(Ref::from_response_name(PayloadTooLarge::response().0)),
-                );
+                for status in guarded(operation) {
+                    operation.responses.responses.insert(
+                        status.to_string(),
+                        RefOr::Ref(Ref::from_response_name(error_response(status).0)),
+                    );
+                }
             }
         }
     }
+}
+
+/// The shared errors an operation can get from what stands around its handler
+/// rather than from the handler itself, read off what the operation declares:
+/// - 403 and 413: the Host/Origin guard and the size guard, in front of every
+///   route (the size guard goes by `Content-Length` before any route is looked
+///   at, whether or not the route reads a body);
+/// - 401: the token guard, which covers exactly the routes that declare the
+///   bearer scheme (`/api/*`);
+/// - 415: the `Content-Type` guard, on every route that takes a body;
+/// - 400: the JSON reader, when the body is required (an optional one, as
+///   `requeue`'s, is never read);
+/// - 422: an `/api` route that reads a path or query parameter or a body
+///   checks it (the docs routes answer an unknown file with 404 instead);
+/// - 503: every `/api` route reads or writes the store, except the live
+///   stream, which is fed from memory and is the one answered with
+///   `text/event-stream`.
+fn guarded(operation: &utoipa::openapi::path::Operation) -> Vec<u16> {
+    let api = operation.security.as_ref().is_some_and(|requirements| {
+        requirements.contains(&SecurityRequirement::new(
+            "bearerAuth",
+            Vec::<String>::new(),
+        ))
+    });
+    let body = operation.request_body.as_ref();
+    let body_required = matches!(
+        body,
+        Some(RefOr::T(body)) if body.required == Some(Required::True)
+    );
+    let reads_input = body.is_some()
+        || operation.parameters.iter().flatten().any(|parameter| {
+            matches!(
+                parameter,
+                RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query)
+            )
+        });
+    let streams = operation.responses.responses.values().any(
+        |response| matches!(response, RefOr::T(r) if r.content.contains_key("text/event-stream")),
+    );
+    [
+        (403, true),
+        (413, true),
+        (401, api),
+        (415, body.is_some()),
+        (400, body_required),
+        (422, api && reads_input),
+        (503, api && !streams),
+    ]
+    .into_iter()
+    .filter_map(|(status, applies)| applies.then_some(status))
+    .collect()
 }
 
 fn info() -> utoipa::openapi::Info {

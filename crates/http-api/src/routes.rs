@@ -33,7 +33,6 @@ type Result<T, E = ApiError> = std::result::Result<T, E>;
     description = "Answers as long as the process serves HTTP; reads nothing from the database. Never needs a token.",
     responses(
         (status = 200, description = "The server is up.", body = doc::Health),
-        (status = 403, response = doc::Forbidden),
     ),
 )]
 pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
@@ -81,10 +80,6 @@ pub(crate) struct QueueQuery {
     security(("bearerAuth" = []), ()),
     responses(
         (status = 200, description = "The status.", body = doc::Status),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 422, response = doc::Validation),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn status(
@@ -128,9 +123,6 @@ pub(crate) async fn status(
     security(("bearerAuth" = []), ()),
     responses(
         (status = 200, description = "The queues.", body = doc::QueueList),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn queues(state: web::Data<ApiState>) -> Result<HttpResponse> {
@@ -225,10 +217,6 @@ fn count(name: &str, value: Option<&str>) -> Result<Option<u64>> {
     security(("bearerAuth" = []), ()),
     responses(
         (status = 200, description = "One page of instructions and the total count.", body = doc::ItemList),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 422, response = doc::Validation),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn list(
@@ -375,12 +363,6 @@ pub(crate) struct NewBody {
     security(("bearerAuth" = []), ()),
     responses(
         (status = 201, description = "Queued.", body = doc::ItemEnvelope),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 415, response = doc::UnsupportedMediaType),
-        (status = 422, response = doc::Validation),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn create(
@@ -453,11 +435,7 @@ fn parse_id(text: &str) -> Result<InstructionId> {
     security(("bearerAuth" = []), ()),
     responses(
         (status = 200, description = "The instruction.", body = doc::ItemEnvelope),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
-        (status = 422, response = doc::Validation),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn get(
@@ -483,14 +461,8 @@ pub(crate) async fn get(
     security(("bearerAuth" = []), ()),
     responses(
         (status = 200, description = "The instruction as changed.", body = doc::ItemEnvelope),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
         (status = 409, response = doc::Conflict),
-        (status = 415, response = doc::UnsupportedMediaType),
-        (status = 422, response = doc::Validation),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn edit(
@@ -519,12 +491,8 @@ pub(crate) async fn edit(
     security(("bearerAuth" = []), ()),
     responses(
         (status = 204, description = "Deleted. No body."),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
         (status = 409, response = doc::Conflict),
-        (status = 422, response = doc::Validation),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn delete(
@@ -552,13 +520,8 @@ pub(crate) async fn delete(
     security(("bearerAuth" = []), ()),
     responses(
         (status = 201, description = "The new pending copy.", body = doc::ItemEnvelope),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
         (status = 409, response = doc::Conflict),
-        (status = 415, response = doc::UnsupportedMediaType),
-        (status = 422, response = doc::Validation),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn requeue(
@@ -607,13 +570,7 @@ pub(crate) struct ReorderBody {
     security(("bearerAuth" = []), ()),
     responses(
         (status = 200, description = "The pending instructions in their new order.", body = doc::ReorderResult),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
         (status = 409, response = doc::Conflict),
-        (status = 415, response = doc::UnsupportedMediaType),
-        (status = 422, response = doc::Validation),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn reorder(
@@ -646,9 +603,6 @@ pub(crate) async fn reorder(
     security(("bearerAuth" = []), ()),
     responses(
         (status = 200, description = "The settings.", body = doc::Config),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn get_config(state: web::Data<ApiState>) -> Result<HttpResponse> {
@@ -676,12 +630,6 @@ pub(crate) struct ConfigBody {
     security(("bearerAuth" = []), ()),
     responses(
         (status = 200, description = "The settings in force afterwards.", body = doc::Config),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 415, response = doc::UnsupportedMediaType),
-        (status = 422, response = doc::Validation),
-        (status = 503, response = doc::Unavailable),
     ),
 )]
 pub(crate) async fn patch_config(
@@ -752,9 +700,6 @@ pub(crate) async fn patch_config(
     security(("bearerAuth" = []), ()),
     responses(
         (status = 200, response = inline(doc::EventStream)),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 422, response = doc::Validation),
     ),
 )]
 pub(crate) async fn events(
