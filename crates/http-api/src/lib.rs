@@ -2,7 +2,7 @@
 //! over SSE, the guards of SPEC §5, and the web UI at `/` ([`UiFiles`]).
 //!
 //! [`configure`] adds the routes to an actix `App`; wrap the `App` in
-//! [`Protect::new`] (Host/Origin, content type, body limit). The binary mounts
+//! [`Protect::new`] (Host/Origin, content type, body limit). The server (`local-mcp-server`) mounts
 //! `/mcp` next to the routes, wrapped in the token guard
 //! ([`ApiState::token_guard`]) like `/api`. Both guards are actix `from_fn`
 //! middleware.
@@ -81,7 +81,7 @@ impl ApiState {
         self
     }
 
-    /// The guard for `/api` (and, in the binary, `/mcp`), for `wrap`: the token,
+    /// The guard for `/api` (and, in the server, `/mcp`), for `wrap`: the token,
     /// with refusals recorded in the audit log.
     pub fn token_guard<S, B>(
         &self,

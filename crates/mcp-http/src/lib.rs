@@ -6,7 +6,7 @@
 //! `notifications/cancelled` on the stateless path. So each request gets a
 //! [`Connection`] whose response body reports an early drop, the server aborts a
 //! connection as soon as its client half-closes it (`h1_allow_half_closed(false)`
-//! in `serve`), and cancellations are read off the request bodies here and routed
+//! in `local-mcp-server`), and cancellations are read off the request bodies here and routed
 //! through [`Cancellations`].
 
 #![deny(missing_docs)]
