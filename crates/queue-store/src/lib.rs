@@ -211,6 +211,15 @@ impl SqliteStore {
     }
 }
 
+/// The newest of the `applied` migrations this build does not know: the mark of
+/// a database written by a newer build.
+pub(crate) fn newest_unknown<'a>(
+    applied: impl Iterator<Item = &'a String>,
+    known: &[String],
+) -> Option<String> {
+    applied.filter(|v| !known.contains(v)).max().cloned()
+}
+
 /// The versions of the migrations this build carries, to tell a database written
 /// by a newer build (it has versions this one does not know).
 pub(crate) fn migration_versions<DB: diesel::backend::Backend>(
@@ -291,12 +300,7 @@ fn check_schema(conn: &mut SqliteConnection, path: &Path) -> Result<(), StoreErr
             .map_err(db_error)?;
     let known = migration_versions::<diesel::sqlite::Sqlite>(&MIGRATIONS)?;
     let newest_known = known.iter().max().cloned().unwrap_or_default();
-    if let Some(unknown) = applied
-        .iter()
-        .map(|r| r.version.clone())
-        .filter(|v| !known.contains(v))
-        .max()
-    {
+    if let Some(unknown) = newest_unknown(applied.iter().map(|r| &r.version), &known) {
         return Err(StoreError::NewerSchema {
             path: path.display().to_string(),
             found: unknown,

@@ -36,13 +36,7 @@ fn find_locked(c: &mut Conn, id: InstructionId) -> Result<Option<Instruction>> {
     find(c, id)
 }
 
-fn pending_locked(c: &mut Conn, queue: &QueueName) -> Result<Vec<Instruction>> {
-    pending_rows!(queue)
-        .load(c)?
-        .into_iter()
-        .map(InstructionRow::into_domain)
-        .collect()
-}
+pending_locked!();
 
 fn generation_locked(c: &mut Conn, caller: &Caller) -> Result<Option<i64>> {
     Ok(agents::table

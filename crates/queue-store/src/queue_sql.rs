@@ -523,18 +523,27 @@ macro_rules! claimable {
     };
 }
 
-/// A queue's pending rows in queue order, as reorder and the head position need
-/// them; each dialect's `pending_locked` adds its own locking.
-macro_rules! pending_rows {
-    ($queue:expr) => {
-        instructions::table
-            .filter(instructions::queue.eq($queue.as_str()))
-            .filter(instructions::status.eq(Status::Pending.as_str()))
-            .order((
-                instructions::position,
-                instructions::created_at,
-                instructions::id,
-            ))
-            .select(InstructionRow::as_select())
+/// `pending_locked` of a dialect: a queue's pending instructions in queue order,
+/// as reorder and the head position need them, each row locked by the dialect's
+/// `lock` (`for_update` on PostgreSQL; none on SQLite, whose one writer locks the
+/// whole database).
+macro_rules! pending_locked {
+    ($($lock:ident)?) => {
+        fn pending_locked(c: &mut Conn, queue: &QueueName) -> Result<Vec<Instruction>> {
+            instructions::table
+                .filter(instructions::queue.eq(queue.as_str()))
+                .filter(instructions::status.eq(Status::Pending.as_str()))
+                .order((
+                    instructions::position,
+                    instructions::created_at,
+                    instructions::id,
+                ))
+                .select(InstructionRow::as_select())
+                $(.$lock())?
+                .load(c)?
+                .into_iter()
+                .map(InstructionRow::into_domain)
+                .collect()
+        }
     };
 }

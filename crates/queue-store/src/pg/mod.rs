@@ -220,12 +220,7 @@ fn migrate_locked(conn: &mut PgConnection, url: &str) -> Result<(), StoreError> 
     })
     .map_err(pg_error)?;
     let known = crate::migration_versions::<diesel::pg::Pg>(&MIGRATIONS)?;
-    if let Some(unknown) = applied
-        .iter()
-        .map(|r| r.version.clone())
-        .filter(|v| !known.contains(v))
-        .max()
-    {
+    if let Some(unknown) = crate::newest_unknown(applied.iter().map(|r| &r.version), &known) {
         return Err(StoreError::NewerSchema {
             path: redacted(url),
             found: unknown,

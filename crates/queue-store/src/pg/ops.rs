@@ -47,14 +47,7 @@ fn find_locked(c: &mut Conn, id: InstructionId) -> Result<Option<Instruction>> {
         .transpose()
 }
 
-fn pending_locked(c: &mut Conn, queue: &QueueName) -> Result<Vec<Instruction>> {
-    pending_rows!(queue)
-        .for_update()
-        .load(c)?
-        .into_iter()
-        .map(InstructionRow::into_domain)
-        .collect()
-}
+pending_locked!(for_update);
 
 fn generation_locked(c: &mut Conn, caller: &Caller) -> Result<Option<i64>> {
     Ok(agents::table
